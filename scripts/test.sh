@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The one test command (README "Tests"): installs what the tests need on a fresh machine,
+# then checks formatting, lints, and runs every test. CI runs exactly this (.ci/run).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+# Integration tests talk to a real Dovecot started by the harness.
+command -v dovecot >/dev/null 2>&1 || need_apt+=(dovecot-core dovecot-imapd)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "==> installing ${need_apt[*]}"
+  if [ "$(id -u)" -eq 0 ]; then SUDO=""; else SUDO="sudo"; fi
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+fi
+
+echo "==> cargo fmt --check"
+cargo fmt --all -- --check
+echo "==> cargo clippy --all-targets -- -D warnings"
+cargo clippy --all-targets --locked -- -D warnings
+echo "==> cargo test"
+cargo test --locked --all-targets
+echo "==> all tests passed"

@@ -1,0 +1,303 @@
+//! `mailtriage check`: validate profiles and preview, for each member, which mail will
+//! reach them — categories, roles, top keywords, name triggers and folders.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Result;
+
+use super::{out, outln};
+use crate::profile::{NotRouted, Profile};
+use crate::triage::names::Kind;
+
+/// The profiles to check: those given, or every profiles/*.yaml.
+fn targets(files: &[PathBuf]) -> Vec<PathBuf> {
+    if !files.is_empty() {
+        return files.to_vec();
+    }
+    let mut found: Vec<PathBuf> = std::fs::read_dir("profiles")
+        .map(|rd| {
+            rd.filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
+                .collect()
+        })
+        .unwrap_or_default();
+    found.sort();
+    found
+}
+
+/// Runs `check`.
+pub fn run(files: &[PathBuf]) -> Result<ExitCode> {
+    let targets = targets(files);
+    if targets.is_empty() {
+        anyhow::bail!("nothing to check: pass profile files, or run where profiles/*.yaml exist");
+    }
+    let mut failed = 0;
+    for (i, path) in targets.iter().enumerate() {
+        if i > 0 {
+            outln!();
+        }
+        match Profile::load(path) {
+            Ok(p) => out!("{}", preview(&p)),
+            Err(e) => {
+                failed += 1;
+                eprint!("{e}");
+                eprintln!("{}: rejected", path.display());
+            }
+        }
+    }
+    Ok(if failed > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn top_keywords(p: &Profile, set: usize, n: usize) -> String {
+    let Some(s) = p.matcher.set(set) else {
+        return String::new();
+    };
+    let mut entries: Vec<(&str, f64)> = s
+        .entries
+        .iter()
+        .map(|e| (e.keyword.as_str(), e.weight))
+        .chain(s.patterns.iter().map(|pe| (pe.source.as_str(), pe.weight)))
+        .collect();
+    entries.sort_by(|a, b| b.1.partial_cmp(&a.1).unwrap_or(std::cmp::Ordering::Equal));
+    let shown: Vec<String> = entries
+        .iter()
+        .take(n)
+        .map(|(k, _)| (*k).to_string())
+        .collect();
+    let more = entries.len().saturating_sub(n);
+    if more > 0 {
+        format!("{} … (+{more})", shown.join(", "))
+    } else {
+        shown.join(", ")
+    }
+}
+
+fn folder_of(p: &Profile, category: &str, member: &str, role: &str) -> String {
+    p.routing.folder.render(category, member, role).join("/")
+}
+
+/// The responsibilities preview for a valid profile.
+pub fn preview(p: &Profile) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{}: OK — {} ({} members, {} roles, categories {})",
+        p.file,
+        p.business.name,
+        p.members.len(),
+        p.roles.len(),
+        p.categories
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let fallback = p.routing.fallback_role;
+    for (mi, m) in p.members.iter().enumerate() {
+        let _ = writeln!(out);
+        let contact = m
+            .email
+            .as_deref()
+            .map(|e| format!(" <{e}>"))
+            .unwrap_or_default();
+        let _ = writeln!(out, "Email routing for {}{contact}", m.name);
+        let labels: Vec<String> = m
+            .roles
+            .iter()
+            .filter_map(|&r| p.roles.get(r))
+            .map(|r| format!("{} ({}, weight {})", r.label, r.id, r.weight))
+            .collect();
+        let _ = writeln!(out, "  Roles: {}", labels.join(" + "));
+        for (ci, cat) in p.categories.iter().enumerate() {
+            let via: Vec<usize> = m
+                .roles
+                .iter()
+                .copied()
+                .filter(|&r| {
+                    p.roles
+                        .get(r)
+                        .is_some_and(|role| role.categories.contains(&ci))
+                })
+                .collect();
+            let Some(&first) = via.first() else { continue };
+            let labels: Vec<&str> = via
+                .iter()
+                .filter_map(|&r| p.roles.get(r))
+                .map(|r| r.label.as_str())
+                .collect();
+            let others: Vec<&str> = p
+                .members
+                .iter()
+                .enumerate()
+                .filter(|(oi, o)| *oi != mi && o.roles.iter().any(|r| via.contains(r)))
+                .map(|(_, o)| o.name.as_str())
+                .collect();
+            let shared = if others.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "  (shared with {}: higher content score, then lower load)",
+                    others.join(", ")
+                )
+            };
+            let role_id = p
+                .roles
+                .get(first)
+                .map(|r| r.id.as_str())
+                .unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "  • {} mail → {}   as {}{shared}",
+                cat.name,
+                folder_of(p, &cat.name, &m.name, role_id),
+                labels.join(" + ")
+            );
+        }
+        for &ci in &p.routing.content_match {
+            let Some(cat) = p.categories.get(ci) else {
+                continue;
+            };
+            let about: Vec<String> = m
+                .roles
+                .iter()
+                .filter_map(|&r| p.roles.get(r))
+                .filter(|r| {
+                    p.matcher
+                        .set(r.set)
+                        .is_some_and(|s| !s.entries.is_empty() || !s.patterns.is_empty())
+                })
+                .map(|r| format!("{} [{}]", r.label, top_keywords(p, r.set, 6)))
+                .collect();
+            if !about.is_empty() {
+                let _ = writeln!(
+                    out,
+                    "  • {} mail when their roles score highest → {}\n      about: {}",
+                    cat.name,
+                    folder_of(p, &cat.name, &m.name, ""),
+                    about.join("; ")
+                );
+            }
+        }
+        if fallback.is_some_and(|f| m.roles.contains(&f)) {
+            let _ = writeln!(
+                out,
+                "  • fallback: MANAGER mail no role matched, and categories nobody else handles"
+            );
+        }
+        if !m.addresses.is_empty() {
+            let _ = writeln!(out, "  • any mail addressed to {}", m.addresses.join(", "));
+        }
+        let triggers: Vec<String> = p
+            .names
+            .triggers(mi)
+            .into_iter()
+            .map(|(t, k)| match k {
+                Kind::First => format!("\"{t}\" (capitalised)"),
+                _ => format!("\"{t}\""),
+            })
+            .collect();
+        if !triggers.is_empty() {
+            let _ = writeln!(out, "  • any mention of {}", triggers.join(", "));
+        }
+        let alerts: Vec<String> = crate::triage::Level::ALL
+            .iter()
+            .rev()
+            .filter_map(|&l| {
+                let a = &p.escalation.actions[l as usize];
+                let mut why = Vec::new();
+                if a.notify.iter().any(|n| n == "recipient") {
+                    why.push("as recipient");
+                }
+                if a.notify.iter().any(|n| n == "fallback")
+                    && fallback.is_some_and(|f| m.roles.contains(&f))
+                {
+                    why.push("as fallback");
+                }
+                if a.notify.contains(&m.name) {
+                    why.push("by name");
+                }
+                (!why.is_empty()).then(|| format!("{l} ({})", why.join(", ")))
+            })
+            .collect();
+        if !alerts.is_empty() {
+            let _ = writeln!(out, "  Escalation alerts: {}", alerts.join("; "));
+        }
+    }
+    let _ = writeln!(out);
+    let _ = writeln!(out, "Categories");
+    for (ci, c) in p.categories.iter().enumerate() {
+        let handlers: Vec<&str> = p
+            .roles
+            .iter()
+            .filter(|r| r.categories.contains(&ci))
+            .map(|r| r.id.as_str())
+            .collect();
+        let how = if p.routing.content_match.contains(&ci) {
+            "content match over every member's roles".to_string()
+        } else if handlers.is_empty() {
+            "no role handles it → fallback role holder".to_string()
+        } else {
+            format!("handled by {}", handlers.join(", "))
+        };
+        let dflt = if ci == p.routing.default_category {
+            ", default"
+        } else {
+            ""
+        };
+        let _ = writeln!(
+            out,
+            "  {:<9} threshold {}{dflt}; {how}\n            keywords: {}",
+            c.name,
+            c.threshold,
+            top_keywords(p, c.set, 8)
+        );
+    }
+    let _ = writeln!(out);
+    let nr = |n: &NotRouted| match n {
+        NotRouted::Leave => "left in place".to_string(),
+        NotRouted::Folder(f) => format!("filed in {}", f.join("/")),
+    };
+    let _ = writeln!(
+        out,
+        "Not routed to people: lists {}, bulk {}, auto-replies {}, own mail {}",
+        nr(&p.routing.lists),
+        nr(&p.routing.bulk),
+        nr(&p.routing.auto_replies),
+        nr(&p.routing.own_mail)
+    );
+    let mode = serde_json::to_value(p.escalation.mode)
+        .ok()
+        .and_then(|v| v.as_str().map(String::from))
+        .unwrap_or_default();
+    let _ = writeln!(
+        out,
+        "Escalation: {mode}, sentiment threshold {} (HIGH at {}, URGENT at {})",
+        p.escalation.threshold, p.escalation.high_at, p.escalation.urgent_at
+    );
+    for (text, members) in p.names.ambiguous() {
+        let who: Vec<&str> = members
+            .iter()
+            .filter_map(|&i| p.members.get(i))
+            .map(|m| m.name.as_str())
+            .collect();
+        let _ = writeln!(
+            out,
+            "note: \"{text}\" names several members ({}); it is ignored — full names still count",
+            who.join(", ")
+        );
+    }
+    for m in p.members.iter().filter(|m| m.email.is_none()) {
+        let _ = writeln!(
+            out,
+            "note: {} has no email: mail addressed to them cannot be recognised, and alerts cannot reach them",
+            m.name
+        );
+    }
+    out
+}

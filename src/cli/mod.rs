@@ -1,0 +1,135 @@
+//! The `mailtriage` command line (SPEC §11). Each subcommand is one call into its module.
+//!
+//! Exit codes: 0 success, 1 invalid input (the error is printed), 2 usage errors.
+
+mod check;
+mod inputs;
+mod triage_cmd;
+
+/// Writes to stdout; a closed pipe (`mailtriage triage … | head`) ends the command quietly.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let mut out = std::io::stdout().lock();
+        writeln!(out, $($arg)*).map_err(anyhow::Error::from)?;
+    }};
+}
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let mut out = std::io::stdout().lock();
+        write!(out, $($arg)*).map_err(anyhow::Error::from)?;
+    }};
+}
+pub(crate) use {out, outln};
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// Files every new business email into the folder of the team member who should handle it.
+#[derive(Debug, Parser)]
+#[command(name = "mailtriage", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Output format of `explain`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ExplainFormat {
+    Text,
+    Json,
+}
+
+/// Output format of `triage`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TriageFormat {
+    Table,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Validate profiles and preview each member's responsibilities.
+    Check {
+        /// Profile files (default: every profiles/*.yaml).
+        files: Vec<PathBuf>,
+    },
+    /// Explain the decision for one message: every keyword, weight and score behind it.
+    Explain {
+        /// The message (.eml file).
+        message: PathBuf,
+        /// The business profile to triage against.
+        #[arg(long, short)]
+        profile: Option<PathBuf>,
+        #[arg(long, value_enum, default_value_t = ExplainFormat::Text)]
+        format: ExplainFormat,
+        /// An address of the watched mailbox (its own mail is not routed); repeatable.
+        #[arg(long = "account-address")]
+        account_addresses: Vec<String>,
+    },
+    /// Triage messages offline: .eml files, directories, Maildirs or mbox files.
+    Triage {
+        /// Files or directories.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        #[arg(long, short)]
+        profile: Option<PathBuf>,
+        #[arg(long, value_enum, default_value_t = TriageFormat::Table)]
+        format: TriageFormat,
+        /// An address of the watched mailbox (its own mail is not routed); repeatable.
+        #[arg(long = "account-address")]
+        account_addresses: Vec<String>,
+    },
+    /// Print the JSON Schema of the profile file (for editors).
+    Schema,
+}
+
+/// Runs the command line; returns the process exit code.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+        }
+    };
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            let broken_pipe = e
+                .downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe);
+            if broken_pipe {
+                return ExitCode::SUCCESS;
+            }
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Check { files } => check::run(&files),
+        Command::Explain {
+            message,
+            profile,
+            format,
+            account_addresses,
+        } => triage_cmd::explain(&message, profile.as_deref(), format, &account_addresses),
+        Command::Triage {
+            paths,
+            profile,
+            format,
+            account_addresses,
+        } => triage_cmd::triage(&paths, profile.as_deref(), format, &account_addresses),
+        Command::Schema => {
+            let schema = crate::profile::Profile::json_schema();
+            outln!("{}", serde_json::to_string_pretty(&schema)?);
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

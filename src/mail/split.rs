@@ -1,0 +1,310 @@
+//! Separates what the sender just wrote from what they quoted and from their signature.
+//!
+//! Only the new text counts toward scores and name mentions: a complaint quoted from an
+//! earlier thread, a name in a signature, or "Thanks, Sarah" at the bottom must not steer
+//! routing. Rules, applied line by line:
+//!
+//! - lines starting with `>` are quoted; new lines between quotes (inline answers) stay new;
+//! - a reply attribution ("On … wrote:", also wrapped over two lines and in a few other
+//!   languages), an Outlook header block ("From: … Sent: …", "-----Original Message-----")
+//!   or a forwarding marker ends the new text: everything after it is quoted;
+//! - `-- ` (the standard signature separator), "Sent from my …" lines, and a short closing
+//!   block after a valediction ("Thanks,", "Best regards,") are the signature.
+
+/// A body split into its three parts.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Split {
+    pub new_text: String,
+    pub quoted: String,
+    pub signature: String,
+}
+
+const VALEDICTIONS: &[&str] = &[
+    "thanks",
+    "thank you",
+    "thanks again",
+    "thanks so much",
+    "thank you so much",
+    "many thanks",
+    "thanks in advance",
+    "regards",
+    "best regards",
+    "kind regards",
+    "warm regards",
+    "warmest regards",
+    "best wishes",
+    "best",
+    "all the best",
+    "cheers",
+    "sincerely",
+    "yours sincerely",
+    "yours truly",
+    "respectfully",
+    "take care",
+    "talk soon",
+    "cordialement",
+    "merci",
+    "saludos",
+    "gracias",
+    "mit freundlichen grüßen",
+    "viele grüße",
+];
+
+const FORWARD_MARKERS: &[&str] = &[
+    "---------- forwarded message",
+    "-------- forwarded message",
+    "begin forwarded message",
+    "-----original message-----",
+    "----- original message -----",
+    "-------- original message --------",
+    "----- forwarded by",
+    "-----message d'origine-----",
+    "-----ursprüngliche nachricht-----",
+    "-----mensaje original-----",
+];
+
+const MOBILE_SIGNOFFS: &[&str] = &[
+    "sent from my ",
+    "get outlook for ",
+    "sent from outlook",
+    "sent from mail for windows",
+    "sent from yahoo mail",
+    "envoyé de mon ",
+    "enviado desde mi ",
+];
+
+/// Is this line (trimmed, lowercased) a reply attribution such as "On … wrote:"?
+fn is_attribution(lower: &str) -> bool {
+    let ends = |s: &str| lower.ends_with(s);
+    (lower.starts_with("on ") && (ends("wrote:") || ends("wrote :")))
+        || (lower.starts_with("le ") && (ends("a écrit :") || ends("a écrit:")))
+        || (lower.starts_with("am ") && ends("schrieb:"))
+        || (lower.starts_with("el ") && (ends("escribió:") || ends("escribió :")))
+        || (lower.starts_with("il ") && ends("ha scritto:"))
+        || (lower.starts_with("op ") && ends("schreef:"))
+}
+
+/// Does an Outlook-style header block ("From:" then "Sent:"/"Date:" and "To:"/"Subject:")
+/// start at line `i`?
+fn is_header_block(lines: &[&str], i: usize) -> bool {
+    let starts = |l: &str, keys: &[&str]| {
+        let t = l.trim_start().trim_start_matches('*').to_lowercase();
+        keys.iter().any(|k| t.starts_with(k))
+    };
+    let Some(first) = lines.get(i) else {
+        return false;
+    };
+    if !starts(first, &["from:", "de :", "de:", "von:"]) {
+        return false;
+    }
+    let next: Vec<&str> = lines.iter().skip(i + 1).take(5).copied().collect();
+    let has_date = next
+        .iter()
+        .any(|l| starts(l, &["sent:", "date:", "envoyé :", "gesendet:", "enviado:"]));
+    let has_to = next.iter().any(|l| {
+        starts(
+            l,
+            &[
+                "to:", "subject:", "à :", "an:", "para:", "objet :", "betreff:",
+            ],
+        )
+    });
+    has_date && has_to
+}
+
+fn is_valediction(lower: &str) -> bool {
+    let t = lower.trim_end_matches([',', '.', '!', ' ', '-']);
+    VALEDICTIONS.contains(&t)
+}
+
+/// Splits a plain-text body into new text, quoted text and signature.
+pub fn split(body: &str) -> Split {
+    let lines: Vec<&str> = body.lines().collect();
+    let mut new_lines: Vec<&str> = Vec::new();
+    let mut quoted: Vec<&str> = Vec::new();
+    let mut signature: Vec<&str> = Vec::new();
+    let mut cut_at: Option<usize> = None;
+    let mut sig_from: Option<usize> = None;
+
+    for (i, raw) in lines.iter().enumerate() {
+        let line = raw.trim_end_matches('\r');
+        let trimmed = line.trim();
+        let lower = trimmed.to_lowercase();
+        let wrapped_attribution = lower.starts_with("on ")
+            && !lower.contains("wrote")
+            && lines
+                .get(i + 1)
+                .map(|n| n.trim().to_lowercase())
+                .is_some_and(|n| n.ends_with("wrote:") && n.len() < 120);
+        let underscore_rule = trimmed.len() >= 20
+            && trimmed.chars().all(|c| c == '_')
+            && is_header_block(&lines, i + 1);
+        if is_attribution(&lower)
+            || wrapped_attribution
+            || FORWARD_MARKERS.iter().any(|m| lower.starts_with(m))
+            || underscore_rule
+            || is_header_block(&lines, i)
+        {
+            cut_at = Some(i);
+            break;
+        }
+        if sig_from.is_none() {
+            if line == "-- " || line == "--" || line == "—" {
+                sig_from = Some(i);
+                continue;
+            }
+            let mobile = MOBILE_SIGNOFFS.iter().any(|m| lower.starts_with(m));
+            if mobile || (is_valediction(&lower) && closing_block_follows(&lines, i)) {
+                sig_from = Some(i);
+            }
+        }
+        if sig_from.is_some() {
+            signature.push(line);
+        } else if trimmed.starts_with('>') {
+            quoted.push(line);
+        } else {
+            new_lines.push(line);
+        }
+    }
+    if let Some(c) = cut_at {
+        quoted.extend(lines.iter().skip(c).map(|l| l.trim_end_matches('\r')));
+    }
+    Split {
+        new_text: join_trimmed(&new_lines),
+        quoted: join_trimmed(&quoted),
+        signature: join_trimmed(&signature),
+    }
+}
+
+/// After a valediction at line `i`, is the rest (up to a cut or the end) a short closing?
+fn closing_block_follows(lines: &[&str], i: usize) -> bool {
+    let mut count = 0;
+    for (j, l) in lines.iter().enumerate().skip(i + 1) {
+        let lower = l.trim().to_lowercase();
+        if is_attribution(&lower)
+            || FORWARD_MARKERS.iter().any(|m| lower.starts_with(m))
+            || is_header_block(lines, j)
+            || lower.starts_with('>')
+        {
+            break;
+        }
+        if !lower.is_empty() {
+            count += 1;
+        }
+        if count > 6 {
+            return false;
+        }
+    }
+    true
+}
+
+fn join_trimmed(lines: &[&str]) -> String {
+    let text = lines.join("\n");
+    text.trim_matches(|c: char| c == '\n' || c == '\r' || c == ' ')
+        .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Case {
+        name: &'static str,
+        body: &'static str,
+        new_text: &'static str,
+        quoted_has: &'static str,
+        signature_has: &'static str,
+    }
+
+    #[test]
+    fn splits_real_reply_shapes() {
+        let cases = [
+            Case {
+                name: "gmail top-post",
+                body: "Yes, Tuesday works.\n\nOn Mon, Mar 2, 2026 at 9:14 AM Sarah Williams <sarah@hottubman.ca> wrote:\n> Can we come Tuesday?\n",
+                new_text: "Yes, Tuesday works.",
+                quoted_has: "Sarah Williams",
+                signature_has: "",
+            },
+            Case {
+                name: "wrapped attribution",
+                body: "Sounds good.\nOn Mon, Mar 2, 2026 at 9:14 AM Sarah Williams\n<sarah@hottubman.ca> wrote:\n> hi",
+                new_text: "Sounds good.",
+                quoted_has: "> hi",
+                signature_has: "",
+            },
+            Case {
+                name: "inline answers keep new lines",
+                body: "> Which model?\nThe Sundance 880.\n> Year?\n2019",
+                new_text: "The Sundance 880.\n2019",
+                quoted_has: "> Year?",
+                signature_has: "",
+            },
+            Case {
+                name: "outlook header block",
+                body: "Please see below.\n\nFrom: Mark Johnson <mark@hottubman.ca>\nSent: Monday, March 2, 2026 9:00 AM\nTo: Jane\nSubject: Quote\n\nHere is your quote.",
+                new_text: "Please see below.",
+                quoted_has: "Here is your quote.",
+                signature_has: "",
+            },
+            Case {
+                name: "signature separator",
+                body: "The pump is noisy.\n-- \nMark Peters\nPeters Plumbing",
+                new_text: "The pump is noisy.",
+                quoted_has: "",
+                signature_has: "Mark Peters",
+            },
+            Case {
+                name: "valediction block",
+                body: "Can someone look at my heater?\n\nThanks,\nSarah Connor\n555-0142",
+                new_text: "Can someone look at my heater?",
+                quoted_has: "",
+                signature_has: "Sarah Connor",
+            },
+            Case {
+                name: "thanks naming someone is not a valediction",
+                body: "Got the parts.\nThanks Mark,\nJoe",
+                new_text: "Got the parts.\nThanks Mark,\nJoe",
+                quoted_has: "",
+                signature_has: "",
+            },
+            Case {
+                name: "forwarded",
+                body: "FYI\n\n---------- Forwarded message ---------\nFrom: someone\nThe tub is leaking",
+                new_text: "FYI",
+                quoted_has: "The tub is leaking",
+                signature_has: "",
+            },
+            Case {
+                name: "mobile sign-off",
+                body: "Call me back please\n\nSent from my iPhone",
+                new_text: "Call me back please",
+                quoted_has: "",
+                signature_has: "Sent from my iPhone",
+            },
+            Case {
+                name: "crlf",
+                body: "Hello\r\nOn Tue, Sarah wrote:\r\n> x\r\n",
+                new_text: "Hello",
+                quoted_has: "> x",
+                signature_has: "",
+            },
+        ];
+        for c in cases {
+            let s = split(c.body);
+            assert_eq!(s.new_text, c.new_text, "{}: new text", c.name);
+            assert!(
+                s.quoted.contains(c.quoted_has),
+                "{}: quoted {:?}",
+                c.name,
+                s.quoted
+            );
+            assert!(
+                s.signature.contains(c.signature_has),
+                "{}: signature {:?}",
+                c.name,
+                s.signature
+            );
+        }
+    }
+}

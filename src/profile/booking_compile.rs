@@ -1,0 +1,292 @@
+//! Compiling and checking the `booking:` section: services, providers (who must be on the
+//! team and offer existing services), working hours, contacts and selection weights.
+
+use super::compile::{plain_set, Checker, DiagExt, MemberRef};
+use super::diag::did_you_mean;
+use super::raw::RawBooking;
+use super::yaml::Path;
+use super::{Booking, BookingWeights, Contact, Provider, Service};
+use crate::triage::matcher::KeywordSet;
+
+/// Parses "09:00-17:00", "09:00-12:00, 13:00-17:00" or "closed" into minute ranges.
+pub fn parse_hours(s: &str) -> Result<Vec<(u16, u16)>, String> {
+    let t = s.trim().to_lowercase();
+    if t.is_empty() || t == "closed" || t == "off" || t == "-" {
+        return Ok(Vec::new());
+    }
+    let mut out: Vec<(u16, u16)> = Vec::new();
+    for range in t.split(',') {
+        let (a, b) = range
+            .split_once('-')
+            .ok_or_else(|| format!("`{}` is not a time range", range.trim()))?;
+        let start = parse_time(a.trim())?;
+        let end = parse_time(b.trim())?;
+        if start >= end {
+            return Err(format!("`{}` ends before it starts", range.trim()));
+        }
+        if let Some(&(_, prev_end)) = out.last() {
+            if start < prev_end {
+                return Err(format!("`{}` overlaps the range before it", range.trim()));
+            }
+        }
+        out.push((start, end));
+    }
+    Ok(out)
+}
+
+/// Parses "HH:MM" (00:00 to 24:00) into minutes since midnight.
+fn parse_time(s: &str) -> Result<u16, String> {
+    let (h, m) = s
+        .split_once(':')
+        .ok_or_else(|| format!("`{s}` is not a time like 09:30"))?;
+    let h: u16 = h
+        .parse()
+        .map_err(|_| format!("`{s}` is not a time like 09:30"))?;
+    let m: u16 = m
+        .parse()
+        .map_err(|_| format!("`{s}` is not a time like 09:30"))?;
+    if h > 24 || m > 59 || (h == 24 && m > 0) {
+        return Err(format!("`{s}` is not a time of day (00:00 to 24:00)"));
+    }
+    Ok(h * 60 + m)
+}
+
+/// Parses durations such as "90s", "15m", "1h30m", "7d" into seconds.
+pub fn parse_duration(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    if t.is_empty() {
+        return Err("an empty duration".to_string());
+    }
+    let mut total: u64 = 0;
+    let mut num = String::new();
+    let mut any = false;
+    for ch in t.chars() {
+        if ch.is_ascii_digit() {
+            num.push(ch);
+            continue;
+        }
+        let unit = match ch {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            'd' => 86_400,
+            'w' => 604_800,
+            _ => {
+                return Err(format!(
+                    "`{t}` is not a duration like 90s, 15m, 1h30m or 7d"
+                ))
+            }
+        };
+        let n: u64 = num
+            .parse()
+            .map_err(|_| format!("`{t}` is not a duration like 90s, 15m, 1h30m or 7d"))?;
+        total = total.saturating_add(n.saturating_mul(unit));
+        num.clear();
+        any = true;
+    }
+    if !num.is_empty() || !any {
+        return Err(format!("`{t}` needs a unit: s, m, h, d or w (e.g. 60m)"));
+    }
+    Ok(total)
+}
+
+/// Checks and compiles the booking section; adds one keyword set per service.
+pub(crate) fn booking(
+    c: &mut Checker<'_>,
+    b: &RawBooking,
+    cat_names: &[String],
+    sets: &mut Vec<KeywordSet>,
+    member_ref: &MemberRef<'_>,
+) -> Option<Booking> {
+    let p = Path::root().key("booking");
+    let mut services: Vec<Service> = Vec::new();
+    for (i, s) in b.services.iter().enumerate() {
+        let sp = p.key("services").index(i);
+        let name = s.name.trim().to_string();
+        if name.is_empty() {
+            c.at_value(&sp.key("name"), "a service needs a name")
+                .expect_("e.g. Deep Tissue Massage");
+            continue;
+        }
+        if services.iter().any(|x| x.name.eq_ignore_ascii_case(&name)) {
+            c.at_value(&sp.key("name"), format!("service `{name}` is listed twice"))
+                .expect_("each service once");
+            continue;
+        }
+        let duration_minutes = match &s.duration {
+            None => None,
+            Some(d) => match parse_duration(d) {
+                Ok(secs) if (60..=24 * 3600).contains(&secs) => u32::try_from(secs / 60).ok(),
+                Ok(_) => {
+                    c.at_value(
+                        &sp.key("duration"),
+                        format!("`{d}` is not a plausible appointment length"),
+                    )
+                    .expect_("between 1m and 24h, e.g. 60m");
+                    None
+                }
+                Err(e) => {
+                    c.at_value(&sp.key("duration"), e)
+                        .expect_("a duration such as 60m or 1h30m");
+                    None
+                }
+            },
+        };
+        if let Some(link) = &s.link {
+            let l = link.trim();
+            if !(l.starts_with("https://") || l.starts_with("http://"))
+                || l.contains(char::is_whitespace)
+            {
+                c.at_value(&sp.key("link"), format!("`{link}` is not a web address"))
+                    .expect_("an https:// booking link, e.g. https://cal.com/clinic/deep-tissue");
+            }
+        }
+        let mut words = vec![name.clone()];
+        words.extend(s.keywords.iter().cloned());
+        sets.push(plain_set(&words));
+        services.push(Service {
+            name,
+            set: sets.len() - 1,
+            duration_minutes,
+            link: s.link.as_ref().map(|l| l.trim().to_string()),
+        });
+    }
+    let service_names: Vec<&str> = services.iter().map(|s| s.name.as_str()).collect();
+    let mut providers: Vec<Provider> = Vec::new();
+    for (i, rp) in b.providers.iter().enumerate() {
+        let pp = p.key("providers").index(i);
+        let member = member_ref(c, &pp.key("member"), &rp.member);
+        if let Some(m) = member {
+            if providers.iter().any(|x| x.member == m) {
+                c.at_value(
+                    &pp.key("member"),
+                    format!("{} is listed as a provider twice", rp.member),
+                )
+                .expect_("each provider once");
+            }
+        }
+        let mut offered = Vec::new();
+        for (svc, rank) in &rp.services {
+            match service_names.iter().position(|n| n == svc) {
+                Some(si) => offered.push((si, *rank)),
+                None => {
+                    c.at_key(
+                        &pp.key("services").key(svc),
+                        format!("unknown service `{svc}`"),
+                    )
+                    .expect_(format!(
+                        "a service from booking.services ({})",
+                        service_names.join(", ")
+                    ))
+                    .suggest_(did_you_mean(svc, service_names.iter().copied()));
+                }
+            }
+        }
+        let mut hours: [Vec<(u16, u16)>; 7] = Default::default();
+        for (d, (key, value)) in rp.hours.days().iter().enumerate() {
+            if let Some(v) = value {
+                match parse_hours(v) {
+                    Ok(r) => hours[d] = r,
+                    Err(e) => {
+                        c.at_value(&pp.key("hours").key(key), format!("impossible hours: {e}"))
+                            .expect_("\"09:00-17:00\", several ranges \"09:00-12:00, 13:00-17:00\", or \"closed\"");
+                    }
+                }
+            }
+        }
+        if let Some(cal) = &rp.busy_calendar {
+            if cal.trim().is_empty() {
+                c.at_value(&pp.key("busy_calendar"), "the calendar location is empty")
+                    .expect_("an .ics file path or an https:// URL");
+            }
+        }
+        if let Some(m) = member {
+            providers.push(Provider {
+                member: m,
+                services: offered,
+                hours,
+                busy_calendar: rp.busy_calendar.clone(),
+            });
+        }
+    }
+    let mut contacts = Vec::new();
+    for (i, rc) in b.contacts.iter().enumerate() {
+        let cp = p.key("contacts").index(i);
+        let email = rc.email.trim().to_lowercase();
+        if !email.contains('@') {
+            c.at_value(
+                &cp.key("email"),
+                format!("`{}` is not an email address", rc.email),
+            )
+            .expect_("the customer's address, e.g. jane@example.com");
+        }
+        let mut prefers = Vec::new();
+        for (j, name) in rc.prefers.iter().enumerate() {
+            if let Some(m) = member_ref(c, &cp.key("prefers").index(j), name) {
+                if !providers.iter().any(|pr| pr.member == m) {
+                    c.at_value(
+                        &cp.key("prefers").index(j),
+                        format!("{name} is on the team but not a booking provider"),
+                    )
+                    .expect_("a member listed under booking.providers");
+                }
+                prefers.push(m);
+            }
+        }
+        contacts.push(Contact { email, prefers });
+    }
+    let rw = b.weights.clone().unwrap_or_default();
+    let mut weight = |key: &str, v: Option<f64>, default: f64| -> f64 {
+        let w = v.unwrap_or(default);
+        if !(w.is_finite() && w >= 0.0) {
+            c.at_value(
+                &p.key("weights").key(key),
+                format!("weight `{key}` must be 0 or more"),
+            )
+            .expect_("a number of points, e.g. 50");
+        }
+        w
+    };
+    let weights = BookingWeights {
+        preference: weight("preference", rw.preference, 100.0),
+        primary: weight("primary", rw.primary, 50.0),
+        secondary: weight("secondary", rw.secondary, 25.0),
+        available: weight("available", rw.available, 30.0),
+    };
+    let category = cat_names.iter().position(|n| n == "BOOKING")?;
+    Some(Booking {
+        services,
+        providers,
+        contacts,
+        weights,
+        category,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hours_parse_or_explain() {
+        assert_eq!(parse_hours("09:00-17:00"), Ok(vec![(540, 1020)]));
+        assert_eq!(
+            parse_hours("09:00-12:00, 13:00-17:30"),
+            Ok(vec![(540, 720), (780, 1050)])
+        );
+        assert_eq!(parse_hours("closed"), Ok(vec![]));
+        assert!(parse_hours("17:00-09:00").is_err());
+        assert!(parse_hours("25:00-26:00").is_err());
+        assert!(parse_hours("09:00-12:00, 11:00-13:00").is_err());
+        assert!(parse_hours("nine to five").is_err());
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90s"), Ok(90));
+        assert_eq!(parse_duration("1h30m"), Ok(5400));
+        assert_eq!(parse_duration("7d"), Ok(604_800));
+        assert!(parse_duration("7").is_err());
+        assert!(parse_duration("soon").is_err());
+    }
+}

@@ -1,0 +1,1028 @@
+//! Second stage of loading: merge the profile over the built-in rule packs, check what it
+//! means, and build the compiled [`Profile`].
+//!
+//! Every check records a diagnostic and carries on, so one run reports every problem.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use regex::RegexBuilder;
+
+use super::diag::{did_you_mean, ConfigError, Diagnostic};
+use super::raw::{
+    FirstNames, KeywordLevel, KeywordWeights, RawAction, RawCategory, RawEscalation, RawNotRouted,
+    RawProfile, RawRole,
+};
+use super::rules::RulePacks;
+use super::shape;
+use super::yaml::{Document, Path};
+use super::{
+    Action, Business, Category, EscalationRules, FolderTemplate, Member, NotRouted, Piece, Profile,
+    Role, Routing, SenderRule,
+};
+use crate::triage::decision::Level;
+use crate::triage::matcher::{Entry, KeywordSet, Matcher, PatternEntry};
+use crate::triage::names::NameIndex;
+
+/// Largest compiled size of one regex (bytes of the compiled program).
+const REGEX_SIZE_LIMIT: usize = 256 * 1024;
+
+/// Collects diagnostics with locations resolved against the document.
+pub(crate) struct Checker<'a> {
+    doc: &'a Document,
+    pub(crate) out: Vec<Diagnostic>,
+}
+
+impl<'a> Checker<'a> {
+    pub(crate) fn new(doc: &'a Document) -> Self {
+        Checker {
+            doc,
+            out: Vec::new(),
+        }
+    }
+
+    /// A problem with the value at `path`.
+    pub(crate) fn at_value(&mut self, path: &Path, msg: impl Into<String>) -> &mut Diagnostic {
+        let loc = self.doc.root.locate_value(path);
+        self.push(Diagnostic::new(&self.doc.file, loc, path.clone(), msg))
+    }
+
+    /// A problem with the key at `path` (e.g. a name that is itself wrong).
+    pub(crate) fn at_key(&mut self, path: &Path, msg: impl Into<String>) -> &mut Diagnostic {
+        let loc = self.doc.root.locate_key(path);
+        self.push(Diagnostic::new(&self.doc.file, loc, path.clone(), msg))
+    }
+
+    fn push(&mut self, d: Diagnostic) -> &mut Diagnostic {
+        self.out.push(d);
+        let last = self.out.len() - 1;
+        &mut self.out[last]
+    }
+
+    /// Finishes: sorted by position, with source snippets.
+    pub(crate) fn finish(mut self) -> Vec<Diagnostic> {
+        self.out.sort_by_key(|d| d.loc);
+        self.out
+            .dedup_by(|a, b| a.loc == b.loc && a.message == b.message);
+        let text = &self.doc.text;
+        self.out.into_iter().map(|d| d.with_source(text)).collect()
+    }
+}
+
+/// Extension for the builder-style diagnostic helpers on `&mut Diagnostic`.
+pub(crate) trait DiagExt {
+    fn expect_(&mut self, what: impl Into<String>) -> &mut Self;
+    fn suggest_(&mut self, s: Option<String>) -> &mut Self;
+}
+
+impl DiagExt for Diagnostic {
+    fn expect_(&mut self, what: impl Into<String>) -> &mut Self {
+        self.expected = Some(what.into());
+        self
+    }
+    fn suggest_(&mut self, s: Option<String>) -> &mut Self {
+        self.suggestion = s;
+        self
+    }
+}
+
+/// FNV-1a, 64 bit: a stable content fingerprint (not for security).
+pub fn fingerprint(parts: &[&[u8]]) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for p in parts {
+        for b in *p {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        h ^= 0xff;
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{h:016x}")
+}
+
+/// Parses, validates and compiles a profile.
+pub fn compile(file: &str, bytes: &[u8]) -> Result<Profile, ConfigError> {
+    let doc = Document::parse(file, bytes).map_err(|d| ConfigError::single(*d))?;
+    let schema = Profile::json_schema();
+    if matches!(doc.root.value, super::yaml::Value::Null) {
+        return Err(ConfigError::single(
+            Diagnostic::new(file, doc.root.loc, Path::root(), "the profile is empty")
+                .expected("at least `business: {name: Your Business}` and a `team:` list"),
+        ));
+    }
+    let shape_errors = shape::check(file, &doc.root, &schema);
+    if !shape_errors.is_empty() {
+        let mut c = Checker::new(&doc);
+        c.out = shape_errors;
+        return Err(ConfigError {
+            diagnostics: c.finish(),
+        });
+    }
+    let raw: RawProfile = doc
+        .typed()
+        .map_err(|d| ConfigError::single(d.with_source(&doc.text)))?;
+    let packs = RulePacks::builtin().map_err(|e| {
+        ConfigError::single(Diagnostic::new(file, Default::default(), Path::root(), e))
+    })?;
+    let mut c = Checker::new(&doc);
+    let profile = build(&mut c, &raw, &packs, bytes);
+    let diagnostics = c.finish();
+    match profile {
+        Some(p) if diagnostics.is_empty() => Ok(p),
+        _ => Err(ConfigError { diagnostics }),
+    }
+}
+
+/// Merges keyword maps: the overlay's weights replace the base's; weight 0 removes.
+fn merge_keywords(base: &KeywordWeights, overlay: &KeywordWeights) -> KeywordWeights {
+    let mut out = base.clone();
+    for (k, w) in overlay {
+        if *w == 0.0 {
+            out.remove(k);
+        } else {
+            out.insert(k.clone(), *w);
+        }
+    }
+    out
+}
+
+fn merge_category(base: Option<&RawCategory>, overlay: &RawCategory) -> RawCategory {
+    let empty = RawCategory::default();
+    let b = base.unwrap_or(&empty);
+    RawCategory {
+        description: overlay
+            .description
+            .clone()
+            .or_else(|| b.description.clone()),
+        threshold: overlay.threshold.or(b.threshold),
+        subject_boost: overlay.subject_boost.or(b.subject_boost),
+        keywords: merge_keywords(&b.keywords, &overlay.keywords),
+        patterns: merge_keywords(&b.patterns, &overlay.patterns),
+    }
+}
+
+fn merge_role(base: Option<&RawRole>, overlay: &RawRole) -> RawRole {
+    let empty = RawRole::default();
+    let b = base.unwrap_or(&empty);
+    RawRole {
+        label: overlay.label.clone().or_else(|| b.label.clone()),
+        description: overlay
+            .description
+            .clone()
+            .or_else(|| b.description.clone()),
+        weight: overlay.weight.or(b.weight),
+        categories: overlay.categories.clone().or_else(|| b.categories.clone()),
+        keywords: merge_keywords(&b.keywords, &overlay.keywords),
+        patterns: merge_keywords(&b.patterns, &overlay.patterns),
+    }
+}
+
+/// Checks weights and compiles a keyword map + pattern map into a set.
+fn keyword_set(
+    c: &mut Checker<'_>,
+    path: &Path,
+    keywords: &KeywordWeights,
+    patterns: &KeywordWeights,
+) -> KeywordSet {
+    let mut set = KeywordSet::default();
+    for (k, w) in keywords {
+        let p = path.key("keywords").key(k);
+        if !w.is_finite() {
+            c.at_value(&p, format!("weight of `{k}` is not a number"))
+                .expect_("a number such as 1.0 or 0.5");
+            continue;
+        }
+        let stem = k.trim().trim_end_matches('*');
+        if stem.trim().is_empty() {
+            c.at_key(&p, "an empty keyword matches nothing")
+                .expect_("a word or phrase");
+            continue;
+        }
+        if k.trim().trim_end_matches('*').contains('*') {
+            c.at_key(&p, format!("`*` may only end a keyword (`{k}`)"))
+                .expect_("a word, a phrase, or a stem ending in * such as refund*");
+            continue;
+        }
+        set.entries.push(Entry {
+            keyword: k.clone(),
+            weight: *w,
+        });
+    }
+    for (source, w) in patterns {
+        let p = path.key("patterns").key(source);
+        if !w.is_finite() {
+            c.at_value(&p, format!("weight of pattern `{source}` is not a number"))
+                .expect_("a number such as 1.0");
+            continue;
+        }
+        match RegexBuilder::new(source)
+            .case_insensitive(true)
+            .size_limit(REGEX_SIZE_LIMIT)
+            .dfa_size_limit(REGEX_SIZE_LIMIT * 4)
+            .build()
+        {
+            Ok(regex) => set.patterns.push(PatternEntry {
+                source: source.clone(),
+                regex,
+                weight: *w,
+            }),
+            Err(e) => {
+                let detail = e.to_string();
+                let last = detail
+                    .lines()
+                    .rev()
+                    .find(|l| !l.trim().is_empty())
+                    .unwrap_or("invalid")
+                    .trim()
+                    .trim_start_matches("error: ")
+                    .to_string();
+                c.at_key(&p, format!("invalid regular expression: {last}"))
+                    .expect_("a regular expression in Rust `regex` syntax (no look-around or backreferences)");
+            }
+        }
+    }
+    set
+}
+
+/// Parses a folder template and checks its placeholders.
+fn folder_template(
+    c: &mut Checker<'_>,
+    path: &Path,
+    source: &str,
+    allowed: &[&str],
+) -> FolderTemplate {
+    let mut components = Vec::new();
+    for part in source.split('/') {
+        let mut pieces = Vec::new();
+        let mut rest = part;
+        while let Some(open) = rest.find('{') {
+            if open > 0 {
+                pieces.push(Piece::Text(rest[..open].to_string()));
+            }
+            let after = &rest[open + 1..];
+            match after.find('}') {
+                Some(close) => {
+                    let name = &after[..close];
+                    match name {
+                        "category" if allowed.contains(&name) => pieces.push(Piece::Category),
+                        "member" if allowed.contains(&name) => pieces.push(Piece::Member),
+                        "role" if allowed.contains(&name) => pieces.push(Piece::Role),
+                        _ => {
+                            c.at_value(path, format!("unknown placeholder `{{{name}}}` in folder template `{source}`"))
+                                .expect_(format!(
+                                    "placeholders among: {}",
+                                    allowed.iter().map(|a| format!("{{{a}}}")).collect::<Vec<_>>().join(", ")
+                                ))
+                                .suggest_(did_you_mean(name, allowed.iter().copied()).map(|s| format!("{{{s}}}")));
+                        }
+                    }
+                    rest = &after[close + 1..];
+                }
+                None => {
+                    c.at_value(path, format!("unclosed `{{` in folder template `{source}`"))
+                        .expect_("placeholders written like {member}");
+                    rest = "";
+                }
+            }
+        }
+        if !rest.is_empty() {
+            pieces.push(Piece::Text(rest.to_string()));
+        }
+        if pieces.is_empty() {
+            continue;
+        }
+        components.push(pieces);
+    }
+    if components.is_empty() {
+        c.at_value(path, "the folder template is empty")
+            .expect_("a template such as \"{category}/{member}\"");
+    }
+    FolderTemplate {
+        source: source.to_string(),
+        components,
+    }
+}
+
+fn plain_folder(c: &mut Checker<'_>, path: &Path, name: &str) -> Vec<String> {
+    let parts: Vec<String> = name
+        .split('/')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(String::from)
+        .collect();
+    if parts.is_empty() {
+        c.at_value(path, "the folder name is empty")
+            .expect_("a folder name such as Newsletters");
+    }
+    if parts.iter().any(|p| p.eq_ignore_ascii_case("inbox")) && parts.len() == 1 {
+        c.at_value(
+            path,
+            "INBOX is where mail comes from; use `leave` to keep it there",
+        )
+        .expect_("`leave` or another folder name");
+    }
+    parts
+}
+
+fn not_routed(c: &mut Checker<'_>, path: &Path, v: &Option<RawNotRouted>) -> NotRouted {
+    match v {
+        None | Some(RawNotRouted::Leave(_)) => NotRouted::Leave,
+        Some(RawNotRouted::Folder(f)) => {
+            NotRouted::Folder(plain_folder(c, &path.key("folder"), &f.folder))
+        }
+    }
+}
+
+/// Looks up a category by name, reporting an unknown one at `path`.
+fn category_ref(c: &mut Checker<'_>, path: &Path, name: &str, names: &[String]) -> Option<usize> {
+    let found = names.iter().position(|n| n == name);
+    if found.is_none() {
+        let upper = name.to_uppercase();
+        let hint = names
+            .iter()
+            .find(|n| **n == upper)
+            .cloned()
+            .or_else(|| did_you_mean(name, names.iter().map(String::as_str)));
+        c.at_value(path, format!("unknown category `{name}`"))
+            .expect_(format!("one of: {}", names.join(", ")))
+            .suggest_(hint);
+    }
+    found
+}
+
+fn valid_address(s: &str) -> bool {
+    let mut parts = s.splitn(2, '@');
+    matches!((parts.next(), parts.next()), (Some(l), Some(d)) if !l.is_empty() && d.contains('.') && !d.starts_with('.') && !d.ends_with('.') && !s.contains(char::is_whitespace))
+}
+
+fn build(
+    c: &mut Checker<'_>,
+    raw: &RawProfile,
+    packs: &RulePacks,
+    bytes: &[u8],
+) -> Option<Profile> {
+    let root = Path::root();
+
+    // --- business ---
+    let bpath = root.key("business");
+    if raw.business.name.trim().is_empty() {
+        c.at_value(&bpath.key("name"), "the business name is empty")
+            .expect_("the business's name, e.g. Hot Tub Man");
+    }
+    let mut domains = Vec::new();
+    for (i, d) in raw.business.domains.iter().enumerate() {
+        let d2 = d.trim().trim_start_matches('@').to_lowercase();
+        if d2.is_empty()
+            || !d2.contains('.')
+            || d2.contains(char::is_whitespace)
+            || d2.contains('@')
+        {
+            c.at_value(
+                &bpath.key("domains").index(i),
+                format!("`{d}` is not a mail domain"),
+            )
+            .expect_("a domain such as hottubman.ca");
+        } else {
+            domains.push(d2);
+        }
+    }
+    let timezone = match &raw.business.timezone {
+        None => chrono_tz::UTC,
+        Some(tz) => match tz.parse::<chrono_tz::Tz>() {
+            Ok(t) => t,
+            Err(_) => {
+                let names = chrono_tz::TZ_VARIANTS.iter().map(|t| t.name());
+                c.at_value(&bpath.key("timezone"), format!("unknown time zone `{tz}`"))
+                    .expect_("an IANA time zone such as America/Toronto or Europe/Paris")
+                    .suggest_(did_you_mean(tz, names));
+                chrono_tz::UTC
+            }
+        },
+    };
+
+    // --- categories: pack, then profile overrides, then BOOKING ---
+    let mut raw_cats: BTreeMap<String, RawCategory> = packs.categories.categories.clone();
+    let mut order: Vec<String> = packs.categories.order.clone();
+    if raw.booking.is_some() {
+        let mut booking_cat = packs.booking.clone();
+        if let Some(b) = &raw.booking {
+            booking_cat.keywords = merge_keywords(&booking_cat.keywords, &b.keywords);
+        }
+        raw_cats.insert("BOOKING".to_string(), booking_cat);
+        order.push("BOOKING".to_string());
+    }
+    for (name, overlay) in &raw.categories {
+        let p = root.key("categories").key(name);
+        if name.trim().is_empty() || name.contains(['{', '}', '/']) {
+            c.at_key(&p, format!("`{name}` cannot be a category name"))
+                .expect_("a name such as BILLING (letters, digits, _)");
+            continue;
+        }
+        if name == "BOOKING" && raw.booking.is_none() {
+            c.at_key(&p, "the BOOKING category needs a `booking:` section")
+                .expect_(
+                    "a `booking:` section with services and providers, or no BOOKING category",
+                );
+        }
+        let merged = merge_category(raw_cats.get(name), overlay);
+        if !raw_cats.contains_key(name) {
+            order.push(name.clone());
+        }
+        raw_cats.insert(name.clone(), merged);
+    }
+    if let Some(custom) = &raw.routing.category_order {
+        let p = root.key("routing").key("category_order");
+        let mut seen = BTreeSet::new();
+        let all: Vec<String> = raw_cats.keys().cloned().collect();
+        let mut new_order = Vec::new();
+        for (i, name) in custom.iter().enumerate() {
+            if category_ref(c, &p.index(i), name, &all).is_some() && seen.insert(name.clone()) {
+                new_order.push(name.clone());
+            }
+        }
+        for name in order {
+            if !seen.contains(&name) {
+                new_order.push(name);
+            }
+        }
+        order = new_order;
+    }
+    let global_boost = raw.routing.subject_boost.unwrap_or(1.0);
+    if !(global_boost.is_finite() && global_boost >= 0.0) {
+        c.at_value(
+            &root.key("routing").key("subject_boost"),
+            "subject_boost must be a number of 0 or more",
+        )
+        .expect_("a multiplier such as 1.0 or 2.0");
+    }
+    let mut sets: Vec<KeywordSet> = Vec::new();
+    let mut categories: Vec<Category> = Vec::new();
+    for name in &order {
+        let Some(rc) = raw_cats.get(name) else {
+            continue;
+        };
+        let p = root.key("categories").key(name);
+        let threshold = rc.threshold.unwrap_or(1.0);
+        if !(threshold.is_finite() && threshold >= 0.0) {
+            c.at_value(
+                &p.key("threshold"),
+                format!("threshold of {name} must be 0 or more"),
+            )
+            .expect_("a score such as 1.0");
+        }
+        let boost = rc.subject_boost.unwrap_or(global_boost);
+        if !(boost.is_finite() && boost >= 0.0) {
+            c.at_value(
+                &p.key("subject_boost"),
+                "subject_boost must be a number of 0 or more",
+            )
+            .expect_("a multiplier such as 1.0 or 2.0");
+        }
+        let set = keyword_set(c, &p, &rc.keywords, &rc.patterns);
+        sets.push(set);
+        categories.push(Category {
+            name: name.clone(),
+            description: rc.description.clone().unwrap_or_default(),
+            threshold,
+            subject_boost: boost,
+            set: sets.len() - 1,
+        });
+    }
+    let cat_names: Vec<String> = categories.iter().map(|c| c.name.clone()).collect();
+
+    // --- roles ---
+    let mut raw_roles: BTreeMap<String, RawRole> = packs.roles.clone();
+    let held: BTreeSet<&str> = raw
+        .team
+        .iter()
+        .flat_map(|m| m.roles.iter().map(String::as_str))
+        .collect();
+    for (id, overlay) in &raw.roles {
+        let p = root.key("roles").key(id);
+        let builtin = packs.roles.contains_key(id);
+        if !builtin && !held.contains(id.as_str()) {
+            c.at_key(
+                &p,
+                format!("`{id}` is not a built-in role and no team member holds it"),
+            )
+            .expect_(format!(
+                "a built-in role to adjust ({}), or a new role given to a team member",
+                packs.roles.keys().cloned().collect::<Vec<_>>().join(", ")
+            ))
+            .suggest_(did_you_mean(id, packs.roles.keys().map(String::as_str)));
+            continue;
+        }
+        raw_roles.insert(id.clone(), merge_role(packs.roles.get(id), overlay));
+    }
+    let mut roles: Vec<Role> = Vec::new();
+    for (id, rr) in &raw_roles {
+        let p = root.key("roles").key(id);
+        let weight = rr.weight.unwrap_or(1.0);
+        if !(weight.is_finite() && weight >= 0.0) {
+            c.at_value(
+                &p.key("weight"),
+                format!("weight of role {id} must be 0 or more"),
+            )
+            .expect_("a multiplier such as 1.0 or 1.2");
+        }
+        let mut cats = Vec::new();
+        for (i, cat) in rr.categories.clone().unwrap_or_default().iter().enumerate() {
+            if let Some(ci) = category_ref(c, &p.key("categories").index(i), cat, &cat_names) {
+                cats.push(ci);
+            }
+        }
+        let set = keyword_set(c, &p, &rr.keywords, &rr.patterns);
+        sets.push(set);
+        roles.push(Role {
+            id: id.clone(),
+            label: rr.label.clone().unwrap_or_else(|| humanize(id)),
+            description: rr.description.clone().unwrap_or_default(),
+            weight,
+            categories: cats,
+            set: sets.len() - 1,
+        });
+    }
+    let role_ids: Vec<&str> = roles.iter().map(|r| r.id.as_str()).collect();
+
+    // --- team ---
+    let mut members: Vec<Member> = Vec::new();
+    let mut seen_names: BTreeMap<String, usize> = BTreeMap::new();
+    let mut seen_addresses: BTreeMap<String, usize> = BTreeMap::new();
+    for (i, m) in raw.team.iter().enumerate() {
+        let p = root.key("team").index(i);
+        let name = m.name.trim().to_string();
+        if name.is_empty() {
+            c.at_value(&p.key("name"), "a team member needs a name")
+                .expect_("their full name, e.g. Mark Johnson");
+        } else if name.chars().any(char::is_control) {
+            c.at_value(
+                &p.key("name"),
+                "a name cannot contain control characters (line breaks, tabs)",
+            )
+            .expect_("a plain name such as Mark Johnson");
+        } else if let Some(prev) = seen_names.insert(name.to_lowercase(), i) {
+            c.at_value(
+                &p.key("name"),
+                format!("`{name}` is already on the team (team[{prev}])"),
+            )
+            .expect_("each member's name to be unique (it names their folder)");
+        }
+        if m.roles.is_empty() {
+            c.at_value(&p.key("roles"), format!("{name} has no roles"))
+                .expect_(format!(
+                    "at least one role, e.g. [{}]",
+                    role_ids.first().copied().unwrap_or("owner")
+                ));
+        }
+        let mut role_idx = Vec::new();
+        for (j, r) in m.roles.iter().enumerate() {
+            match role_ids.iter().position(|id| id == r) {
+                Some(ri) => {
+                    if role_idx.contains(&ri) {
+                        c.at_value(
+                            &p.key("roles").index(j),
+                            format!("role `{r}` is listed twice"),
+                        )
+                        .expect_("each role once");
+                    } else {
+                        role_idx.push(ri);
+                    }
+                }
+                None => {
+                    c.at_value(&p.key("roles").index(j), format!("unknown role `{r}`"))
+                        .expect_(format!("one of: {}", role_ids.join(", ")))
+                        .suggest_(did_you_mean(r, role_ids.iter().copied()));
+                }
+            }
+        }
+        let mut addresses = Vec::new();
+        let emails = m.email.iter().map(|e| (p.key("email"), e)).chain(
+            m.addresses
+                .iter()
+                .enumerate()
+                .map(|(j, a)| (p.key("addresses").index(j), a)),
+        );
+        for (ap, a) in emails {
+            let a2 = a.trim().to_lowercase();
+            if !valid_address(&a2) {
+                c.at_value(&ap, format!("`{a}` is not an email address"))
+                    .expect_("an address such as mark@hottubman.ca");
+                continue;
+            }
+            if let Some(prev) = seen_addresses.insert(a2.clone(), i) {
+                if prev != i {
+                    c.at_value(&ap, format!("`{a}` already belongs to team[{prev}]"))
+                        .expect_("each address to belong to one member");
+                }
+            }
+            if !addresses.contains(&a2) {
+                addresses.push(a2);
+            }
+        }
+        let mut aliases = Vec::new();
+        for (j, a) in m.aliases.iter().enumerate() {
+            if a.trim().is_empty() {
+                c.at_value(&p.key("aliases").index(j), "an empty alias names nobody")
+                    .expect_("a word or phrase such as owner");
+            } else {
+                aliases.push(a.trim().to_string());
+            }
+        }
+        members.push(Member {
+            name,
+            email: m.email.as_ref().map(|e| e.trim().to_string()),
+            addresses,
+            roles: role_idx,
+            aliases,
+        });
+    }
+    let mut member_names: Vec<&str> = Vec::new();
+    for m in &members {
+        if !member_names.contains(&m.name.as_str()) {
+            member_names.push(m.name.as_str());
+        }
+    }
+    let member_ref = |c: &mut Checker<'_>, path: &Path, name: &str| -> Option<usize> {
+        let found = member_names.iter().position(|n| *n == name.trim());
+        if found.is_none() {
+            c.at_value(path, format!("`{name}` is not on the team"))
+                .expect_(format!("a name from `team:` ({})", member_names.join(", ")))
+                .suggest_(did_you_mean(name, member_names.iter().copied()));
+        }
+        found
+    };
+
+    // --- routing ---
+    let rp = root.key("routing");
+    let folder = folder_template(
+        c,
+        &rp.key("folder"),
+        raw.routing
+            .folder
+            .as_deref()
+            .unwrap_or("{category}/{member}"),
+        &["category", "member", "role"],
+    );
+    let unassigned_folder = folder_template(
+        c,
+        &rp.key("unassigned_folder"),
+        raw.routing
+            .unassigned_folder
+            .as_deref()
+            .unwrap_or("Unassigned"),
+        &["category"],
+    );
+    let default_category = match &raw.routing.default_category {
+        Some(n) => category_ref(c, &rp.key("default_category"), n, &cat_names),
+        None => cat_names.iter().position(|n| n == "SUPPORT"),
+    }
+    .unwrap_or(0);
+    let fallback_role = match &raw.routing.fallback_role {
+        Some(r) => {
+            let found = role_ids.iter().position(|id| id == r);
+            if found.is_none() {
+                c.at_value(&rp.key("fallback_role"), format!("unknown role `{r}`"))
+                    .expect_(format!("one of: {}", role_ids.join(", ")))
+                    .suggest_(did_you_mean(r, role_ids.iter().copied()));
+            }
+            found
+        }
+        None => role_ids.iter().position(|id| *id == "owner"),
+    };
+    let content_match = match &raw.routing.content_match_categories {
+        Some(list) => list
+            .iter()
+            .enumerate()
+            .filter_map(|(i, n)| {
+                category_ref(
+                    c,
+                    &rp.key("content_match_categories").index(i),
+                    n,
+                    &cat_names,
+                )
+            })
+            .collect(),
+        None => cat_names
+            .iter()
+            .position(|n| n == "MANAGER")
+            .into_iter()
+            .collect(),
+    };
+    let first_names = raw.routing.first_names.unwrap_or(FirstNames::Capitalized);
+    let routing = Routing {
+        folder,
+        unassigned_folder,
+        default_category,
+        fallback_role,
+        content_match,
+        first_names,
+        lists: not_routed(c, &rp.key("lists"), &raw.routing.lists),
+        bulk: not_routed(c, &rp.key("bulk"), &raw.routing.bulk),
+        auto_replies: not_routed(c, &rp.key("auto_replies"), &raw.routing.auto_replies),
+        own_mail: not_routed(c, &rp.key("own_mail"), &raw.routing.own_mail),
+    };
+
+    // --- escalation ---
+    let escalation = escalation(
+        c,
+        &raw.escalation,
+        &packs.escalation,
+        &member_names,
+        &mut sets,
+    );
+
+    // --- senders ---
+    let mut senders = Vec::new();
+    for (i, s) in raw.senders.iter().enumerate() {
+        let p = root.key("senders").index(i);
+        let from = s.from.trim().trim_start_matches('@').to_lowercase();
+        let looks_ok = !from.is_empty()
+            && !from.contains(char::is_whitespace)
+            && (valid_address(&from) || (from.contains('.') && !from.contains('@')));
+        if !looks_ok {
+            c.at_value(
+                &p.key("from"),
+                format!("`{}` is neither an address nor a domain", s.from),
+            )
+            .expect_("an address such as orders@acme.com or a domain such as acme.com");
+        }
+        if s.category.is_none() && s.member.is_none() {
+            c.at_value(&p, "this sender rule does nothing")
+                .expect_("a `category:`, a `member:`, or both");
+        }
+        let category = s
+            .category
+            .as_ref()
+            .and_then(|n| category_ref(c, &p.key("category"), n, &cat_names));
+        let member = s
+            .member
+            .as_ref()
+            .and_then(|n| member_ref(c, &p.key("member"), n));
+        senders.push(SenderRule {
+            from,
+            category,
+            member,
+        });
+    }
+
+    // --- booking ---
+    let booking = match &raw.booking {
+        None => None,
+        Some(b) => super::booking_compile::booking(c, b, &cat_names, &mut sets, &member_ref),
+    };
+
+    let matcher = match Matcher::new(sets) {
+        Ok(m) => m,
+        Err(e) => {
+            c.at_value(&root, e).expect_("fewer or shorter keywords");
+            return None;
+        }
+    };
+    let names = NameIndex::new(
+        &members
+            .iter()
+            .map(|m| (m.name.clone(), m.aliases.clone()))
+            .collect::<Vec<_>>(),
+        first_names,
+    );
+    let mut parts: Vec<&[u8]> = vec![bytes];
+    parts.extend(RulePacks::fingerprint_input().iter().map(|s| s.as_bytes()));
+    Some(Profile {
+        file: c.doc.file.clone(),
+        version: fingerprint(&parts),
+        business: Business {
+            name: raw.business.name.trim().to_string(),
+            domains,
+            timezone,
+        },
+        members,
+        roles,
+        categories,
+        routing,
+        escalation,
+        senders,
+        booking,
+        matcher,
+        names,
+    })
+}
+
+/// `sales_manager` → `Sales Manager`.
+fn humanize(id: &str) -> String {
+    id.split('_')
+        .filter(|w| !w.is_empty())
+        .map(|w| {
+            let mut cs = w.chars();
+            match cs.next() {
+                Some(f) => f.to_uppercase().collect::<String>() + cs.as_str(),
+                None => String::new(),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn escalation(
+    c: &mut Checker<'_>,
+    raw: &RawEscalation,
+    pack: &RawEscalation,
+    member_names: &[&str],
+    sets: &mut Vec<KeywordSet>,
+) -> EscalationRules {
+    let p = Path::root().key("escalation");
+    let mode = raw
+        .mode
+        .or(pack.mode)
+        .unwrap_or(super::EscalationMode::SentimentThenKeyword);
+    let threshold = raw
+        .sentiment_threshold
+        .or(pack.sentiment_threshold)
+        .unwrap_or(-0.5);
+    let mut in_scale = true;
+    if !(-1.0..=1.0).contains(&threshold) {
+        in_scale = false;
+        c.at_value(
+            &p.key("sentiment_threshold"),
+            format!("{threshold} is outside the sentiment scale"),
+        )
+        .expect_("a number between -1 (very negative) and 1 (very positive), e.g. -0.5");
+    }
+    let levels = |r: &RawEscalation| r.sentiment_levels.clone().unwrap_or_default();
+    let (rl, pl) = (levels(raw), levels(pack));
+    let urgent_at = rl.URGENT.or(pl.URGENT).unwrap_or(-0.8);
+    let high_at = rl.HIGH.or(pl.HIGH).unwrap_or(-0.6);
+    for (key, v) in [("URGENT", urgent_at), ("HIGH", high_at)] {
+        if !(-1.0..=1.0).contains(&v) {
+            in_scale = false;
+            c.at_value(
+                &p.key("sentiment_levels").key(key),
+                format!("{v} is outside the sentiment scale"),
+            )
+            .expect_("a number between -1 and 1");
+        }
+    }
+    if in_scale && (urgent_at > high_at || high_at > threshold) {
+        let at = if raw.sentiment_levels.is_some() {
+            p.key("sentiment_levels")
+        } else {
+            p.key("sentiment_threshold")
+        };
+        c.at_value(
+            &at,
+            format!("sentiment levels must satisfy URGENT ({urgent_at}) ≤ HIGH ({high_at}) ≤ sentiment_threshold ({threshold})"),
+        )
+        .expect_("stronger negativity for higher priority, e.g. URGENT -0.8, HIGH -0.6, threshold -0.5");
+    }
+    // keywords
+    let mut merged: BTreeMap<String, KeywordLevel> = pack.keywords.clone();
+    for (k, lvl) in &raw.keywords {
+        merged.insert(k.clone(), *lvl);
+    }
+    let mut set = KeywordSet::default();
+    let mut lv = Vec::new();
+    for (k, lvl) in &merged {
+        let level = match lvl {
+            KeywordLevel::URGENT => Level::URGENT,
+            KeywordLevel::HIGH => Level::HIGH,
+            KeywordLevel::MEDIUM => Level::MEDIUM,
+            KeywordLevel::None => continue,
+        };
+        if k.trim().trim_end_matches('*').trim().is_empty() {
+            c.at_key(
+                &p.key("keywords").key(k),
+                "an empty keyword matches nothing",
+            )
+            .expect_("a word or phrase");
+            continue;
+        }
+        set.entries.push(Entry {
+            keyword: k.clone(),
+            weight: 1.0,
+        });
+        lv.push(level);
+    }
+    sets.push(set);
+    let esc_set = sets.len() - 1;
+    let urgency: Vec<String> = raw
+        .urgency
+        .clone()
+        .or_else(|| pack.urgency.clone())
+        .unwrap_or_default();
+    sets.push(KeywordSet {
+        entries: urgency
+            .iter()
+            .filter(|u| !u.trim().is_empty())
+            .map(|u| Entry {
+                keyword: u.clone(),
+                weight: 1.0,
+            })
+            .collect(),
+        patterns: Vec::new(),
+    });
+    let urgency_set = sets.len() - 1;
+    // actions
+    let pick = |level: Level| -> (Option<RawAction>, Option<RawAction>) {
+        let get = |r: &RawEscalation| {
+            r.actions.as_ref().and_then(|a| match level {
+                Level::URGENT => a.URGENT.clone(),
+                Level::HIGH => a.HIGH.clone(),
+                Level::MEDIUM => a.MEDIUM.clone(),
+            })
+        };
+        (get(raw), get(pack))
+    };
+    let mut actions: [Action; 3] = Default::default();
+    for level in Level::ALL {
+        let (own, builtin) = pick(level);
+        let from_profile = own.is_some();
+        let a = own.or(builtin).unwrap_or_default();
+        let ap = p.key("actions").key(level.as_str());
+        let mut notify = Vec::new();
+        for (i, n) in a.notify.clone().unwrap_or_default().iter().enumerate() {
+            let ok = n == "recipient" || n == "fallback" || member_names.contains(&n.as_str());
+            if !ok && from_profile {
+                let mut cands: Vec<&str> = vec!["recipient", "fallback"];
+                cands.extend(member_names.iter().copied());
+                c.at_value(
+                    &ap.key("notify").index(i),
+                    format!("`{n}` is neither `recipient`, `fallback` nor a team member"),
+                )
+                .expect_(format!("one of: {}", cands.join(", ")))
+                .suggest_(did_you_mean(n, cands.iter().copied()));
+            }
+            if ok {
+                notify.push(n.clone());
+            }
+        }
+        let keywords = match &a.keywords {
+            Some(k) => {
+                for (i, kw) in k.iter().enumerate() {
+                    let valid = !kw.is_empty()
+                        && !kw.starts_with('\\')
+                        && kw
+                            .chars()
+                            .all(|ch| ch.is_ascii_graphic() && !"(){%*\"\\]".contains(ch));
+                    if !valid {
+                        c.at_value(
+                            &ap.key("keywords").index(i),
+                            format!("`{kw}` cannot be an IMAP keyword"),
+                        )
+                        .expect_("a word of letters, digits, $ or _ such as $Escalated");
+                    }
+                }
+                k.clone()
+            }
+            None => vec![
+                "$Escalated".to_string(),
+                format!("$Priority_{}", level.as_str()),
+            ],
+        };
+        let copy_to = a
+            .copy_to
+            .as_ref()
+            .map(|f| plain_folder(c, &ap.key("copy_to"), f));
+        actions[level as usize] = Action {
+            flag: a.flag.unwrap_or(false),
+            keywords,
+            notify,
+            copy_to,
+        };
+    }
+    let mut sentiment_neutral: Vec<String> = pack
+        .sentiment_neutral
+        .iter()
+        .chain(raw.sentiment_neutral.iter())
+        .map(|w| w.trim().to_lowercase())
+        .filter(|w| !w.is_empty())
+        .collect();
+    sentiment_neutral.sort();
+    sentiment_neutral.dedup();
+    EscalationRules {
+        sentiment_neutral,
+        mode,
+        threshold,
+        urgent_at,
+        high_at,
+        set: esc_set,
+        levels: lv,
+        urgency_set,
+        actions,
+    }
+}
+
+/// Compiles a list of plain keywords (all weight 1) into a set.
+pub(crate) fn plain_set(words: &[String]) -> KeywordSet {
+    KeywordSet {
+        entries: words
+            .iter()
+            .filter(|w| !w.trim().is_empty())
+            .map(|w| Entry {
+                keyword: w.clone(),
+                weight: 1.0,
+            })
+            .collect(),
+        patterns: Vec::new(),
+    }
+}
+
+/// Resolves a member's name to its index, reporting an unknown name.
+pub(crate) type MemberRef<'m> = dyn Fn(&mut Checker<'_>, &Path, &str) -> Option<usize> + 'm;

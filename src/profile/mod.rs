@@ -1,0 +1,296 @@
+//! Profiles: one YAML file per business, loaded in two stages.
+//!
+//! 1. `yaml` parses the file into a located tree and `shape` checks it against the JSON
+//!    Schema of the `raw` types (unknown keys, missing keys, wrong kinds — all at once).
+//! 2. `compile` merges the profile over the built-in rule packs (`rules/*.yaml`, compiled
+//!    into the binary), checks meaning (unknown roles, duplicate members, bad regexes,
+//!    impossible hours, …) and builds the [`Profile`] the triage core reads: keyword
+//!    automaton built, regexes compiled, names resolved to indices.
+//!
+//! A profile that fails either stage is rejected whole with every problem listed; the
+//! caller keeps whatever profile it had before.
+
+pub mod booking_compile;
+pub mod compile;
+pub mod diag;
+pub mod raw;
+pub mod rules;
+pub mod shape;
+pub mod yaml;
+
+use std::path::Path as FsPath;
+
+use chrono_tz::Tz;
+
+pub use diag::{ConfigError, Diagnostic, Loc};
+pub use raw::{EscalationMode, FirstNames, ServiceRank};
+
+use crate::triage::decision::Level;
+use crate::triage::matcher::{Matcher, SetId};
+use crate::triage::names::NameIndex;
+
+/// A validated, compiled profile: everything the triage core needs, nothing it must check.
+#[derive(Debug, Clone)]
+pub struct Profile {
+    /// The file it came from (as given to the loader).
+    pub file: String,
+    /// Content hash of the profile and the built-in rules; recorded with every decision.
+    pub version: String,
+    pub business: Business,
+    pub members: Vec<Member>,
+    pub roles: Vec<Role>,
+    /// Categories in tie-break order.
+    pub categories: Vec<Category>,
+    pub routing: Routing,
+    pub escalation: EscalationRules,
+    pub senders: Vec<SenderRule>,
+    pub booking: Option<Booking>,
+    /// Every keyword set (categories, roles, escalation, urgency, booking) in one automaton.
+    pub matcher: Matcher,
+    /// Names, first names, titles and aliases of the team, for name mentions.
+    pub names: NameIndex,
+}
+
+/// Who the business is.
+#[derive(Debug, Clone)]
+pub struct Business {
+    pub name: String,
+    /// Lowercased mail domains; mail from these is internal.
+    pub domains: Vec<String>,
+    pub timezone: Tz,
+}
+
+/// A team member.
+#[derive(Debug, Clone)]
+pub struct Member {
+    pub name: String,
+    pub email: Option<String>,
+    /// Every address of theirs, lowercased (email first).
+    pub addresses: Vec<String>,
+    /// Indices into [`Profile::roles`], in the order written.
+    pub roles: Vec<usize>,
+    pub aliases: Vec<String>,
+}
+
+/// A role with its keywords and the categories it handles.
+#[derive(Debug, Clone)]
+pub struct Role {
+    /// Identifier as written (e.g. `sales_manager`).
+    pub id: String,
+    pub label: String,
+    pub description: String,
+    pub weight: f64,
+    /// Indices into [`Profile::categories`].
+    pub categories: Vec<usize>,
+    pub set: SetId,
+}
+
+/// A category with its keywords and threshold.
+#[derive(Debug, Clone)]
+pub struct Category {
+    pub name: String,
+    pub description: String,
+    pub threshold: f64,
+    pub subject_boost: f64,
+    pub set: SetId,
+}
+
+/// One piece of a folder-name component.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Piece {
+    Text(String),
+    Category,
+    Member,
+    Role,
+}
+
+/// A folder template: components (separated by `/` in the template), each a list of pieces.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FolderTemplate {
+    pub source: String,
+    pub components: Vec<Vec<Piece>>,
+}
+
+impl FolderTemplate {
+    /// Fills the template. Substituted values never add levels: a `/` inside a member's
+    /// name stays inside one component (the mailbox layer makes it safe for the server).
+    pub fn render(&self, category: &str, member: &str, role: &str) -> Vec<String> {
+        self.components
+            .iter()
+            .map(|pieces| {
+                pieces
+                    .iter()
+                    .map(|p| match p {
+                        Piece::Text(t) => t.as_str(),
+                        Piece::Category => category,
+                        Piece::Member => member,
+                        Piece::Role => role,
+                    })
+                    .collect::<String>()
+            })
+            .filter(|c| !c.is_empty())
+            .collect()
+    }
+}
+
+/// What happens to mail that is not routed to a person.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NotRouted {
+    Leave,
+    Folder(Vec<String>),
+}
+
+/// Routing settings.
+#[derive(Debug, Clone)]
+pub struct Routing {
+    pub folder: FolderTemplate,
+    pub unassigned_folder: FolderTemplate,
+    /// Index into categories.
+    pub default_category: usize,
+    /// Index into roles.
+    pub fallback_role: Option<usize>,
+    /// Indices into categories.
+    pub content_match: Vec<usize>,
+    pub first_names: FirstNames,
+    pub lists: NotRouted,
+    pub bulk: NotRouted,
+    pub auto_replies: NotRouted,
+    pub own_mail: NotRouted,
+}
+
+/// Actions for one escalation level.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Action {
+    pub flag: bool,
+    pub keywords: Vec<String>,
+    /// `recipient`, `fallback`, or a member's name.
+    pub notify: Vec<String>,
+    pub copy_to: Option<Vec<String>>,
+}
+
+/// Escalation settings, merged over rules/escalation.yaml.
+#[derive(Debug, Clone)]
+pub struct EscalationRules {
+    pub mode: EscalationMode,
+    pub threshold: f64,
+    pub urgent_at: f64,
+    pub high_at: f64,
+    /// Keyword set; `levels[i]` is the level of entry i.
+    pub set: SetId,
+    pub levels: Vec<Level>,
+    /// Urgency words (booking).
+    pub urgency_set: SetId,
+    /// Lowercased, sorted words whose sentiment valence is ignored.
+    pub sentiment_neutral: Vec<String>,
+    /// Actions for MEDIUM, HIGH, URGENT (indexed by `Level as usize`).
+    pub actions: [Action; 3],
+}
+
+/// A rule by sender address or domain.
+#[derive(Debug, Clone)]
+pub struct SenderRule {
+    /// Lowercased address or domain.
+    pub from: String,
+    pub category: Option<usize>,
+    pub member: Option<usize>,
+}
+
+/// A bookable service.
+#[derive(Debug, Clone)]
+pub struct Service {
+    pub name: String,
+    pub set: SetId,
+    pub duration_minutes: Option<u32>,
+    pub link: Option<String>,
+}
+
+/// A provider of services.
+#[derive(Debug, Clone)]
+pub struct Provider {
+    /// Index into members.
+    pub member: usize,
+    /// (service index, rank).
+    pub services: Vec<(usize, ServiceRank)>,
+    /// Working ranges per weekday, Monday first, in minutes since midnight.
+    pub hours: [Vec<(u16, u16)>; 7],
+    pub busy_calendar: Option<String>,
+}
+
+/// A known customer's preferences.
+#[derive(Debug, Clone)]
+pub struct Contact {
+    pub email: String,
+    /// Indices into members.
+    pub prefers: Vec<usize>,
+}
+
+/// Score terms for choosing a provider.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BookingWeights {
+    pub preference: f64,
+    pub primary: f64,
+    pub secondary: f64,
+    pub available: f64,
+}
+
+/// The booking section, compiled.
+#[derive(Debug, Clone)]
+pub struct Booking {
+    pub services: Vec<Service>,
+    pub providers: Vec<Provider>,
+    pub contacts: Vec<Contact>,
+    pub weights: BookingWeights,
+    /// Index into categories of BOOKING.
+    pub category: usize,
+}
+
+impl Profile {
+    /// Loads and compiles a profile file.
+    pub fn load(path: &FsPath) -> Result<Profile, ConfigError> {
+        let label = path.display().to_string();
+        let bytes = std::fs::read(path).map_err(|e| {
+            ConfigError::single(Diagnostic::new(
+                &label,
+                Loc::default(),
+                yaml::Path::root(),
+                format!("cannot read the profile: {e}"),
+            ))
+        })?;
+        Self::from_bytes(&label, &bytes)
+    }
+
+    /// Compiles a profile from its bytes; `file` names it in error messages.
+    pub fn from_bytes(file: &str, bytes: &[u8]) -> Result<Profile, ConfigError> {
+        compile::compile(file, bytes)
+    }
+
+    /// The category with this name.
+    pub fn category_index(&self, name: &str) -> Option<usize> {
+        self.categories.iter().position(|c| c.name == name)
+    }
+
+    /// The role with this id.
+    pub fn role_index(&self, id: &str) -> Option<usize> {
+        self.roles.iter().position(|r| r.id == id)
+    }
+
+    /// The member with this name.
+    pub fn member_index(&self, name: &str) -> Option<usize> {
+        self.members.iter().position(|m| m.name == name)
+    }
+
+    /// Members holding role `role`, in profile order.
+    pub fn holders(&self, role: usize) -> impl Iterator<Item = usize> + '_ {
+        self.members
+            .iter()
+            .enumerate()
+            .filter(move |(_, m)| m.roles.contains(&role))
+            .map(|(i, _)| i)
+    }
+
+    /// JSON Schema of the profile file, for editors and `mailtriage schema`.
+    pub fn json_schema() -> serde_json::Value {
+        let schema = schemars::schema_for!(raw::RawProfile);
+        serde_json::to_value(&schema).unwrap_or_default()
+    }
+}

@@ -1,0 +1,327 @@
+//! The receipt: a decision rendered for a person — every keyword with its weight, each
+//! role's subtotal, the runner-up and the margin, and why escalation did or did not fire.
+
+use std::fmt::Write as _;
+
+use super::decision::{Candidate, Decision, KeywordHit, Reason, RoleMatch};
+use crate::mail::MessageView;
+
+fn num(x: f64) -> String {
+    let s = format!("{x:.2}");
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    if s.is_empty() || s == "-0" {
+        "0".to_string()
+    } else {
+        s.to_string()
+    }
+}
+
+fn hit_list(hits: &[KeywordHit], role_weight: Option<f64>) -> String {
+    hits.iter()
+        .map(|h| {
+            let w = match role_weight {
+                Some(rw) if (rw - 1.0).abs() > f64::EPSILON => {
+                    format!("{}×{}", num(h.weight), num(rw))
+                }
+                _ => num(h.weight),
+            };
+            let place = if h.found_in == "body" {
+                String::new()
+            } else {
+                format!(" [{}]", h.found_in)
+            };
+            format!("\"{}\" {}{}", h.keyword, w, place)
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn roles_line(roles: &[RoleMatch]) -> String {
+    if roles.is_empty() {
+        return "no role keyword matched".to_string();
+    }
+    roles
+        .iter()
+        .map(|r| {
+            format!(
+                "{} {} ({})",
+                r.role,
+                num(r.score),
+                hit_list(&r.hits, Some(r.role_weight))
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" + ")
+}
+
+fn reason_text(d: &Decision) -> String {
+    let who = d.recipient.as_deref().unwrap_or("nobody");
+    match d.reason {
+        Reason::NameMention => match &d.name_mention {
+            Some(n) => format!("{} was named ({}: \"{}\")", n.member, n.how, n.text),
+            None => format!("{who} was named"),
+        },
+        Reason::SenderRule => format!("a sender rule sends this sender's mail to {who}"),
+        Reason::ManagerRoleContentMatch => {
+            let role = d
+                .matched_roles
+                .first()
+                .map(|r| r.role.as_str())
+                .unwrap_or("?");
+            format!("{who} scored highest on the content, through one role ({role})")
+        }
+        Reason::ManagerMultipleRolesMatched => format!(
+            "{who} scored highest on the content, through {} of their roles",
+            d.matched_roles.len()
+        ),
+        Reason::CategoryRole => format!(
+            "{who} holds the role that handles {} ({})",
+            d.category,
+            d.role.as_deref().unwrap_or("?")
+        ),
+        Reason::Fallback => format!(
+            "no role keyword matched; {who} holds the fallback role ({})",
+            d.role.as_deref().unwrap_or("?")
+        ),
+        Reason::Unassigned => "nobody on the team can take this category".to_string(),
+        Reason::NotRoutedList => "mailing-list mail is not routed to people".to_string(),
+        Reason::NotRoutedBulk => "bulk mail is not routed to people".to_string(),
+        Reason::NotRoutedAutoReply => "automatic replies are not routed to people".to_string(),
+        Reason::NotRoutedOwnMail => "mail sent by the account itself is not routed".to_string(),
+    }
+}
+
+fn rule_text(rule: &str) -> &'static str {
+    match rule {
+        "urgent_threshold" => "URGENT reached its threshold, and URGENT always wins",
+        "highest_score" => "highest score at or above its threshold",
+        "tie_break" => "tied on score; the earlier category in the declared order wins",
+        "default_category" => "no category reached its threshold; the default category applies",
+        "sender_rule" => "forced by a sender rule",
+        _ => "",
+    }
+}
+
+fn candidate_line(out: &mut String, c: &Candidate, chosen: bool) {
+    let mark = if chosen { "  ← chosen" } else { "" };
+    let load = if c.load_7d > 0 {
+        format!("  (load 7d: {})", c.load_7d)
+    } else {
+        String::new()
+    };
+    let _ = writeln!(
+        out,
+        "  {:<22} {:>6}  {}{}{}",
+        c.member,
+        num(c.score),
+        roles_line(&c.roles),
+        load,
+        mark
+    );
+}
+
+/// Renders the receipt for a decision about `msg`.
+pub fn render(msg: &MessageView, d: &Decision) -> String {
+    let mut out = String::new();
+    let from = match (&msg.from_name(), msg.from_address()) {
+        (Some(n), Some(a)) => format!("{n} <{a}>"),
+        (None, Some(a)) => a.to_string(),
+        _ => "(no sender)".to_string(),
+    };
+    let _ = writeln!(
+        out,
+        "Message   {}",
+        msg.message_id
+            .as_deref()
+            .map_or("(no Message-ID)".into(), |m| format!("<{m}>"))
+    );
+    let _ = writeln!(out, "From      {from}");
+    let _ = writeln!(
+        out,
+        "Subject   {}",
+        if msg.subject.is_empty() {
+            "(none)"
+        } else {
+            &msg.subject
+        }
+    );
+    let _ = writeln!(out);
+    let dest = match &d.folder {
+        Some(f) => f.clone(),
+        None => "(left where it is)".to_string(),
+    };
+    let _ = writeln!(
+        out,
+        "Decision  {} → {}  ⇒  folder {}",
+        d.category,
+        d.recipient.as_deref().unwrap_or("nobody"),
+        dest
+    );
+    let _ = writeln!(out, "Reason    {} — {}", d.reason, reason_text(d));
+    if !d.signals.evidence.is_empty() {
+        let _ = writeln!(out, "Signals   {}", d.signals.evidence.join("; "));
+    }
+    if d.signals.internal {
+        let _ = writeln!(
+            out,
+            "          (internal: the sender is on one of the business's domains)"
+        );
+    }
+
+    let _ = writeln!(out);
+    let _ = writeln!(
+        out,
+        "Category  {} ({})",
+        d.category,
+        rule_text(&d.classification.rule)
+    );
+    for c in &d.classification.details {
+        let mark = if c.category == d.category {
+            "  ← chosen"
+        } else {
+            ""
+        };
+        let hits = if c.hits.is_empty() {
+            "no keywords".to_string()
+        } else {
+            hit_list(&c.hits, None)
+        };
+        let _ = writeln!(
+            out,
+            "  {:<10} {:>5} / {:<4} {}{}",
+            c.category,
+            num(c.score),
+            num(c.threshold),
+            hits,
+            mark
+        );
+    }
+    if let Some(r) = &d.classification.runner_up {
+        let _ = writeln!(out, "  runner-up: {r}");
+    }
+
+    let _ = writeln!(out);
+    match d.reason {
+        Reason::NameMention | Reason::SenderRule | Reason::Fallback => {
+            let _ = writeln!(
+                out,
+                "Recipient {}",
+                d.recipient.as_deref().unwrap_or("nobody")
+            );
+            if let Some(n) = &d.name_mention {
+                let _ = writeln!(
+                    out,
+                    "  named by {}: \"{}\" (address > greeting > subject > body)",
+                    n.how, n.text
+                );
+                if !n.also_named.is_empty() {
+                    let _ = writeln!(
+                        out,
+                        "  also named, less strongly: {}",
+                        n.also_named.join(", ")
+                    );
+                }
+            }
+            let _ = writeln!(
+                out,
+                "  content: {} = {}",
+                num(d.total_score),
+                roles_line(&d.matched_roles)
+            );
+        }
+        Reason::ManagerRoleContentMatch
+        | Reason::ManagerMultipleRolesMatched
+        | Reason::CategoryRole => {
+            let how = if d.reason == Reason::CategoryRole {
+                "holders of the role(s) handling the category; content score, then 7-day load, then profile order"
+            } else {
+                "every member scored over all their roles: Σ keyword weight × role weight"
+            };
+            let _ = writeln!(out, "Recipient {how}");
+            for (i, c) in d.candidates.iter().enumerate() {
+                candidate_line(&mut out, c, i == 0);
+            }
+            if let (Some(r), Some(m)) = (&d.runner_up, d.margin) {
+                let _ = writeln!(out, "  margin: {} over {r}", num(m));
+            }
+            if let Some(t) = &d.tie_break {
+                let _ = writeln!(out, "  tie: {t}");
+            }
+        }
+        _ => {
+            let _ = writeln!(out, "Recipient nobody");
+        }
+    }
+
+    let _ = writeln!(out);
+    match &d.escalation {
+        Some(e) => {
+            let _ = writeln!(out, "Escalation {} (mode {}, by {})", e.level, e.mode, e.by);
+            if let Some(s) = &d.sentiment {
+                if e.by.contains("sentiment") {
+                    let _ = writeln!(
+                        out,
+                        "  sentiment {} → {}",
+                        num(s.compound),
+                        e.sentiment_level.map_or("-".into(), |l| l.to_string())
+                    );
+                }
+            }
+            for k in &e.keywords {
+                let _ = writeln!(
+                    out,
+                    "  keyword \"{}\" → {}{}",
+                    k.keyword,
+                    k.level,
+                    if k.found_in == "body" {
+                        String::new()
+                    } else {
+                        format!(" [{}]", k.found_in)
+                    }
+                );
+            }
+            let a = &e.actions;
+            let mut acts = Vec::new();
+            if a.flag {
+                acts.push("flag \\Flagged".to_string());
+            }
+            if !a.keywords.is_empty() {
+                acts.push(format!("keywords {}", a.keywords.join(" ")));
+            }
+            if let Some(f) = &a.copy_to {
+                acts.push(format!("copy to {f}"));
+            }
+            if !a.notify.is_empty() {
+                acts.push(format!("alert {}", a.notify.join(", ")));
+            }
+            let _ = writeln!(
+                out,
+                "  actions: {}",
+                if acts.is_empty() {
+                    "none".to_string()
+                } else {
+                    acts.join("; ")
+                }
+            );
+        }
+        None => {
+            let _ = write!(out, "Escalation none");
+            if let Some(s) = &d.sentiment {
+                let _ = write!(out, " (sentiment {})", num(s.compound));
+            }
+            let _ = writeln!(out);
+        }
+    }
+    if let Some(s) = &d.sentiment {
+        if !s.words.is_empty() {
+            let words: Vec<String> = s
+                .words
+                .iter()
+                .take(8)
+                .map(|w| format!("{} {}", w.word, num(w.valence)))
+                .collect();
+            let _ = writeln!(out, "  sentiment words: {}", words.join(", "));
+        }
+    }
+    out
+}

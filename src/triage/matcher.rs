@@ -1,0 +1,412 @@
+//! Keyword matching: every keyword of a profile (categories, roles, escalation, urgency,
+//! booking) in one Aho-Corasick automaton, run once over the subject and once over the
+//! new text of a message.
+//!
+//! Matching is case-insensitive on whole words: the text is *folded* (lowercased, curly
+//! apostrophes straightened, whitespace runs collapsed to one space) and a match counts
+//! only when the characters around it are not letters or digits. A keyword written
+//! `stem*` needs a boundary only before it. Regex patterns run beside the automaton on
+//! the original text. The result records, per keyword set, which entries fired and
+//! where, which is exactly what the explanation needs.
+
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use regex::Regex;
+
+/// Identifies one keyword set (a category's keywords, a role's, …) inside a [`Matcher`].
+pub type SetId = usize;
+
+/// One keyword as written by the owner, with its weight.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    /// As written (e.g. "refund*", "bulk pricing").
+    pub keyword: String,
+    pub weight: f64,
+}
+
+/// One regular-expression rule with its weight.
+#[derive(Debug, Clone)]
+pub struct PatternEntry {
+    pub source: String,
+    pub regex: Regex,
+    pub weight: f64,
+}
+
+/// A named set of keywords and patterns.
+#[derive(Debug, Clone, Default)]
+pub struct KeywordSet {
+    pub entries: Vec<Entry>,
+    pub patterns: Vec<PatternEntry>,
+}
+
+/// Where in the message a keyword was found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Where {
+    pub subject: bool,
+    pub body: bool,
+}
+
+/// A fired entry of a set: which keyword/pattern, where, and its first body position.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Hit {
+    /// Index into the set's entries (keywords), or entries.len() + i for pattern i.
+    pub entry: usize,
+    pub found: Where,
+    /// Byte offset of the first match in the folded new text (usize::MAX if subject only).
+    pub first_body_pos: usize,
+}
+
+/// Who owns an automaton pattern: which set and entry, and whether it is a stem.
+#[derive(Debug, Clone, Copy)]
+struct Owner {
+    set: SetId,
+    entry: usize,
+    prefix: bool,
+}
+
+/// All keyword sets of a profile compiled into one automaton.
+#[derive(Debug, Clone)]
+pub struct Matcher {
+    sets: Vec<KeywordSet>,
+    automaton: Option<AhoCorasick>,
+    /// owners[pattern id] = every (set, entry) that uses that folded string.
+    owners: Vec<Vec<Owner>>,
+}
+
+/// The keyword hits of one message, per set.
+#[derive(Debug, Clone, Default)]
+pub struct Scan {
+    pub hits: Vec<Vec<Hit>>,
+}
+
+impl Scan {
+    /// The hits of one set, in entry order.
+    pub fn set(&self, id: SetId) -> &[Hit] {
+        self.hits.get(id).map(Vec::as_slice).unwrap_or_default()
+    }
+}
+
+/// Text prepared for matching: folded, with a map back to the original byte offsets.
+#[derive(Debug, Clone, Default)]
+pub struct Folded {
+    pub text: String,
+    /// orig[i] = byte offset in the original text of the character that produced folded byte i.
+    pub orig: Vec<u32>,
+}
+
+/// Whether `c` is part of a word for boundary purposes.
+pub fn is_word_char(c: char) -> bool {
+    c.is_alphanumeric() || c == '_'
+}
+
+/// Folds one keyword the same way text is folded (no offset map needed).
+pub fn fold_keyword(k: &str) -> String {
+    fold(k).text.trim().to_string()
+}
+
+/// Lowercases, straightens apostrophes and collapses whitespace, remembering offsets.
+pub fn fold(text: &str) -> Folded {
+    let mut out = String::with_capacity(text.len());
+    let mut orig = Vec::with_capacity(text.len());
+    let mut last_space = true;
+    for (i, c) in text.char_indices() {
+        let pos = u32::try_from(i).unwrap_or(u32::MAX);
+        if c.is_whitespace() || c == '\u{200b}' {
+            if !last_space {
+                out.push(' ');
+                orig.push(pos);
+                last_space = true;
+            }
+            continue;
+        }
+        last_space = false;
+        let mapped = match c {
+            '\u{2019}' | '\u{2018}' | '\u{02bc}' | '`' => '\'',
+            '\u{201c}' | '\u{201d}' => '"',
+            '\u{2013}' | '\u{2014}' => '-',
+            _ => c,
+        };
+        let before = out.len();
+        if mapped.is_ascii() {
+            out.push(mapped.to_ascii_lowercase());
+        } else {
+            let mut lower = mapped.to_lowercase();
+            match (lower.next(), lower.next()) {
+                (Some(l), None) => out.push(l),
+                // Multi-character lowercase forms (rare) keep the original character.
+                _ => out.push(mapped),
+            }
+        }
+        for _ in before..out.len() {
+            orig.push(pos);
+        }
+    }
+    Folded { text: out, orig }
+}
+
+impl Folded {
+    /// Is there a word boundary just before byte `start`?
+    pub fn boundary_before(&self, start: usize) -> bool {
+        self.text
+            .get(..start)
+            .and_then(|s| s.chars().next_back())
+            .is_none_or(|c| !is_word_char(c))
+    }
+
+    /// Is there a word boundary just after byte `end`?
+    pub fn boundary_after(&self, end: usize) -> bool {
+        self.text
+            .get(end..)
+            .and_then(|s| s.chars().next())
+            .is_none_or(|c| !is_word_char(c))
+    }
+
+    /// The original byte offset of folded byte `i`.
+    pub fn original_offset(&self, i: usize) -> Option<usize> {
+        self.orig.get(i).map(|&o| o as usize)
+    }
+}
+
+impl Matcher {
+    /// Compiles the sets into one automaton. Set ids are positions in `sets`.
+    pub fn new(sets: Vec<KeywordSet>) -> Result<Matcher, String> {
+        let mut strings: Vec<String> = Vec::new();
+        let mut owners: Vec<Vec<Owner>> = Vec::new();
+        let mut index: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+        for (set_id, set) in sets.iter().enumerate() {
+            for (entry, e) in set.entries.iter().enumerate() {
+                let (stem, prefix) = match e.keyword.trim().strip_suffix('*') {
+                    Some(s) => (s, true),
+                    None => (e.keyword.as_str(), false),
+                };
+                let folded = fold_keyword(stem);
+                if folded.is_empty() {
+                    continue;
+                }
+                let id = *index.entry(folded.clone()).or_insert_with(|| {
+                    strings.push(folded);
+                    owners.push(Vec::new());
+                    strings.len() - 1
+                });
+                if let Some(o) = owners.get_mut(id) {
+                    o.push(Owner {
+                        set: set_id,
+                        entry,
+                        prefix,
+                    });
+                }
+            }
+        }
+        let automaton = if strings.is_empty() {
+            None
+        } else {
+            Some(
+                AhoCorasickBuilder::new()
+                    .match_kind(MatchKind::Standard)
+                    .build(&strings)
+                    .map_err(|e| format!("cannot build keyword automaton: {e}"))?,
+            )
+        };
+        Ok(Matcher {
+            sets,
+            automaton,
+            owners,
+        })
+    }
+
+    /// The set with this id.
+    pub fn set(&self, id: SetId) -> Option<&KeywordSet> {
+        self.sets.get(id)
+    }
+
+    /// Number of sets.
+    pub fn len(&self) -> usize {
+        self.sets.len()
+    }
+
+    /// True when there are no sets.
+    pub fn is_empty(&self) -> bool {
+        self.sets.is_empty()
+    }
+
+    /// Finds every keyword and pattern of every set in the subject and the new text.
+    pub fn scan(&self, subject: &str, body: &str) -> Scan {
+        let mut hits: Vec<Vec<Hit>> = vec![Vec::new(); self.sets.len()];
+        let fs = fold(subject);
+        let fb = fold(body);
+        self.scan_one(&fs, false, &mut hits);
+        self.scan_one(&fb, true, &mut hits);
+        for (set_id, set) in self.sets.iter().enumerate() {
+            for (i, p) in set.patterns.iter().enumerate() {
+                let entry = set.entries.len() + i;
+                let in_subject = p.regex.is_match(subject);
+                let body_pos = p.regex.find(body).map(|m| m.start());
+                if in_subject || body_pos.is_some() {
+                    if let Some(list) = hits.get_mut(set_id) {
+                        list.push(Hit {
+                            entry,
+                            found: Where {
+                                subject: in_subject,
+                                body: body_pos.is_some(),
+                            },
+                            first_body_pos: body_pos.unwrap_or(usize::MAX),
+                        });
+                    }
+                }
+            }
+        }
+        for list in &mut hits {
+            list.sort_by_key(|h| h.entry);
+        }
+        Scan { hits }
+    }
+
+    fn scan_one(&self, text: &Folded, is_body: bool, hits: &mut [Vec<Hit>]) {
+        let Some(ac) = &self.automaton else { return };
+        for m in ac.find_overlapping_iter(&text.text) {
+            if !text.boundary_before(m.start()) {
+                continue;
+            }
+            let end_ok = text.boundary_after(m.end());
+            let Some(owners) = self.owners.get(m.pattern().as_usize()) else {
+                continue;
+            };
+            for o in owners {
+                if !o.prefix && !end_ok {
+                    continue;
+                }
+                let Some(list) = hits.get_mut(o.set) else {
+                    continue;
+                };
+                match list.iter_mut().find(|h| h.entry == o.entry) {
+                    Some(h) => {
+                        if is_body {
+                            if !h.found.body {
+                                h.first_body_pos = m.start();
+                            }
+                            h.found.body = true;
+                        } else {
+                            h.found.subject = true;
+                        }
+                    }
+                    None => list.push(Hit {
+                        entry: o.entry,
+                        found: Where {
+                            subject: !is_body,
+                            body: is_body,
+                        },
+                        first_body_pos: if is_body { m.start() } else { usize::MAX },
+                    }),
+                }
+            }
+        }
+    }
+
+    /// The keyword or pattern text of a hit, as the owner wrote it.
+    pub fn label(&self, set: SetId, entry: usize) -> &str {
+        let Some(s) = self.sets.get(set) else {
+            return "";
+        };
+        match s.entries.get(entry) {
+            Some(e) => &e.keyword,
+            None => s
+                .patterns
+                .get(entry - s.entries.len())
+                .map(|p| p.source.as_str())
+                .unwrap_or_default(),
+        }
+    }
+
+    /// The weight of a hit's keyword or pattern.
+    pub fn weight(&self, set: SetId, entry: usize) -> f64 {
+        let Some(s) = self.sets.get(set) else {
+            return 0.0;
+        };
+        match s.entries.get(entry) {
+            Some(e) => e.weight,
+            None => s
+                .patterns
+                .get(entry - s.entries.len())
+                .map_or(0.0, |p| p.weight),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(words: &[(&str, f64)]) -> KeywordSet {
+        KeywordSet {
+            entries: words
+                .iter()
+                .map(|(k, w)| Entry {
+                    keyword: (*k).to_string(),
+                    weight: *w,
+                })
+                .collect(),
+            patterns: Vec::new(),
+        }
+    }
+
+    fn fired(m: &Matcher, subject: &str, body: &str) -> Vec<String> {
+        let scan = m.scan(subject, body);
+        scan.set(0)
+            .iter()
+            .map(|h| m.label(0, h.entry).to_string())
+            .collect()
+    }
+
+    #[test]
+    fn whole_words_phrases_and_stems() {
+        let m = Matcher::new(vec![set(&[
+            ("bulk", 1.0),
+            ("bulk pricing", 1.0),
+            ("refund*", 1.0),
+            ("mark", 1.0),
+            ("doesn't work", 1.0),
+        ])])
+        .expect("builds");
+        let cases: &[(&str, &[&str])] = &[
+            ("Need BULK\n   pricing please", &["bulk", "bulk pricing"]),
+            ("bulky items", &[]),
+            ("we were refunded twice", &["refund*"]),
+            ("prerefund", &[]),
+            ("the bookmark broke", &[]),
+            ("it doesn\u{2019}t work", &["doesn't work"]),
+        ];
+        for (body, want) in cases {
+            assert_eq!(fired(&m, "", body), *want, "body: {body:?}");
+        }
+    }
+
+    #[test]
+    fn each_keyword_counts_once_and_remembers_where() {
+        let m = Matcher::new(vec![set(&[("quote", 1.0)])]).expect("builds");
+        let scan = m.scan("Quote request", "a quote, another quote");
+        let hits = scan.set(0);
+        assert_eq!(hits.len(), 1);
+        assert_eq!(
+            hits[0].found,
+            Where {
+                subject: true,
+                body: true
+            }
+        );
+        assert_eq!(hits[0].first_body_pos, 2);
+    }
+
+    #[test]
+    fn unicode_boundaries_and_case() {
+        let m = Matcher::new(vec![set(&[("café", 1.0), ("zoë", 1.0)])]).expect("builds");
+        assert_eq!(fired(&m, "", "Le CAFÉ est fermé"), vec!["café"]);
+        assert_eq!(fired(&m, "", "zoëlle"), Vec::<String>::new());
+    }
+
+    #[test]
+    fn fold_maps_back_to_original_offsets() {
+        let f = fold("Hi  Zoë\r\nMark");
+        assert_eq!(f.text, "hi zoë mark");
+        let pos = f.text.find("mark").expect("found");
+        assert_eq!(f.original_offset(pos), Some(10));
+    }
+}

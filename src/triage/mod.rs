@@ -1,0 +1,260 @@
+//! The triage core: classify → escalate → choose recipient, as pure functions of
+//! (message view, compiled profile, context snapshot). No I/O, no clock, no randomness:
+//! the same inputs always give the same [`Decision`], and the decision carries the full
+//! explanation, built while scoring.
+
+pub mod classify;
+pub mod decision;
+pub mod escalate;
+pub mod explain;
+pub mod matcher;
+pub mod names;
+pub mod recipient;
+pub mod sentiment;
+
+use std::collections::BTreeMap;
+
+pub use decision::{Decision, Level, Reason};
+
+use crate::mail::MessageView;
+use crate::profile::{NotRouted, Profile};
+use decision::Signals;
+
+/// A snapshot of history the core may consult (built by the caller, empty offline).
+#[derive(Debug, Clone, Default)]
+pub struct History {
+    /// Assignments per member name over the last 7 days (load-balancing tie-break).
+    pub load_7d: BTreeMap<String, u32>,
+}
+
+impl History {
+    /// Assignments of `member` over the last 7 days.
+    pub fn load(&self, member: &str) -> u32 {
+        self.load_7d.get(member).copied().unwrap_or(0)
+    }
+}
+
+/// What the core knows beyond the message and the profile.
+#[derive(Debug, Clone, Default)]
+pub struct Context {
+    /// Addresses of the watched mailbox itself (lowercased); its own mail is not routed.
+    pub account_addresses: Vec<String>,
+    pub history: History,
+}
+
+/// Text longer than this is not scored for sentiment (keywords still see all of it):
+/// beyond a few paragraphs VADER's compound saturates and says nothing more.
+const SENTIMENT_SCAN_BYTES: usize = 16 * 1024;
+
+/// Header signals: lists, bulk, auto-replies, own mail, internal senders.
+pub fn signals(msg: &MessageView, profile: &Profile, ctx: &Context) -> Signals {
+    let mut s = Signals::default();
+    if let Some(id) = &msg.list_id {
+        s.list = true;
+        s.evidence.push(format!("List-Id: {id}"));
+    }
+    if msg.list_unsubscribe {
+        s.list = true;
+        s.evidence.push("List-Unsubscribe present".into());
+    }
+    if msg.list_post {
+        s.list = true;
+        s.evidence.push("List-Post present".into());
+    }
+    match msg.precedence.as_deref() {
+        Some(p @ ("bulk" | "junk")) => {
+            s.bulk = true;
+            s.evidence.push(format!("Precedence: {p}"));
+        }
+        Some("list") => {
+            s.list = true;
+            s.evidence.push("Precedence: list".into());
+        }
+        _ => {}
+    }
+    if let Some(a) = msg
+        .auto_submitted
+        .as_deref()
+        .filter(|a| !a.starts_with("no"))
+    {
+        s.auto_reply = true;
+        s.evidence.push(format!("Auto-Submitted: {a}"));
+    }
+    if msg.x_autoreply {
+        s.auto_reply = true;
+        s.evidence.push("X-Autoreply/X-Autorespond present".into());
+    }
+    if msg.null_return_path || msg.report {
+        s.auto_reply = true;
+        s.evidence.push(if msg.report {
+            "delivery/disposition report".into()
+        } else {
+            "Return-Path: <> (automatic mail)".into()
+        });
+    }
+    let subj = msg.subject.to_lowercase();
+    if [
+        "automatic reply:",
+        "auto:",
+        "autoreply:",
+        "out of office",
+        "undeliverable:",
+        "delivery status notification",
+    ]
+    .iter()
+    .any(|p| subj.starts_with(p))
+    {
+        s.auto_reply = true;
+        s.evidence.push(format!("subject \"{}\"", msg.subject));
+    }
+    if let Some(from) = msg.from_address() {
+        let local = from.split('@').next().unwrap_or_default();
+        if ["mailer-daemon", "postmaster"].contains(&local) {
+            s.auto_reply = true;
+            s.evidence.push(format!("sender {from}"));
+        }
+        if ctx.account_addresses.iter().any(|a| a == from) {
+            s.own_mail = true;
+            s.evidence
+                .push(format!("sent by the account itself ({from})"));
+        }
+        let domain = from.rsplit('@').next().unwrap_or_default();
+        s.internal = profile
+            .business
+            .domains
+            .iter()
+            .any(|d| domain == d || domain.ends_with(&format!(".{d}")));
+    }
+    s
+}
+
+/// The sender rule that applies to this message, if any (exact address beats domain).
+fn sender_rule(msg: &MessageView, profile: &Profile) -> Option<(Option<usize>, Option<usize>)> {
+    let from = msg.from_address()?;
+    let domain = from.rsplit('@').next().unwrap_or_default();
+    let exact = profile.senders.iter().find(|r| r.from == from);
+    let by_domain = || {
+        profile
+            .senders
+            .iter()
+            .filter(|r| !r.from.contains('@'))
+            .find(|r| domain == r.from || domain.ends_with(&format!(".{}", r.from)))
+    };
+    exact.or_else(by_domain).map(|r| (r.category, r.member))
+}
+
+/// Triage one message: the heart of mailtriage.
+pub fn triage(msg: &MessageView, profile: &Profile, ctx: &Context) -> Decision {
+    let scan = profile.matcher.scan(&msg.subject, &msg.body.new_text);
+    let signals = signals(msg, profile, ctx);
+    let (forced_category, forced_member) = sender_rule(msg, profile).unwrap_or((None, None));
+    let classified = classify::classify(profile, &scan, forced_category);
+    let category = profile
+        .categories
+        .get(classified.category)
+        .map(|c| c.name.clone())
+        .unwrap_or_default();
+
+    let not_routed = if signals.own_mail {
+        Some((Reason::NotRoutedOwnMail, &profile.routing.own_mail))
+    } else if signals.auto_reply {
+        Some((Reason::NotRoutedAutoReply, &profile.routing.auto_replies))
+    } else if signals.list {
+        Some((Reason::NotRoutedList, &profile.routing.lists))
+    } else if signals.bulk {
+        Some((Reason::NotRoutedBulk, &profile.routing.bulk))
+    } else {
+        None
+    };
+
+    let sentiment = if escalate::uses_sentiment(profile.escalation.mode) {
+        let text = msg.body.new_text.as_str();
+        let mut end = text.len().min(SENTIMENT_SCAN_BYTES);
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        Some(escalate::sentiment_of(
+            profile,
+            text.get(..end).unwrap_or_default(),
+        ))
+    } else {
+        None
+    };
+
+    if let Some((reason, action)) = not_routed {
+        let folder_path = match action {
+            NotRouted::Leave => None,
+            NotRouted::Folder(p) => Some(p.clone()),
+        };
+        return Decision {
+            category,
+            recipient: None,
+            folder: folder_path.as_ref().map(|p| p.join("/")),
+            reason,
+            total_score: 0.0,
+            matched_roles: Vec::new(),
+            category_scores: classified.scores,
+            escalation: None,
+            folder_path,
+            role: None,
+            classification: classified.explanation,
+            name_mention: None,
+            candidates: Vec::new(),
+            runner_up: None,
+            margin: None,
+            tie_break: None,
+            signals,
+            sentiment,
+        };
+    }
+
+    let routed = recipient::choose(
+        profile,
+        msg,
+        &scan,
+        classified.category,
+        forced_member,
+        &ctx.history,
+    );
+    let member_name = routed.member.map(|m| profile.members[m].name.clone());
+    let role_id = routed
+        .role
+        .and_then(|r| profile.roles.get(r))
+        .map(|r| r.id.clone());
+    let folder_path = match &member_name {
+        Some(name) => {
+            profile
+                .routing
+                .folder
+                .render(&category, name, role_id.as_deref().unwrap_or_default())
+        }
+        None => profile.routing.unassigned_folder.render(&category, "", ""),
+    };
+    let escalation = escalate::escalate(
+        profile,
+        &scan,
+        sentiment.as_ref(),
+        member_name.as_deref(),
+        &recipient::fallback_names(profile),
+    );
+    Decision {
+        category,
+        recipient: member_name,
+        folder: Some(folder_path.join("/")),
+        reason: routed.reason,
+        total_score: routed.total_score,
+        matched_roles: routed.matched_roles,
+        category_scores: classified.scores,
+        escalation,
+        folder_path: Some(folder_path),
+        role: role_id,
+        classification: classified.explanation,
+        name_mention: routed.name_mention,
+        candidates: routed.candidates,
+        runner_up: routed.runner_up,
+        margin: routed.margin,
+        tie_break: routed.tie_break,
+        signals,
+        sentiment,
+    }
+}
