@@ -129,7 +129,7 @@ pub fn split(body: &str) -> Split {
     for (i, raw) in lines.iter().enumerate() {
         let line = raw.trim_end_matches('\r');
         let trimmed = line.trim();
-        let lower = trimmed.to_lowercase();
+        let lower = lowercase(trimmed);
         let wrapped_attribution = lower.starts_with("on ")
             && !lower.contains("wrote")
             && lines
@@ -196,6 +196,15 @@ fn closing_block_follows(lines: &[&str], i: usize) -> bool {
         }
     }
     true
+}
+
+/// Lowercase, cheaply for the common all-ASCII line.
+fn lowercase(s: &str) -> String {
+    if s.is_ascii() {
+        s.to_ascii_lowercase()
+    } else {
+        s.to_lowercase()
+    }
 }
 
 fn join_trimmed(lines: &[&str]) -> String {

@@ -107,59 +107,121 @@ pub fn fold_keyword(k: &str) -> String {
 pub fn fold(text: &str) -> Folded {
     let mut out = String::with_capacity(text.len());
     let mut orig = Vec::with_capacity(text.len());
-    let mut last_space = true;
-    for (i, c) in text.char_indices() {
-        let pos = u32::try_from(i).unwrap_or(u32::MAX);
-        if c.is_whitespace() || c == '\u{200b}' {
-            if !last_space {
-                out.push(' ');
-                orig.push(pos);
-                last_space = true;
-            }
-            continue;
-        }
-        last_space = false;
-        let mapped = match c {
-            '\u{2019}' | '\u{2018}' | '\u{02bc}' | '`' => '\'',
-            '\u{201c}' | '\u{201d}' => '"',
-            '\u{2013}' | '\u{2014}' => '-',
-            _ => c,
-        };
-        let before = out.len();
-        if mapped.is_ascii() {
-            out.push(mapped.to_ascii_lowercase());
-        } else {
-            let mut lower = mapped.to_lowercase();
-            match (lower.next(), lower.next()) {
-                (Some(l), None) => out.push(l),
-                // Multi-character lowercase forms (rare) keep the original character.
-                _ => out.push(mapped),
-            }
-        }
-        for _ in before..out.len() {
-            orig.push(pos);
-        }
-    }
+    fold_into(text, &mut out, Some(&mut orig));
     Folded { text: out, orig }
 }
 
+/// The folded text alone (no offset map): what keyword matching needs.
+pub fn fold_text(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    fold_into(text, &mut out, None);
+    out
+}
+
+/// The one folding routine; `orig`, when given, receives the original byte offset of the
+/// character behind every folded byte.
+fn fold_into(text: &str, out: &mut String, mut orig: Option<&mut Vec<u32>>) {
+    let mut buf: Vec<u8> = std::mem::take(out).into_bytes();
+    let mut last_space = true;
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        let pos = u32::try_from(i).unwrap_or(u32::MAX);
+        // Fast path: a run of plain ASCII (no whitespace, no backtick) copies in bulk.
+        let run = bytes[i..]
+            .iter()
+            .position(|&c| !c.is_ascii_graphic() || c == b'`')
+            .unwrap_or(bytes.len() - i);
+        if run > 0 {
+            let start = buf.len();
+            buf.extend_from_slice(&bytes[i..i + run]);
+            buf[start..].make_ascii_lowercase();
+            if let Some(o) = orig.as_deref_mut() {
+                o.extend((i..i + run).map(|p| u32::try_from(p).unwrap_or(u32::MAX)));
+            }
+            i += run;
+            last_space = false;
+            continue;
+        }
+        if b.is_ascii() {
+            i += 1;
+            let c = match b {
+                b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c => {
+                    if last_space {
+                        continue;
+                    }
+                    last_space = true;
+                    b' '
+                }
+                b'`' => {
+                    last_space = false;
+                    b'\''
+                }
+                _ => {
+                    last_space = false;
+                    b.to_ascii_lowercase()
+                }
+            };
+            buf.push(c);
+            if let Some(o) = orig.as_deref_mut() {
+                o.push(pos);
+            }
+            continue;
+        }
+        let Some(c) = text.get(i..).and_then(|rest| rest.chars().next()) else {
+            break;
+        };
+        i += c.len_utf8();
+        let mapped = if c.is_whitespace() || c == '\u{200b}' {
+            if last_space {
+                continue;
+            }
+            last_space = true;
+            ' '
+        } else {
+            last_space = false;
+            match c {
+                '\u{2019}' | '\u{2018}' | '\u{02bc}' => '\'',
+                '\u{201c}' | '\u{201d}' => '"',
+                '\u{2013}' | '\u{2014}' => '-',
+                _ => {
+                    let mut lower = c.to_lowercase();
+                    match (lower.next(), lower.next()) {
+                        (Some(l), None) => l,
+                        // Multi-character lowercase forms (rare) keep the original character.
+                        _ => c,
+                    }
+                }
+            }
+        };
+        let mut tmp = [0u8; 4];
+        let encoded = mapped.encode_utf8(&mut tmp).as_bytes();
+        buf.extend_from_slice(encoded);
+        if let Some(o) = orig.as_deref_mut() {
+            o.extend(std::iter::repeat_n(pos, encoded.len()));
+        }
+    }
+    // Only whole characters were written, so this cannot fail; stay total regardless.
+    *out = String::from_utf8(buf)
+        .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
+}
+
+/// Whether folded byte offset `start` begins a word (shared by keywords and names).
+pub fn boundary_before(text: &str, start: usize) -> bool {
+    text.get(..start)
+        .and_then(|s| s.chars().next_back())
+        .is_none_or(|c| !is_word_char(c))
+}
+
+/// Whether folded byte offset `end` ends a word.
+pub fn boundary_after(text: &str, end: usize) -> bool {
+    text.get(end..)
+        .and_then(|s| s.chars().next())
+        .is_none_or(|c| !is_word_char(c))
+}
+
 impl Folded {
-    /// Is there a word boundary just before byte `start`?
-    pub fn boundary_before(&self, start: usize) -> bool {
-        self.text
-            .get(..start)
-            .and_then(|s| s.chars().next_back())
-            .is_none_or(|c| !is_word_char(c))
-    }
-
-    /// Is there a word boundary just after byte `end`?
-    pub fn boundary_after(&self, end: usize) -> bool {
-        self.text
-            .get(end..)
-            .and_then(|s| s.chars().next())
-            .is_none_or(|c| !is_word_char(c))
-    }
-
     /// The original byte offset of folded byte `i`.
     pub fn original_offset(&self, i: usize) -> Option<usize> {
         self.orig.get(i).map(|&o| o as usize)
@@ -202,6 +264,7 @@ impl Matcher {
             Some(
                 AhoCorasickBuilder::new()
                     .match_kind(MatchKind::Standard)
+                    .kind(Some(aho_corasick::AhoCorasickKind::DFA))
                     .build(&strings)
                     .map_err(|e| format!("cannot build keyword automaton: {e}"))?,
             )
@@ -230,11 +293,14 @@ impl Matcher {
 
     /// Finds every keyword and pattern of every set in the subject and the new text.
     pub fn scan(&self, subject: &str, body: &str) -> Scan {
+        self.scan_folded(subject, body, &fold_text(subject), &fold_text(body))
+    }
+
+    /// [`Matcher::scan`] over texts already folded with [`fold_text`].
+    pub fn scan_folded(&self, subject: &str, body: &str, fs: &str, fb: &str) -> Scan {
         let mut hits: Vec<Vec<Hit>> = vec![Vec::new(); self.sets.len()];
-        let fs = fold(subject);
-        let fb = fold(body);
-        self.scan_one(&fs, false, &mut hits);
-        self.scan_one(&fb, true, &mut hits);
+        self.scan_one(fs, false, &mut hits);
+        self.scan_one(fb, true, &mut hits);
         for (set_id, set) in self.sets.iter().enumerate() {
             for (i, p) in set.patterns.iter().enumerate() {
                 let entry = set.entries.len() + i;
@@ -260,13 +326,13 @@ impl Matcher {
         Scan { hits }
     }
 
-    fn scan_one(&self, text: &Folded, is_body: bool, hits: &mut [Vec<Hit>]) {
+    fn scan_one(&self, text: &str, is_body: bool, hits: &mut [Vec<Hit>]) {
         let Some(ac) = &self.automaton else { return };
-        for m in ac.find_overlapping_iter(&text.text) {
-            if !text.boundary_before(m.start()) {
+        for m in ac.find_overlapping_iter(text) {
+            if !boundary_before(text, m.start()) {
                 continue;
             }
-            let end_ok = text.boundary_after(m.end());
+            let end_ok = boundary_after(text, m.end());
             let Some(owners) = self.owners.get(m.pattern().as_usize()) else {
                 continue;
             };
@@ -400,6 +466,19 @@ mod tests {
         let m = Matcher::new(vec![set(&[("café", 1.0), ("zoë", 1.0)])]).expect("builds");
         assert_eq!(fired(&m, "", "Le CAFÉ est fermé"), vec!["café"]);
         assert_eq!(fired(&m, "", "zoëlle"), Vec::<String>::new());
+    }
+
+    #[test]
+    fn both_folds_agree() {
+        for t in [
+            "Hi  Zoë\r\nMark",
+            "İstanbul ẞ K\u{212a}elvin",
+            "a\u{2019}b\u{200b} \t c`",
+            "",
+        ] {
+            assert_eq!(fold(t).text, fold_text(t), "{t:?}");
+            assert_eq!(fold(t).orig.len(), fold(t).text.len());
+        }
     }
 
     #[test]

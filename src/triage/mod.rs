@@ -42,9 +42,30 @@ pub struct Context {
     pub history: History,
 }
 
-/// Text longer than this is not scored for sentiment (keywords still see all of it):
-/// beyond a few paragraphs VADER's compound saturates and says nothing more.
-const SENTIMENT_SCAN_BYTES: usize = 16 * 1024;
+/// Only the first this-many bytes of the new text are scored for sentiment (keywords still
+/// see all of it): VADER's compound saturates within a few paragraphs, and the mood of a
+/// message is set by its opening.
+pub const SENTIMENT_SCAN_BYTES: usize = 4 * 1024;
+
+/// The subject and new text, folded once for both keyword and name matching.
+pub struct Folded<'m> {
+    pub subject: &'m str,
+    pub body: &'m str,
+    pub subject_folded: String,
+    pub body_folded: String,
+}
+
+impl<'m> Folded<'m> {
+    /// Folds the parts of `msg` that triage reads.
+    pub fn of(msg: &'m MessageView) -> Self {
+        Folded {
+            subject: &msg.subject,
+            body: &msg.body.new_text,
+            subject_folded: matcher::fold_text(&msg.subject),
+            body_folded: matcher::fold_text(&msg.body.new_text),
+        }
+    }
+}
 
 /// Header signals: lists, bulk, auto-replies, own mail, internal senders.
 pub fn signals(msg: &MessageView, profile: &Profile, ctx: &Context) -> Signals {
@@ -145,7 +166,13 @@ fn sender_rule(msg: &MessageView, profile: &Profile) -> Option<(Option<usize>, O
 
 /// Triage one message: the heart of mailtriage.
 pub fn triage(msg: &MessageView, profile: &Profile, ctx: &Context) -> Decision {
-    let scan = profile.matcher.scan(&msg.subject, &msg.body.new_text);
+    let text = Folded::of(msg);
+    let scan = profile.matcher.scan_folded(
+        text.subject,
+        text.body,
+        &text.subject_folded,
+        &text.body_folded,
+    );
     let signals = signals(msg, profile, ctx);
     let (forced_category, forced_member) = sender_rule(msg, profile).unwrap_or((None, None));
     let classified = classify::classify(profile, &scan, forced_category);
@@ -167,7 +194,8 @@ pub fn triage(msg: &MessageView, profile: &Profile, ctx: &Context) -> Decision {
         None
     };
 
-    let sentiment = if escalate::uses_sentiment(profile.escalation.mode) {
+    // Mail that is not for a person is never escalated: no need to read its mood.
+    let sentiment = if not_routed.is_none() && escalate::uses_sentiment(profile.escalation.mode) {
         let text = msg.body.new_text.as_str();
         let mut end = text.len().min(SENTIMENT_SCAN_BYTES);
         while !text.is_char_boundary(end) {
@@ -211,6 +239,7 @@ pub fn triage(msg: &MessageView, profile: &Profile, ctx: &Context) -> Decision {
     let routed = recipient::choose(
         profile,
         msg,
+        &text,
         &scan,
         classified.category,
         forced_member,

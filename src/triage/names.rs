@@ -16,7 +16,9 @@ use std::collections::BTreeMap;
 
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 
-use super::matcher::{fold, fold_keyword, is_word_char, Folded};
+use super::matcher::{
+    boundary_after, boundary_before, fold, fold_keyword, fold_text, is_word_char,
+};
 use crate::profile::FirstNames;
 
 /// How a variant names its member.
@@ -159,6 +161,7 @@ impl NameIndex {
         } else {
             AhoCorasickBuilder::new()
                 .match_kind(MatchKind::LeftmostLongest)
+                .kind(Some(aho_corasick::AhoCorasickKind::DFA))
                 .build(&strings)
                 .ok()
         };
@@ -201,14 +204,30 @@ impl NameIndex {
     /// Every place in `text` that names a member, in order, with the pitfall rules applied.
     /// `sender_name` is the sender's display name (its words never name anyone).
     pub fn find(&self, text: &str, mode: FirstNames, sender_name: Option<&str>) -> Vec<NameHit> {
+        self.find_folded(text, &fold_text(text), mode, sender_name)
+    }
+
+    /// [`NameIndex::find`] with the text already folded by [`fold_text`]; the offset map
+    /// back to the original is only built when something matches.
+    pub fn find_folded(
+        &self,
+        text: &str,
+        folded_text: &str,
+        mode: FirstNames,
+        sender_name: Option<&str>,
+    ) -> Vec<NameHit> {
         let Some(ac) = &self.automaton else {
             return Vec::new();
         };
+        let mut matches = ac.find_iter(folded_text).peekable();
+        if matches.peek().is_none() {
+            return Vec::new();
+        }
         let folded = fold(text);
-        let sender = sender_name.map(|s| format!(" {} ", fold(s).text));
+        let sender = sender_name.map(|s| format!(" {} ", fold_text(s)));
         let mut out = Vec::new();
-        for m in ac.find_iter(&folded.text) {
-            if !folded.boundary_before(m.start()) || !folded.boundary_after(m.end()) {
+        for m in matches {
+            if !boundary_before(&folded.text, m.start()) || !boundary_after(&folded.text, m.end()) {
                 continue;
             }
             let Some(list) = self.variants.get(m.pattern().as_usize()) else {
@@ -267,7 +286,7 @@ impl NameIndex {
 
 /// "my boss", "our owner", "I'm the owner", "the owner of", "co-owner": an alias used
 /// about someone other than the team member it stands for.
-fn alias_about_someone_else(f: &Folded, start: usize, end: usize) -> bool {
+fn alias_about_someone_else(f: &super::matcher::Folded, start: usize, end: usize) -> bool {
     let before = f.text.get(..start).unwrap_or_default();
     if before.ends_with('-') {
         return true;

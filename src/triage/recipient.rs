@@ -12,7 +12,7 @@ use super::classify::score_set;
 use super::decision::{round, Candidate, NameMention, Reason, RoleMatch};
 use super::matcher::Scan;
 use super::names::NameHit;
-use super::History;
+use super::{Folded, History};
 use crate::mail::MessageView;
 use crate::profile::Profile;
 
@@ -133,7 +133,11 @@ fn role_for(profile: &Profile, member: usize, category: usize) -> Option<usize> 
 }
 
 /// Step 1: who is addressed or named, and how.
-fn name_mention(profile: &Profile, msg: &MessageView) -> Option<(usize, NameMention)> {
+fn name_mention(
+    profile: &Profile,
+    msg: &MessageView,
+    text: &Folded<'_>,
+) -> Option<(usize, NameMention)> {
     let sender = msg.from_address();
     let is_sender = |member: usize| {
         sender.is_some_and(|s| profile.members[member].addresses.iter().any(|a| a == s))
@@ -156,13 +160,21 @@ fn name_mention(profile: &Profile, msg: &MessageView) -> Option<(usize, NameMent
     let keep = |hits: Vec<NameHit>| -> Vec<NameHit> {
         hits.into_iter().filter(|h| !is_sender(h.member)).collect()
     };
-    let new_text = &msg.body.new_text;
-    let body_hits = keep(profile.names.find(new_text, mode, sender_name));
+    let new_text = text.body;
+    let body_hits = keep(
+        profile
+            .names
+            .find_folded(new_text, &text.body_folded, mode, sender_name),
+    );
     let greeting_end = greeting_region(new_text, &body_hits);
     for h in body_hits.iter().filter(|h| h.start < greeting_end) {
         named.push((h.member, "greeting", h.text.clone()));
     }
-    for h in keep(profile.names.find(&msg.subject, mode, sender_name)) {
+    for h in keep(
+        profile
+            .names
+            .find_folded(text.subject, &text.subject_folded, mode, sender_name),
+    ) {
         named.push((h.member, "subject", h.text));
     }
     for h in body_hits.iter().filter(|h| h.start >= greeting_end) {
@@ -254,6 +266,7 @@ fn greeting_region(text: &str, hits: &[NameHit]) -> usize {
 pub fn choose(
     profile: &Profile,
     msg: &MessageView,
+    text: &Folded<'_>,
     scan: &Scan,
     category: usize,
     sender_member: Option<usize>,
@@ -262,7 +275,7 @@ pub fn choose(
     if profile.members.is_empty() {
         return Routed::simple(None, Reason::Unassigned, None);
     }
-    if let Some((member, mention)) = name_mention(profile, msg) {
+    if let Some((member, mention)) = name_mention(profile, msg, text) {
         let mut r = Routed::simple(
             Some(member),
             Reason::NameMention,

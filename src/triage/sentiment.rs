@@ -94,19 +94,55 @@ pub struct SentimentScore {
 /// A VADER scorer over a parsed lexicon.
 pub struct Analyzer {
     /// Lexicon token to mean valence (looked up with lowercased tokens, like the reference).
-    lexicon: HashMap<&'static str, f64, FixedState>,
+    lexicon: HashMap<&'static str, WordInfo, FastState>,
 }
+
+/// Everything the rules need to know about one word, found with a single lookup.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+struct WordInfo {
+    /// Mean valence, for lexicon words.
+    valence: Option<f64>,
+    /// Booster (positive) or dampener (negative) intensity.
+    boost: Option<f64>,
+    /// Negates what follows.
+    negates: bool,
+}
+
+/// A small multiplicative hasher for short words (the lexicon is fixed, not attacker-chosen
+/// keys, so SipHash's flooding resistance buys nothing here).
+#[derive(Default, Clone, Copy)]
+struct FastHasher(u64);
+
+impl std::hash::Hasher for FastHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(word))
+                .wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+        }
+    }
+}
+
+type FastState = BuildHasherDefault<FastHasher>;
 
 /// One whitespace-separated token with the properties the rules look at.
 struct Token<'t> {
     /// The token with surrounding punctuation stripped (or not), as the reference does.
     raw: &'t str,
-    /// `raw` lowercased.
-    lower: String,
+    /// `raw` lowercased (borrowed when it already is).
+    lower: std::borrow::Cow<'t, str>,
     /// Lexicon valence of `lower`, if it is a lexicon word.
     valence: Option<f64>,
     /// Whether `raw` is ALL CAPS in Python's sense (`str.isupper`).
     upper: bool,
+    /// Booster (positive) or dampener (negative) intensity of `lower`, looked up once.
+    boost: Option<f64>,
+    /// Whether `lower` negates what follows, looked up once.
+    negates: bool,
 }
 
 impl Analyzer {
@@ -118,17 +154,27 @@ impl Analyzer {
 
     /// Parses lexicon lines `token<TAB>valence[<TAB>...]`; later duplicates win, bad lines are skipped.
     fn from_lexicon(text: &'static str) -> Analyzer {
-        let mut lexicon = HashMap::with_capacity_and_hasher(8192, FixedState::default());
+        let mut lexicon: HashMap<&'static str, WordInfo, FastState> =
+            HashMap::with_capacity_and_hasher(8192, FastState::default());
         for line in text.lines() {
             let mut fields = line.trim().split('\t');
             if let (Some(word), Some(measure)) = (fields.next(), fields.next()) {
                 match measure.trim().parse::<f64>() {
                     Ok(valence) if !word.is_empty() && valence.is_finite() => {
-                        lexicon.insert(word, valence);
+                        lexicon.entry(word).or_default().valence = Some(valence);
                     }
                     _ => {}
                 }
             }
+        }
+        for w in BOOSTERS {
+            lexicon.entry(w).or_default().boost = Some(B_INCR);
+        }
+        for w in DAMPENERS {
+            lexicon.entry(w).or_default().boost = Some(B_DECR);
+        }
+        for w in NEGATIONS {
+            lexicon.entry(w).or_default().negates = true;
         }
         Analyzer { lexicon }
     }
@@ -146,7 +192,11 @@ impl Analyzer {
             .filter(|t| !t.is_empty())
             .map(|t| {
                 let mut tok = self.token(t);
-                if tok.valence.is_some() && neutral.binary_search(&tok.lower).is_ok() {
+                if tok.valence.is_some()
+                    && neutral
+                        .binary_search_by(|w| w.as_str().cmp(&tok.lower))
+                        .is_ok()
+                {
                     tok.valence = None;
                 }
                 tok
@@ -221,13 +271,20 @@ impl Analyzer {
     /// Builds the token for one whitespace-separated piece of the text.
     fn token<'t>(&self, piece: &'t str) -> Token<'t> {
         let raw = strip_punctuation(piece);
-        let lower = raw.to_lowercase();
-        let valence = self.lexicon.get(lower.as_str()).copied();
+        let lower: std::borrow::Cow<'t, str> =
+            if raw.bytes().any(|b| b.is_ascii_uppercase() || !b.is_ascii()) {
+                std::borrow::Cow::Owned(raw.to_lowercase())
+            } else {
+                std::borrow::Cow::Borrowed(raw)
+            };
+        let info = self.lexicon.get(&*lower).copied().unwrap_or_default();
         Token {
             raw,
             upper: is_upper(raw),
+            boost: info.boost,
+            negates: info.negates || lower.contains("n't"),
+            valence: info.valence,
             lower,
-            valence,
         }
     }
 }
@@ -309,22 +366,6 @@ const NEGATIONS: &[&str] = &[
     "rarely", "seldom", "despite",
 ];
 
-/// Intensity of a single-word booster (positive) or dampener (negative).
-fn booster(word: &str) -> Option<f64> {
-    if BOOSTERS.contains(&word) {
-        Some(B_INCR)
-    } else if DAMPENERS.contains(&word) {
-        Some(B_DECR)
-    } else {
-        None
-    }
-}
-
-/// Whether a lowercased token negates what follows (a negation word or any "n't").
-fn is_negation(word: &str) -> bool {
-    NEGATIONS.contains(&word) || word.contains("n't")
-}
-
 /// The token `k` places before position `i`, if there is one.
 fn before<'a, 't>(tokens: &'a [Token<'t>], i: usize, k: usize) -> Option<&'a Token<'t>> {
     i.checked_sub(k).and_then(|j| tokens.get(j))
@@ -332,14 +373,14 @@ fn before<'a, 't>(tokens: &'a [Token<'t>], i: usize, k: usize) -> Option<&'a Tok
 
 /// The lowercased token `k` places before `i`, or "" (which matches no rule word).
 fn lower_before<'a>(tokens: &'a [Token<'_>], i: usize, k: usize) -> &'a str {
-    before(tokens, i, k).map_or("", |t| t.lower.as_str())
+    before(tokens, i, k).map_or("", |t| &*t.lower)
 }
 
 /// The lowercased token `k` places after `i`, or "" (which matches no rule word).
 fn lower_after<'a>(tokens: &'a [Token<'_>], i: usize, k: usize) -> &'a str {
     i.checked_add(k)
         .and_then(|j| tokens.get(j))
-        .map_or("", |t| t.lower.as_str())
+        .map_or("", |t| &*t.lower)
 }
 
 /// Valence of the token at `i` after every rule that looks at its neighbours.
@@ -347,9 +388,7 @@ fn valence_at(tokens: &[Token<'_>], i: usize, cap_diff: bool) -> f64 {
     let Some(token) = tokens.get(i) else {
         return 0.0;
     };
-    if booster(&token.lower).is_some()
-        || (token.lower == "kind" && lower_after(tokens, i, 1) == "of")
-    {
+    if token.boost.is_some() || (token.lower == "kind" && lower_after(tokens, i, 1) == "of") {
         return 0.0;
     }
     let Some(base) = token.valence else {
@@ -403,7 +442,7 @@ fn valence_at(tokens: &[Token<'_>], i: usize, cap_diff: bool) -> f64 {
 
 /// How much a booster/dampener `word` shifts `valence` (away from or towards zero).
 fn booster_scalar(word: &Token<'_>, valence: f64, cap_diff: bool) -> f64 {
-    let Some(mut scalar) = booster(&word.lower) else {
+    let Some(mut scalar) = word.boost else {
         return 0.0;
     };
     if valence < 0.0 {
@@ -438,7 +477,7 @@ fn negation_rule(tokens: &[Token<'_>], i: usize, distance: usize, valence: f64) 
     };
     if intensified {
         valence * 1.25
-    } else if !exempt && is_negation(w(distance)) {
+    } else if !exempt && before(tokens, i, distance).is_some_and(|t| t.negates) {
         valence * N_SCALAR
     } else {
         valence
@@ -733,8 +772,11 @@ mod tests {
         let a = Analyzer::builtin();
         assert!(std::ptr::eq(a, Analyzer::builtin()));
         // 7520 lines, 14 duplicated tokens (the later line wins, as in the reference).
-        assert_eq!(a.lexicon.len(), 7506);
-        assert_eq!(a.lexicon.get("lol"), Some(&1.8));
+        assert_eq!(
+            a.lexicon.values().filter(|w| w.valence.is_some()).count(),
+            7506
+        );
+        assert_eq!(a.lexicon.get("lol").and_then(|w| w.valence), Some(1.8));
     }
 
     #[test]
