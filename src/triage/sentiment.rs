@@ -192,12 +192,13 @@ impl Analyzer {
             .filter(|t| !t.is_empty())
             .map(|t| {
                 let mut tok = self.token(t);
+                // Still a lexicon word (so "no problem" stays "no" + word), but weightless.
                 if tok.valence.is_some()
                     && neutral
                         .binary_search_by(|w| w.as_str().cmp(&tok.lower))
                         .is_ok()
                 {
-                    tok.valence = None;
+                    tok.valence = Some(0.0);
                 }
                 tok
             })

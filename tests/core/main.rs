@@ -3,6 +3,7 @@
 mod cli;
 mod invalid_profiles;
 mod no_panic;
+mod rules;
 mod sample_mail;
 mod spec_examples;
 
