@@ -26,6 +26,11 @@
 //! message, so a reload can never change the rules halfway through one.
 
 pub mod cli;
+pub mod config;
+pub mod daemon;
 pub mod mail;
+pub mod mailbox;
+pub mod pipeline;
 pub mod profile;
+pub mod store;
 pub mod triage;

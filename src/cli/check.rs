@@ -38,6 +38,10 @@ pub fn run(files: &[PathBuf]) -> Result<ExitCode> {
         if i > 0 {
             outln!();
         }
+        if is_daemon_config(path) {
+            failed += check_config(path)?;
+            continue;
+        }
         match Profile::load(path) {
             Ok(p) => out!("{}", preview(&p)),
             Err(e) => {
@@ -52,6 +56,66 @@ pub fn run(files: &[PathBuf]) -> Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// Does this YAML file look like the daemon configuration (it has `accounts:`)?
+fn is_daemon_config(path: &std::path::Path) -> bool {
+    let Ok(bytes) = std::fs::read(path) else {
+        return false;
+    };
+    match crate::profile::yaml::Document::parse(&path.display().to_string(), &bytes) {
+        Ok(doc) => match &doc.root.value {
+            crate::profile::yaml::Value::Map(entries) => {
+                entries.iter().any(|(k, _)| k.name == "accounts")
+            }
+            _ => false,
+        },
+        Err(_) => path.file_name().is_some_and(|n| n == "mailtriage.yaml"),
+    }
+}
+
+/// Checks a mailtriage.yaml and every profile it uses; returns how many files failed.
+fn check_config(path: &std::path::Path) -> Result<usize> {
+    let cfg = match crate::config::Config::load(path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprint!("{e}");
+            eprintln!("{}: rejected", path.display());
+            return Ok(1);
+        }
+    };
+    outln!(
+        "{}: OK — state {}, {} account(s): {}",
+        path.display(),
+        cfg.state.display(),
+        cfg.accounts.len(),
+        cfg.accounts
+            .iter()
+            .map(|a| a.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let mut failed = 0;
+    let mut seen = std::collections::BTreeSet::new();
+    for a in &cfg.accounts {
+        if !seen.insert(a.profile.clone()) {
+            continue;
+        }
+        outln!();
+        match Profile::load(&a.profile) {
+            Ok(p) => out!("{}", preview(&p)),
+            Err(e) => {
+                failed += 1;
+                eprint!("{e}");
+                eprintln!(
+                    "{}: rejected (used by account {})",
+                    a.profile.display(),
+                    a.name
+                );
+            }
+        }
+    }
+    Ok(failed)
 }
 
 fn top_keywords(p: &Profile, set: usize, n: usize) -> String {

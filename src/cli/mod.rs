@@ -4,6 +4,7 @@
 
 mod check;
 mod inputs;
+mod run;
 mod triage_cmd;
 
 /// Writes to stdout; a closed pipe (`mailtriage triage … | head`) ends the command quietly.
@@ -52,9 +53,25 @@ pub enum TriageFormat {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Validate profiles and preview each member's responsibilities.
+    /// Run the daemon: watch the configured mailboxes and file new mail.
+    ///
+    /// Without a configuration (no --config, no $MAILTRIAGE_CONFIG, no ./mailtriage.yaml,
+    /// no /etc/mailtriage/mailtriage.yaml) and inside a checkout of the repository, runs
+    /// the bundled demo: the hottub profile over var/demo-mail, seeded from sample-mail/.
+    Run {
+        /// The daemon configuration (mailtriage.yaml).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Process what is there now and exit.
+        #[arg(long)]
+        once: bool,
+        /// Decide and record, never move (shadow mode).
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Validate profiles or mailtriage.yaml and preview each member's responsibilities.
     Check {
-        /// Profile files (default: every profiles/*.yaml).
+        /// Profile files or a mailtriage.yaml (default: every profiles/*.yaml).
         files: Vec<PathBuf>,
     },
     /// Explain the decision for one message: every keyword, weight and score behind it.
@@ -113,6 +130,11 @@ pub fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
+        Command::Run {
+            config,
+            once,
+            dry_run,
+        } => run::run(config.as_deref(), once, dry_run),
         Command::Check { files } => check::run(&files),
         Command::Explain {
             message,

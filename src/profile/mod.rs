@@ -294,3 +294,37 @@ impl Profile {
         serde_json::to_value(&schema).unwrap_or_default()
     }
 }
+
+/// The profile in force for an account, replaceable while the daemon runs (hot reload).
+/// Triage takes one snapshot per batch, so a reload never changes the rules halfway
+/// through a message.
+#[derive(Debug)]
+pub struct LiveProfile {
+    current: std::sync::RwLock<std::sync::Arc<Profile>>,
+}
+
+impl LiveProfile {
+    /// Starts with `p` in force.
+    pub fn new(p: Profile) -> Self {
+        LiveProfile {
+            current: std::sync::RwLock::new(std::sync::Arc::new(p)),
+        }
+    }
+
+    /// The profile in force now.
+    pub fn snapshot(&self) -> std::sync::Arc<Profile> {
+        match self.current.read() {
+            Ok(g) => g.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Puts a new profile in force.
+    pub fn replace(&self, p: Profile) {
+        let mut g = match self.current.write() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        *g = std::sync::Arc::new(p);
+    }
+}

@@ -1,0 +1,413 @@
+//! Connecting and logging in: TCP, TLS (implicit or STARTTLS) with verified certificates
+//! over rustls with the ring provider, the greeting, and authentication.
+//!
+//! Every step has a timeout (async-imap has none of its own). Errors are typed so the
+//! caller can tell "fix your password" (no fast retries) from "the network blinked".
+
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use anyhow::anyhow;
+use async_imap::imap_proto::{Response, Status};
+use async_imap::{Authenticator, Client, Session};
+use futures_util::TryStreamExt;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio_rustls::rustls::pki_types::pem::PemObject;
+use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName};
+use tokio_rustls::rustls::{self, ClientConfig, RootCertStore};
+use tokio_rustls::TlsConnector;
+
+use crate::config::{is_loopback, AuthKind, ImapConfig, SecretString, TlsMode};
+
+/// How long each connection step may take.
+pub const STEP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The byte stream under an IMAP session: plain TCP (loopback, or before STARTTLS) or TLS.
+#[derive(Debug)]
+pub enum Stream {
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_flush(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
+
+/// A logged-in IMAP session.
+pub type ImapSession = Session<Stream>;
+
+/// Why connecting failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    /// The server could not be reached (DNS, refused, unreachable).
+    #[error("cannot reach {addr}: {reason}")]
+    Unreachable { addr: String, reason: String },
+    /// TLS failed: unknown CA, wrong host name, protocol error.
+    #[error("TLS with {host} failed: {reason}")]
+    Tls { host: String, reason: String },
+    /// STARTTLS was required but refused (possibly stripped by an attacker).
+    #[error("{host} refused STARTTLS ({reason}); not continuing without encryption")]
+    StarttlsRefused { host: String, reason: String },
+    /// The server rejected the credentials.
+    #[error("login refused for {user}: {reason}")]
+    Auth { user: String, reason: String },
+    /// A step took too long.
+    #[error("timed out while {0}")]
+    Timeout(&'static str),
+    /// Anything else (unexpected responses, connection closed).
+    #[error(transparent)]
+    Other(#[from] anyhow::Error),
+}
+
+impl ConnectError {
+    /// Authentication failures will not fix themselves by retrying quickly.
+    pub fn is_auth(&self) -> bool {
+        matches!(self, ConnectError::Auth { .. })
+    }
+}
+
+async fn step<T, F: std::future::Future<Output = T>>(
+    what: &'static str,
+    f: F,
+) -> Result<T, ConnectError> {
+    tokio::time::timeout(STEP_TIMEOUT, f)
+        .await
+        .map_err(|_| ConnectError::Timeout(what))
+}
+
+/// The TLS client configuration for a server: system roots plus an optional CA file,
+/// ring provider, safe protocol versions.
+pub fn tls_config(ca_file: Option<&std::path::Path>) -> anyhow::Result<Arc<ClientConfig>> {
+    let mut roots = RootCertStore::empty();
+    let native = rustls_native_certs::load_native_certs();
+    for cert in native.certs {
+        let _ = roots.add(cert);
+    }
+    if let Some(path) = ca_file {
+        let pem = std::fs::read(path)
+            .map_err(|e| anyhow!("cannot read CA file {}: {e}", path.display()))?;
+        let mut added = 0;
+        for cert in CertificateDer::pem_slice_iter(&pem) {
+            let cert =
+                cert.map_err(|e| anyhow!("CA file {} is not valid PEM: {e}", path.display()))?;
+            roots.add(cert).map_err(|e| {
+                anyhow!(
+                    "CA file {} holds an unusable certificate: {e}",
+                    path.display()
+                )
+            })?;
+            added += 1;
+        }
+        if added == 0 {
+            return Err(anyhow!("CA file {} holds no certificate", path.display()));
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| anyhow!("TLS setup: {e}"))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
+/// Explains a TLS failure in words an operator can act on.
+fn tls_reason(e: &io::Error, host: &str) -> String {
+    let text = e.to_string();
+    if text.contains("UnknownIssuer") {
+        format!("the certificate is not signed by a trusted CA ({text}); set imap.ca_file to the CA's PEM file if this server uses a private CA")
+    } else if text.contains("NotValidForName") {
+        format!("the certificate is not valid for the name {host} ({text})")
+    } else if text.contains("Expired") {
+        format!("the certificate has expired ({text})")
+    } else {
+        text
+    }
+}
+
+async fn tls_wrap(
+    tcp: TcpStream,
+    host: &str,
+    tls: &Arc<ClientConfig>,
+) -> Result<Stream, ConnectError> {
+    let name = ServerName::try_from(host.to_string()).map_err(|e| ConnectError::Tls {
+        host: host.to_string(),
+        reason: format!("invalid server name: {e}"),
+    })?;
+    let connector = TlsConnector::from(tls.clone());
+    let stream = step("negotiating TLS", connector.connect(name, tcp))
+        .await?
+        .map_err(|e| ConnectError::Tls {
+            host: host.to_string(),
+            reason: tls_reason(&e, host),
+        })?;
+    Ok(Stream::Tls(Box::new(stream)))
+}
+
+/// Reads the server greeting; anything but OK ends the attempt.
+async fn greeting(client: &mut Client<Stream>) -> Result<(), ConnectError> {
+    let resp = step("waiting for the greeting", client.read_response())
+        .await?
+        .map_err(|e| ConnectError::Other(anyhow!("reading the greeting: {e}")))?
+        .ok_or_else(|| {
+            ConnectError::Other(anyhow!("the server closed the connection before greeting"))
+        })?;
+    match resp.parsed() {
+        Response::Data {
+            status: Status::Ok, ..
+        } => Ok(()),
+        Response::Data {
+            status: Status::PreAuth,
+            ..
+        } => Err(ConnectError::Other(anyhow!(
+            "the server pre-authenticated the connection; refusing (it would skip our login)"
+        ))),
+        Response::Data {
+            status: Status::Bye,
+            outcome,
+        } => Err(ConnectError::Other(anyhow!(
+            "the server said goodbye: {}",
+            outcome.information.as_deref().unwrap_or("-")
+        ))),
+        other => Err(ConnectError::Other(anyhow!(
+            "unexpected greeting: {other:?}"
+        ))),
+    }
+}
+
+/// SASL PLAIN.
+struct Plain<'a> {
+    user: &'a str,
+    password: &'a str,
+}
+
+impl Authenticator for Plain<'_> {
+    type Response = Vec<u8>;
+    fn process(&mut self, _challenge: &[u8]) -> Vec<u8> {
+        format!("\0{}\0{}", self.user, self.password).into_bytes()
+    }
+}
+
+/// SASL XOAUTH2 / OAUTHBEARER: the initial response, then an empty answer to the server's
+/// error challenge so that it sends its `NO` (the challenge's JSON is kept for the message).
+struct Bearer<'a> {
+    initial: Option<Vec<u8>>,
+    error: &'a std::sync::Mutex<Option<String>>,
+}
+
+impl Authenticator for Bearer<'_> {
+    type Response = Vec<u8>;
+    fn process(&mut self, challenge: &[u8]) -> Vec<u8> {
+        match self.initial.take() {
+            Some(first) => first,
+            None => {
+                if let Ok(mut e) = self.error.lock() {
+                    *e = Some(String::from_utf8_lossy(challenge).into_owned());
+                }
+                Vec::new()
+            }
+        }
+    }
+}
+
+fn auth_reason(e: &async_imap::error::Error) -> String {
+    match e {
+        async_imap::error::Error::No(m) | async_imap::error::Error::Bad(m) => m.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Connects, secures, and logs in. `secret` is the password (login/plain) or the OAuth2
+/// access token (xoauth2/oauthbearer).
+pub async fn connect(
+    cfg: &ImapConfig,
+    tls: &Arc<ClientConfig>,
+    secret: &SecretString,
+) -> Result<ImapSession, ConnectError> {
+    if cfg.tls == TlsMode::None && !is_loopback(&cfg.host) && !cfg.allow_insecure {
+        return Err(ConnectError::Other(anyhow!(
+            "refusing an unencrypted connection to {} (set allow_insecure to override)",
+            cfg.host
+        )));
+    }
+    let addr = format!("{}:{}", cfg.host, cfg.port);
+    let tcp = step(
+        "connecting",
+        TcpStream::connect((cfg.host.as_str(), cfg.port)),
+    )
+    .await?
+    .map_err(|e| ConnectError::Unreachable {
+        addr: addr.clone(),
+        reason: e.to_string(),
+    })?;
+    let _ = tcp.set_nodelay(true);
+    let stream = match cfg.tls {
+        TlsMode::Implicit => tls_wrap(tcp, &cfg.host, tls).await?,
+        TlsMode::Starttls | TlsMode::None => Stream::Plain(tcp),
+    };
+    let mut client = Client::new(stream);
+    greeting(&mut client).await?;
+    if cfg.tls == TlsMode::Starttls {
+        step(
+            "starting TLS",
+            client.run_command_and_check_ok("STARTTLS", None),
+        )
+        .await?
+        .map_err(|e| ConnectError::StarttlsRefused {
+            host: cfg.host.clone(),
+            reason: auth_reason(&e),
+        })?;
+        // Anything the server sent after its OK is discarded with the plain stream.
+        let Stream::Plain(tcp) = client.into_inner() else {
+            return Err(ConnectError::Other(anyhow!("STARTTLS on a TLS stream")));
+        };
+        client = Client::new(tls_wrap(tcp, &cfg.host, tls).await?);
+    }
+    let user = cfg.user.as_str();
+    let session = match cfg.auth {
+        AuthKind::Login => step("logging in", client.login(user, secret.expose()))
+            .await?
+            .map_err(|(e, _)| ConnectError::Auth {
+                user: user.to_string(),
+                reason: auth_reason(&e),
+            })?,
+        AuthKind::Plain => step(
+            "authenticating",
+            client.authenticate(
+                "PLAIN",
+                Plain {
+                    user,
+                    password: secret.expose(),
+                },
+            ),
+        )
+        .await?
+        .map_err(|(e, _)| ConnectError::Auth {
+            user: user.to_string(),
+            reason: auth_reason(&e),
+        })?,
+        AuthKind::Xoauth2 | AuthKind::Oauthbearer => {
+            let (mech, initial) = if cfg.auth == AuthKind::Xoauth2 {
+                (
+                    "XOAUTH2",
+                    format!("user={user}\x01auth=Bearer {}\x01\x01", secret.expose()),
+                )
+            } else {
+                (
+                    "OAUTHBEARER",
+                    format!(
+                        "n,a={user},\x01host={}\x01port={}\x01auth=Bearer {}\x01\x01",
+                        cfg.host,
+                        cfg.port,
+                        secret.expose()
+                    ),
+                )
+            };
+            let error = std::sync::Mutex::new(None);
+            let r = step(
+                "authenticating",
+                client.authenticate(
+                    mech,
+                    Bearer {
+                        initial: Some(initial.into_bytes()),
+                        error: &error,
+                    },
+                ),
+            )
+            .await?;
+            match r {
+                Ok(s) => s,
+                Err((e, _)) => {
+                    let detail = error.lock().ok().and_then(|mut g| g.take());
+                    return Err(ConnectError::Auth {
+                        user: user.to_string(),
+                        reason: match detail {
+                            Some(json) => format!("{} (server said: {json})", auth_reason(&e)),
+                            None => auth_reason(&e),
+                        },
+                    });
+                }
+            }
+        }
+    };
+    Ok(session)
+}
+
+/// What the server can do, from its post-login CAPABILITY.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Caps {
+    pub idle: bool,
+    pub r#move: bool,
+    pub uidplus: bool,
+    pub utf8_accept: bool,
+}
+
+/// Asks the server what it supports.
+pub async fn capabilities(session: &mut ImapSession) -> anyhow::Result<Caps> {
+    let caps = tokio::time::timeout(STEP_TIMEOUT, session.capabilities())
+        .await
+        .map_err(|_| anyhow!("timed out asking for capabilities"))??;
+    Ok(Caps {
+        idle: caps.has_str("IDLE"),
+        r#move: caps.has_str("MOVE"),
+        uidplus: caps.has_str("UIDPLUS"),
+        utf8_accept: caps.has_str("UTF8=ACCEPT") || caps.has_str("UTF8=ONLY"),
+    })
+}
+
+/// The hierarchy delimiter (`LIST "" ""`); None for a flat server.
+pub async fn delimiter(session: &mut ImapSession) -> anyhow::Result<Option<char>> {
+    let names: Vec<_> = tokio::time::timeout(STEP_TIMEOUT, async {
+        session
+            .list(Some(""), Some("\"\""))
+            .await?
+            .try_collect::<Vec<_>>()
+            .await
+    })
+    .await
+    .map_err(|_| anyhow!("timed out asking for the hierarchy delimiter"))??;
+    Ok(names
+        .first()
+        .and_then(|n| n.delimiter())
+        .and_then(|d| d.chars().next()))
+}

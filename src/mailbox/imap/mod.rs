@@ -1,0 +1,512 @@
+//! The IMAP backend: one selected folder of one account, over one session.
+//!
+//! - fetch: `BODY.PEEK` only (never \Seen); a message within `max_scan_bytes` is fetched
+//!   whole in large UID batches; a bigger one gets its header plus only its text parts
+//!   (from BODYSTRUCTURE), each capped — attachments are never downloaded;
+//! - file: `UID MOVE` (RFC 6851) one set per destination; without MOVE,
+//!   `UID COPY` + `UID STORE +FLAGS.SILENT (\Deleted)` + `UID EXPUNGE` of exactly those
+//!   UIDs (UIDPLUS) — never a bare EXPUNGE;
+//! - folders are created on demand with the server's delimiter, modified UTF-7 names,
+//!   and neutralised levels (see `names`);
+//! - wait: IDLE with an overall deadline (keepalives reset async-imap's own timer), or NOOP
+//!   polling.
+//!
+//! Every command runs under a timeout; any error leaves the session unusable and the
+//! caller reconnects.
+
+pub mod connect;
+mod fetch;
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use anyhow::{anyhow, Context as _, Result};
+use async_imap::extensions::idle::IdleResponse;
+use futures_util::TryStreamExt;
+use tokio_util::sync::CancellationToken;
+
+pub use connect::{Caps, ConnectError, ImapSession};
+
+use super::names::{encode_mutf7, server_name};
+use super::{uid_sets, Fetched, FileError, MailSource, MessageKey};
+
+/// Time allowed for one ordinary command.
+const CMD_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Runs a command future under a timeout; a timeout is an error (the session is then dropped).
+async fn timed<T, E: Into<anyhow::Error>>(
+    what: &str,
+    dur: Duration,
+    f: impl std::future::Future<Output = std::result::Result<T, E>>,
+) -> Result<T> {
+    match tokio::time::timeout(dur, f).await {
+        Ok(r) => r.map_err(Into::into).with_context(|| what.to_string()),
+        Err(_) => Err(anyhow!("timed out after {}s while {what}", dur.as_secs())),
+    }
+}
+
+/// The state of a selected folder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Selected {
+    pub uidvalidity: u32,
+    pub uidnext: u32,
+    pub exists: u32,
+}
+
+/// Why a wait ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Woke {
+    /// The server announced a change (new mail, expunge, flags).
+    Changed,
+    /// The wait's time ran out (time for the safety-net check).
+    Timeout,
+    /// Shutdown was requested.
+    Cancelled,
+}
+
+/// One watched folder on an IMAP server.
+pub struct ImapFolder {
+    account: String,
+    folder: String,
+    session: Option<ImapSession>,
+    caps: Caps,
+    delimiter: Option<char>,
+    selected: Selected,
+    /// The server refused a `.` inside a folder name once: neutralise dots from now on.
+    no_dots: bool,
+    /// Server names of folders known to exist.
+    known: HashSet<String>,
+}
+
+/// Is this async-imap error the server saying NO (as opposed to a broken connection)?
+fn server_no(e: &anyhow::Error) -> Option<String> {
+    e.chain()
+        .find_map(|c| match c.downcast_ref::<async_imap::error::Error>() {
+            Some(async_imap::error::Error::No(m)) => Some(m.clone()),
+            _ => None,
+        })
+}
+
+impl ImapFolder {
+    /// Takes over a logged-in session and selects `folder`.
+    pub async fn open(mut session: ImapSession, account: &str, folder: &str) -> Result<ImapFolder> {
+        let caps = connect::capabilities(&mut session).await?;
+        let delimiter = connect::delimiter(&mut session).await?;
+        let mut f = ImapFolder {
+            account: account.to_string(),
+            folder: folder.to_string(),
+            session: Some(session),
+            caps,
+            delimiter,
+            selected: Selected {
+                uidvalidity: 0,
+                uidnext: 0,
+                exists: 0,
+            },
+            no_dots: false,
+            known: HashSet::new(),
+        };
+        f.refresh_known().await?;
+        f.selected = f.select().await?;
+        Ok(f)
+    }
+
+    fn session(&mut self) -> Result<&mut ImapSession> {
+        self.session
+            .as_mut()
+            .ok_or_else(|| anyhow!("the IMAP session was lost"))
+    }
+
+    /// What the server supports.
+    pub fn caps(&self) -> Caps {
+        self.caps
+    }
+
+    /// The folder as selected last.
+    pub fn selected(&self) -> Selected {
+        self.selected
+    }
+
+    fn source_name(&self) -> String {
+        if self.folder.eq_ignore_ascii_case("INBOX") {
+            "INBOX".to_string()
+        } else if self.caps.utf8_accept {
+            self.folder.clone()
+        } else {
+            encode_mutf7(&self.folder)
+        }
+    }
+
+    /// (Re-)selects the watched folder.
+    pub async fn select(&mut self) -> Result<Selected> {
+        let name = self.source_name();
+        let mb = timed(
+            &format!("selecting {name}"),
+            CMD_TIMEOUT,
+            self.session()?.select(&name),
+        )
+        .await?;
+        let s = Selected {
+            uidvalidity: mb.uid_validity.ok_or_else(|| {
+                anyhow!("{name} has no UIDVALIDITY; the server does not support UIDs")
+            })?,
+            uidnext: mb.uid_next.unwrap_or(0),
+            exists: mb.exists,
+        };
+        self.selected = s;
+        Ok(s)
+    }
+
+    async fn refresh_known(&mut self) -> Result<()> {
+        let names = timed("listing folders", CMD_TIMEOUT, async {
+            let s = self.session()?;
+            let list = s.list(Some(""), Some("*")).await?;
+            let names: Vec<_> = list.try_collect().await?;
+            Ok::<_, anyhow::Error>(names)
+        })
+        .await?;
+        self.known = names.iter().map(|n| n.name().to_string()).collect();
+        Ok(())
+    }
+
+    /// UIDs above `after` (new mail since the last sync).
+    pub async fn search_after(&mut self, after: u32) -> Result<Vec<u32>> {
+        let query = format!("UID {}:*", after.saturating_add(1));
+        let found = timed(
+            "searching for new mail",
+            CMD_TIMEOUT,
+            self.session()?.uid_search(&query),
+        )
+        .await?;
+        let mut uids: Vec<u32> = found.into_iter().filter(|&u| u > after).collect();
+        uids.sort_unstable();
+        Ok(uids)
+    }
+
+    /// UIDs of mail delivered on or after `date` (backfill).
+    pub async fn search_since(&mut self, date: chrono::NaiveDate) -> Result<Vec<u32>> {
+        let query = format!("SINCE {}", date.format("%-d-%b-%Y"));
+        let found = timed(
+            "searching for older mail",
+            CMD_TIMEOUT,
+            self.session()?.uid_search(&query),
+        )
+        .await?;
+        let mut uids: Vec<u32> = found.into_iter().collect();
+        uids.sort_unstable();
+        Ok(uids)
+    }
+
+    /// Keeps the session alive and collects pending server news (polling mode).
+    pub async fn noop(&mut self) -> Result<()> {
+        timed("sending NOOP", CMD_TIMEOUT, self.session()?.noop()).await
+    }
+
+    /// Drops news the server sent so far; true when any of it could mean new mail.
+    fn drain_unsolicited(&mut self) -> bool {
+        let Some(s) = self.session.as_mut() else {
+            return false;
+        };
+        let mut changed = false;
+        while let Ok(r) = s.unsolicited_responses.try_recv() {
+            if matches!(
+                r,
+                async_imap::types::UnsolicitedResponse::Exists(_)
+                    | async_imap::types::UnsolicitedResponse::Recent(_)
+            ) {
+                changed = true;
+            }
+        }
+        changed
+    }
+
+    /// Waits in IDLE for at most `max` (re-issued by the caller well before the server's
+    /// 29-minute limit), or until `cancel` fires.
+    pub async fn idle(&mut self, max: Duration, cancel: &CancellationToken) -> Result<Woke> {
+        // News that arrived since the last sync means there is work already: no IDLE.
+        if self.drain_unsolicited() {
+            return Ok(Woke::Changed);
+        }
+        let session = self
+            .session
+            .take()
+            .ok_or_else(|| anyhow!("the IMAP session was lost"))?;
+        let mut handle = session.idle();
+        timed("starting IDLE", CMD_TIMEOUT, handle.init()).await?;
+        let woke = {
+            let (fut, stop) = handle.wait_with_timeout(max);
+            tokio::pin!(fut);
+            let mut stop = Some(stop);
+            // async-imap's timer restarts on every keepalive; this deadline does not.
+            let deadline = tokio::time::sleep(max + Duration::from_secs(5));
+            tokio::pin!(deadline);
+            let outcome = tokio::select! {
+                r = &mut fut => Some(r),
+                _ = cancel.cancelled() => None,
+                _ = &mut deadline => None,
+            };
+            let r = match outcome {
+                Some(r) => r.context("waiting in IDLE")?,
+                None => {
+                    drop(stop.take());
+                    timed("leaving IDLE", CMD_TIMEOUT, async {
+                        Ok::<_, anyhow::Error>(fut.await?)
+                    })
+                    .await?
+                }
+            };
+            drop(stop);
+            match r {
+                IdleResponse::NewData(_) => Woke::Changed,
+                IdleResponse::Timeout => Woke::Timeout,
+                IdleResponse::ManualInterrupt if cancel.is_cancelled() => Woke::Cancelled,
+                IdleResponse::ManualInterrupt => Woke::Timeout,
+            }
+        };
+        let session = timed("leaving IDLE", CMD_TIMEOUT, handle.done()).await?;
+        self.session = Some(session);
+        Ok(woke)
+    }
+
+    /// Logs out politely (best effort).
+    pub async fn logout(mut self) {
+        if let Some(mut s) = self.session.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(5), s.logout()).await;
+        }
+    }
+
+    /// The server name of a destination, creating the folder when it does not exist.
+    async fn ensure_folder(&mut self, levels: &[String]) -> Result<String, FileError> {
+        for attempt in 0..2 {
+            let name = server_name(levels, self.delimiter, self.caps.utf8_accept, self.no_dots);
+            if self.known.contains(&name) {
+                return Ok(name);
+            }
+            let created = timed(
+                &format!("creating {name}"),
+                CMD_TIMEOUT,
+                self.session()?.create(&name),
+            )
+            .await;
+            match created {
+                Ok(()) => {
+                    let _ =
+                        timed("subscribing", CMD_TIMEOUT, self.session()?.subscribe(&name)).await;
+                    self.known.insert(name.clone());
+                    return Ok(name);
+                }
+                Err(e) => match server_no(&e) {
+                    Some(m)
+                        if m.to_ascii_uppercase().contains("ALREADYEXISTS")
+                            || m.to_lowercase().contains("already exists") =>
+                    {
+                        self.known.insert(name.clone());
+                        return Ok(name);
+                    }
+                    Some(m)
+                        if attempt == 0
+                            && !self.no_dots
+                            && levels.iter().any(|l| l.contains('.')) =>
+                    {
+                        tracing::info!(account = %self.account, "the server refused a '.' in a folder name ({m}); using names without dots");
+                        self.no_dots = true;
+                    }
+                    Some(m) => {
+                        return Err(FileError::Refused(format!(
+                            "cannot create folder {name}: {m}"
+                        )))
+                    }
+                    None => return Err(FileError::Broken(e)),
+                },
+            }
+        }
+        Err(FileError::Refused(
+            "cannot find an acceptable folder name".into(),
+        ))
+    }
+
+    /// Removes exactly these UIDs: \Deleted, then UID EXPUNGE of them only.
+    async fn delete_uids(&mut self, set: &str) -> Result<(), FileError> {
+        if !self.caps.uidplus {
+            return Err(FileError::Refused(
+                "the server has neither MOVE nor UIDPLUS; removing only our messages is impossible, so they stay in place".into(),
+            ));
+        }
+        let r = timed("marking copied messages deleted", CMD_TIMEOUT, async {
+            let s = self.session()?;
+            let stream = s.uid_store(set, "+FLAGS.SILENT (\\Deleted)").await?;
+            let _: Vec<_> = stream.try_collect().await?;
+            Ok::<_, anyhow::Error>(())
+        })
+        .await;
+        classify(r)?;
+        let r = timed("expunging copied messages", CMD_TIMEOUT, async {
+            let s = self.session()?;
+            let stream = s.uid_expunge(set).await?;
+            let _: Vec<_> = stream.try_collect().await?;
+            Ok::<_, anyhow::Error>(())
+        })
+        .await;
+        classify(r)
+    }
+
+    /// Finds a source message's twin in `dest` by size, date and header (for messages
+    /// without a Message-ID after an interrupted copy).
+    async fn twin_in(&mut self, dest: &str, uid: u32) -> Result<bool> {
+        let Some(src) = fetch::identity(self.session()?, uid).await? else {
+            return Ok(false);
+        };
+        let source = self.source_name();
+        if timed("examining", CMD_TIMEOUT, self.session()?.examine(dest))
+            .await
+            .is_err()
+        {
+            self.select().await?;
+            return Ok(false);
+        }
+        let query = format!(
+            "LARGER {} SMALLER {}",
+            src.size.saturating_sub(1),
+            src.size + 1
+        );
+        let found = timed("searching", CMD_TIMEOUT, self.session()?.uid_search(&query)).await;
+        let mut twin = false;
+        if let Ok(candidates) = found {
+            for c in candidates {
+                if fetch::identity(self.session()?, c).await?.as_ref() == Some(&src) {
+                    twin = true;
+                    break;
+                }
+            }
+        }
+        let _ = source;
+        self.reselect().await?;
+        Ok(twin)
+    }
+
+    /// Re-selects the source after looking into another folder; its UIDVALIDITY must not
+    /// have changed meanwhile.
+    async fn reselect(&mut self) -> Result<()> {
+        let before = self.selected.uidvalidity;
+        let now = self.select().await?;
+        if now.uidvalidity != before {
+            return Err(anyhow!(
+                "UIDVALIDITY of {} changed during recovery",
+                self.folder
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Maps a command outcome to "the server refused" versus "the session is broken".
+fn classify(r: Result<()>) -> Result<(), FileError> {
+    match r {
+        Ok(()) => Ok(()),
+        Err(e) => match server_no(&e) {
+            Some(m) => Err(FileError::Refused(m)),
+            None => Err(FileError::Broken(e)),
+        },
+    }
+}
+
+impl MailSource for ImapFolder {
+    fn account(&self) -> &str {
+        &self.account
+    }
+
+    fn folder(&self) -> &str {
+        &self.folder
+    }
+
+    async fn fetch(&mut self, keys: &[MessageKey], max_scan_bytes: usize) -> Result<Vec<Fetched>> {
+        let uidvalidity = self.selected.uidvalidity;
+        let uids: Vec<u32> = keys.iter().map(|k| k.uid).collect();
+        fetch::fetch(self.session()?, uidvalidity, &uids, max_scan_bytes).await
+    }
+
+    async fn file(&mut self, keys: &[MessageKey], dest: &[String]) -> Result<(), FileError> {
+        let name = self.ensure_folder(dest).await?;
+        let uids: Vec<u32> = keys.iter().map(|k| k.uid).collect();
+        for set in uid_sets(&uids) {
+            if self.caps.r#move {
+                let r = timed(
+                    &format!("moving to {name}"),
+                    CMD_TIMEOUT,
+                    self.session()
+                        .map_err(FileError::Broken)?
+                        .uid_mv(&set, &name),
+                )
+                .await;
+                classify(r)?;
+            } else {
+                let r = timed(
+                    &format!("copying to {name}"),
+                    CMD_TIMEOUT,
+                    self.session()
+                        .map_err(FileError::Broken)?
+                        .uid_copy(&set, &name),
+                )
+                .await;
+                classify(r)?;
+                self.delete_uids(&set).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn present(&mut self, keys: &[MessageKey]) -> Result<Vec<MessageKey>> {
+        let uids: Vec<u32> = keys.iter().map(|k| k.uid).collect();
+        let mut found: HashSet<u32> = HashSet::new();
+        for set in uid_sets(&uids) {
+            let r = timed(
+                "checking messages",
+                CMD_TIMEOUT,
+                self.session()?.uid_search(format!("UID {set}")),
+            )
+            .await?;
+            found.extend(r);
+        }
+        Ok(keys
+            .iter()
+            .filter(|k| found.contains(&k.uid))
+            .cloned()
+            .collect())
+    }
+
+    async fn holds(&mut self, dest: &[String], message_id: &str) -> Result<bool> {
+        if message_id.contains(['"', '\\', '\r', '\n']) {
+            return Ok(false);
+        }
+        let name = server_name(dest, self.delimiter, self.caps.utf8_accept, self.no_dots);
+        if timed("examining", CMD_TIMEOUT, self.session()?.examine(&name))
+            .await
+            .is_err()
+        {
+            self.reselect().await?;
+            return Ok(false);
+        }
+        let query = format!("HEADER Message-ID \"{message_id}\"");
+        let found = timed(
+            "searching by Message-ID",
+            CMD_TIMEOUT,
+            self.session()?.uid_search(&query),
+        )
+        .await;
+        self.reselect().await?;
+        Ok(!found?.is_empty())
+    }
+
+    async fn holds_key(&mut self, dest: &[String], key: &MessageKey) -> Result<bool> {
+        let name = server_name(dest, self.delimiter, self.caps.utf8_accept, self.no_dots);
+        self.twin_in(&name, key.uid).await
+    }
+
+    async fn file_remove_source(&mut self, keys: &[MessageKey]) -> Result<(), FileError> {
+        let uids: Vec<u32> = keys.iter().map(|k| k.uid).collect();
+        for set in uid_sets(&uids) {
+            self.delete_uids(&set).await?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,348 @@
+//! The pipeline for a batch of new messages, step by step:
+//!
+//! fetch → parse → classify → escalate → choose recipient → plan (record) → file → record
+//!
+//! The plan — every decision with its destination, status `planned` — is written to the
+//! state database in one transaction *before* the server is touched; filing then moves
+//! one group per destination and marks the rows `filed` (or `failed`, to be retried).
+//! After a crash, [`recover`] re-reads the plan and finishes it without duplicating or
+//! losing a message.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use anyhow::{Context as _, Result};
+use tracing::{info, warn};
+
+use crate::config::AccountConfig;
+use crate::mail::MessageView;
+use crate::mailbox::{Fetched, FileError, MailSource, MessageKey};
+use crate::profile::compile::fingerprint;
+use crate::profile::LiveProfile;
+use crate::store::{FolderState, NewDecision, Status, Store, StoredDecision};
+use crate::triage::{self, Context, Decision, History};
+
+/// What the pipeline needs to know about the account it works for.
+pub struct Account {
+    pub config: AccountConfig,
+    pub profile: Arc<LiveProfile>,
+    pub store: Arc<Store>,
+    pub max_scan_bytes: usize,
+    /// Shadow mode: decide and record, never move.
+    pub dry_run: bool,
+}
+
+/// Counts of what happened to a batch.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Report {
+    pub decided: usize,
+    pub filed: usize,
+    pub left: usize,
+    pub failed: usize,
+    /// Already decided earlier (e.g. moved back into the inbox by a person).
+    pub skipped: usize,
+}
+
+impl Report {
+    /// Adds another report's counts.
+    pub fn add(&mut self, o: Report) {
+        self.decided += o.decided;
+        self.filed += o.filed;
+        self.left += o.left;
+        self.failed += o.failed;
+        self.skipped += o.skipped;
+    }
+}
+
+/// A message's dedupe key: its Message-ID, or a hash of its header when it has none.
+pub fn message_fingerprint(view: &MessageView, raw: &[u8]) -> String {
+    match &view.message_id {
+        Some(id) if !id.trim().is_empty() => id.trim().to_lowercase(),
+        _ => {
+            let end = raw
+                .windows(4)
+                .position(|w| w == b"\r\n\r\n")
+                .or_else(|| raw.windows(2).position(|w| w == b"\n\n"))
+                .unwrap_or(raw.len().min(4096));
+            format!("h:{}", fingerprint(&[raw.get(..end).unwrap_or_default()]))
+        }
+    }
+}
+
+/// A planned action on one message.
+struct Plan {
+    id: i64,
+    key: MessageKey,
+    dest: Option<Vec<String>>,
+    status: Status,
+}
+
+/// One line per decision: what every operator wants to grep for.
+fn log_decision(
+    acct: &str,
+    folder: &str,
+    key: &MessageKey,
+    view: &MessageView,
+    d: &Decision,
+    dry_run: bool,
+) {
+    let subject = if view.subject.is_empty() {
+        "(no subject)"
+    } else {
+        view.subject.as_str()
+    };
+    let dest = d.folder.as_deref().unwrap_or("(stays)");
+    info!(
+        account = acct,
+        folder,
+        uid = key.uid,
+        message_id = view.message_id.as_deref().unwrap_or("-"),
+        category = %d.category,
+        recipient = d.recipient.as_deref().unwrap_or("-"),
+        reason = %d.reason,
+        escalation = d.escalation.as_ref().map_or("-", |e| e.level.as_str()),
+        dest,
+        "{}{subject:?} → {dest}",
+        if dry_run { "[dry run] " } else { "" },
+    );
+}
+
+/// Processes new messages of one folder: every step of the pipeline, in order.
+/// `state` is the folder's sync state after this batch (recorded with the plan);
+/// messages delivered before `not_before` (Unix time) are ignored, not triaged.
+pub async fn process_new_mail<S: MailSource>(
+    src: &mut S,
+    acct: &Account,
+    keys: &[MessageKey],
+    state: Option<FolderState>,
+    not_before: Option<i64>,
+) -> Result<Report> {
+    // fetch
+    let mut fetched = src.fetch(keys, acct.max_scan_bytes).await?;
+    let before = fetched.len();
+    if let Some(t) = not_before {
+        fetched.retain(|m| m.internal_date.is_none_or(|d| d >= t));
+    }
+    let ignored = before - fetched.len();
+    // parse → classify → escalate → choose recipient → plan (recorded before any move)
+    let (plans, mut report) = plan(src.account(), src.folder(), acct, fetched, state)?;
+    report.skipped += ignored;
+    // file → record the outcome
+    file(src, acct, (plans, report)).await
+}
+
+/// Parses, triages and records a batch; returns what to file.
+fn plan(
+    account: &str,
+    folder: &str,
+    acct: &Account,
+    fetched: Vec<Fetched>,
+    state: Option<FolderState>,
+) -> Result<(Vec<Plan>, Report)> {
+    let profile = acct.profile.snapshot();
+    let store = &acct.store;
+    let ctx = Context {
+        account_addresses: acct.config.addresses.clone(),
+        history: History {
+            load_7d: store.load_7d(crate::store::now())?,
+        },
+    };
+    let mut report = Report::default();
+    let mut rows: Vec<NewDecision> = Vec::new();
+    let mut keys: Vec<MessageKey> = Vec::new();
+    let mut resumed: Vec<Plan> = Vec::new();
+    for m in fetched {
+        let view = MessageView::parse(&m.raw, acct.max_scan_bytes);
+        let fp = message_fingerprint(&view, &m.raw);
+        if let Some(prev) = store.find_by_fingerprint(account, &fp)? {
+            if prev.status.is_final() || prev.source_key == m.key.key {
+                report.skipped += 1;
+                info!(account, folder, uid = m.key.uid, message_id = %fp, status = prev.status.as_str(),
+                    "already decided earlier; leaving it where it is");
+                continue;
+            }
+            // A planned move whose source position changed (UIDVALIDITY): carry it out.
+            store.update_source(prev.id, uidvalidity_of(&m.key), m.key.uid, &m.key.key)?;
+            resumed.push(Plan {
+                id: prev.id,
+                key: m.key.clone(),
+                dest: prev.dest.clone(),
+                status: Status::Planned,
+            });
+            continue;
+        }
+        // classify → escalate → choose recipient: the pure core, one profile snapshot.
+        let d = triage::triage(&view, &profile, &ctx);
+        log_decision(account, folder, &m.key, &view, &d, acct.dry_run);
+        let dest = d.folder_path.clone().filter(|p| !p.is_empty());
+        let status = match (&dest, acct.dry_run) {
+            (_, true) => Status::DryRun,
+            (None, false) => Status::Left,
+            (Some(_), false) => Status::Planned,
+        };
+        rows.push(NewDecision {
+            account: account.to_string(),
+            folder: folder.to_string(),
+            uidvalidity: uidvalidity_of(&m.key),
+            uid: m.key.uid,
+            source_key: m.key.key.clone(),
+            message_id: view.message_id.clone(),
+            fingerprint: fp,
+            subject: view.subject.chars().take(300).collect(),
+            sender: view.from_address().unwrap_or_default().to_string(),
+            category: d.category.clone(),
+            recipient: d.recipient.clone(),
+            reason: d.reason.to_string(),
+            escalation: d.escalation.as_ref().map(|e| e.level.to_string()),
+            dest,
+            decision_json: serde_json::to_string(&d).context("cannot encode a decision")?,
+            profile_version: profile.version.clone(),
+            dry_run: acct.dry_run,
+            status,
+        });
+        keys.push(m.key);
+    }
+    report.decided = rows.len();
+    let folder_state = state.map(|s| (account, folder, s));
+    let ids = store.record(&rows, folder_state)?;
+    let mut plans: Vec<Plan> = ids
+        .into_iter()
+        .zip(rows)
+        .zip(keys)
+        .map(|((id, row), key)| Plan {
+            id,
+            key,
+            dest: row.dest,
+            status: row.status,
+        })
+        .collect();
+    plans.extend(resumed);
+    Ok((plans, report))
+}
+
+/// The UIDVALIDITY part of an IMAP key ("uidvalidity:uid"); 0 for Maildir.
+fn uidvalidity_of(k: &MessageKey) -> u32 {
+    k.key
+        .split_once(':')
+        .filter(|_| k.uid != 0)
+        .and_then(|(v, _)| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Files planned messages, one move per destination; records the outcome.
+async fn file<S: MailSource>(
+    src: &mut S,
+    acct: &Account,
+    planned: (Vec<Plan>, Report),
+) -> Result<Report> {
+    let (plans, mut report) = planned;
+    let mut groups: BTreeMap<Vec<String>, Vec<&Plan>> = BTreeMap::new();
+    for p in &plans {
+        match (&p.dest, p.status) {
+            (Some(dest), Status::Planned) => groups.entry(dest.clone()).or_default().push(p),
+            _ => report.left += 1,
+        }
+    }
+    for (dest, group) in groups {
+        let keys: Vec<MessageKey> = group.iter().map(|p| p.key.clone()).collect();
+        let ids: Vec<i64> = group.iter().map(|p| p.id).collect();
+        match src.file(&keys, &dest).await {
+            Ok(()) => {
+                acct.store.set_status(&ids, Status::Filed, None)?;
+                report.filed += ids.len();
+            }
+            Err(FileError::Refused(why)) => {
+                warn!(account = src.account(), folder = src.folder(), dest = dest.join("/"), count = ids.len(),
+                    "the server refused to file {} message(s): {why}; they stay in {} and will be retried", ids.len(), src.folder());
+                acct.store.set_status(&ids, Status::Failed, Some(&why))?;
+                report.failed += ids.len();
+            }
+            Err(FileError::Broken(e)) => {
+                // The plan stays `planned`; recovery finishes it after reconnecting.
+                return Err(e.context(format!("filing into {}", dest.join("/"))));
+            }
+        }
+    }
+    Ok(report)
+}
+
+/// Finishes what a previous run (or a failed attempt) planned but did not confirm:
+/// present in the source → file it (or, if the destination already holds a copy, only
+/// remove the source); gone from the source → filed if the destination holds it.
+pub async fn recover<S: MailSource>(
+    src: &mut S,
+    acct: &Account,
+    uidvalidity: Option<u32>,
+) -> Result<Report> {
+    let pending: Vec<StoredDecision> = acct
+        .store
+        .pending(src.account(), src.folder())?
+        .into_iter()
+        .filter(|d| uidvalidity.is_none_or(|v| d.uidvalidity == v))
+        .collect();
+    let mut report = Report::default();
+    if pending.is_empty() {
+        return Ok(report);
+    }
+    info!(
+        account = src.account(),
+        folder = src.folder(),
+        count = pending.len(),
+        "finishing filing planned before the last stop"
+    );
+    let keys: Vec<MessageKey> = pending
+        .iter()
+        .map(|d| MessageKey {
+            uid: d.uid,
+            key: d.source_key.clone(),
+        })
+        .collect();
+    let present = src.present(&keys).await?;
+    let mut refile: Vec<Plan> = Vec::new();
+    for d in pending {
+        let key = MessageKey {
+            uid: d.uid,
+            key: d.source_key.clone(),
+        };
+        let Some(dest) = d.dest.clone() else {
+            acct.store.set_status(&[d.id], Status::Left, None)?;
+            continue;
+        };
+        let already_there = match &d.message_id {
+            Some(id) => src.holds(&dest, id).await? || src.holds_key(&dest, &key).await?,
+            None => src.holds_key(&dest, &key).await?,
+        };
+        if present.contains(&key) {
+            if already_there {
+                // Copied before the crash, not yet removed: remove the source copy only.
+                match src.file_remove_source(std::slice::from_ref(&key)).await {
+                    Ok(()) => {
+                        acct.store.set_status(&[d.id], Status::Filed, None)?;
+                        report.filed += 1;
+                    }
+                    Err(FileError::Refused(why)) => {
+                        acct.store.set_status(&[d.id], Status::Failed, Some(&why))?
+                    }
+                    Err(FileError::Broken(e)) => return Err(e),
+                }
+            } else {
+                refile.push(Plan {
+                    id: d.id,
+                    key,
+                    dest: Some(dest),
+                    status: Status::Planned,
+                });
+            }
+        } else if already_there {
+            acct.store.set_status(&[d.id], Status::Filed, None)?;
+            report.filed += 1;
+        } else {
+            warn!(account = src.account(), folder = src.folder(), uid = d.uid, message_id = d.message_id.as_deref().unwrap_or("-"),
+                "a message planned for {} left the folder before it was filed (moved or deleted by someone else)", dest.join("/"));
+            acct.store.set_status(&[d.id], Status::Gone, None)?;
+        }
+    }
+    let r = file(src, acct, (refile, Report::default())).await?;
+    report.add(r);
+    Ok(report)
+}

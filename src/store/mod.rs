@@ -1,0 +1,563 @@
+//! State in SQLite (SPEC §9): the audit log of decisions, the filing journal that makes
+//! moves crash-safe, and per-folder sync state.
+//!
+//! One database file per daemon (WAL, created 0600), guarded by an exclusive lock on
+//! `<state>.lock` so a second daemon on the same state refuses to start. Every decision is
+//! written with status `planned` *before* the mail server is touched; the status then
+//! becomes `filed`, `failed` (retried) or stays visible for recovery after a crash.
+
+mod schema;
+
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::{anyhow, bail, Context, Result};
+use rusqlite::{params, Connection, OptionalExtension};
+
+/// Attempts before a failing move is left alone (the message stays in place).
+pub const MAX_ATTEMPTS: i64 = 5;
+
+/// Current time as Unix seconds.
+pub fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// Where a decision stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// Recorded; the move has not been confirmed yet.
+    Planned,
+    /// Moved to its destination.
+    Filed,
+    /// Deliberately left where it was (not routed, or nothing to do).
+    Left,
+    /// Shadow mode: decided and recorded, never moved.
+    DryRun,
+    /// The move failed; retried up to MAX_ATTEMPTS times.
+    Failed,
+    /// The message disappeared from the source before it could be filed (moved or deleted by someone else).
+    Gone,
+}
+
+impl Status {
+    /// The status as stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Planned => "planned",
+            Status::Filed => "filed",
+            Status::Left => "left",
+            Status::DryRun => "dry_run",
+            Status::Failed => "failed",
+            Status::Gone => "gone",
+        }
+    }
+
+    fn parse(s: &str) -> Status {
+        match s {
+            "filed" => Status::Filed,
+            "left" => Status::Left,
+            "dry_run" => Status::DryRun,
+            "failed" => Status::Failed,
+            "gone" => Status::Gone,
+            _ => Status::Planned,
+        }
+    }
+
+    /// Is this decision finished (never to be acted on again)?
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            Status::Filed | Status::Left | Status::DryRun | Status::Gone
+        )
+    }
+}
+
+/// Sync state of one watched folder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FolderState {
+    pub uidvalidity: u32,
+    /// Highest UID handled (everything at or below it has a decision or predates the baseline).
+    pub last_uid: u32,
+    /// Unix time before which mail is never triaged on a rescan (first start, minus backfill).
+    pub baseline: i64,
+}
+
+/// A decision about to be recorded.
+#[derive(Debug, Clone)]
+pub struct NewDecision {
+    pub account: String,
+    pub folder: String,
+    pub uidvalidity: u32,
+    pub uid: u32,
+    /// Backend key of the message in its source folder (IMAP "uidvalidity:uid", Maildir unique name).
+    pub source_key: String,
+    pub message_id: Option<String>,
+    /// Dedupe key: the Message-ID, or a hash of the header when there is none.
+    pub fingerprint: String,
+    pub subject: String,
+    pub sender: String,
+    pub category: String,
+    pub recipient: Option<String>,
+    pub reason: String,
+    pub escalation: Option<String>,
+    /// Destination levels; None means leave in place.
+    pub dest: Option<Vec<String>>,
+    pub decision_json: String,
+    pub profile_version: String,
+    pub dry_run: bool,
+    pub status: Status,
+}
+
+/// A decision read back.
+#[derive(Debug, Clone)]
+pub struct StoredDecision {
+    pub id: i64,
+    pub account: String,
+    pub folder: String,
+    pub uidvalidity: u32,
+    pub uid: u32,
+    pub source_key: String,
+    pub message_id: Option<String>,
+    pub fingerprint: String,
+    pub dest: Option<Vec<String>>,
+    pub status: Status,
+    pub attempts: i64,
+    pub recipient: Option<String>,
+    pub decided_at: i64,
+}
+
+/// The state database.
+pub struct Store {
+    conn: Mutex<Connection>,
+    path: PathBuf,
+    /// Held for the life of the store: the exclusive lock that keeps a second daemon out.
+    _lock: File,
+}
+
+fn lock_path(path: &Path) -> PathBuf {
+    let mut p = path.as_os_str().to_owned();
+    p.push(".lock");
+    PathBuf::from(p)
+}
+
+fn open_private(path: &Path) -> Result<File> {
+    let mut o = OpenOptions::new();
+    o.read(true).write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        o.mode(0o600);
+    }
+    o.open(path)
+        .with_context(|| format!("cannot open {}", path.display()))
+}
+
+impl Store {
+    /// Opens (creating if needed) the state database, taking the single-daemon lock.
+    pub fn open(path: &Path) -> Result<Store> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create the state directory {}", dir.display()))?;
+        }
+        let lock = open_private(&lock_path(path))?;
+        if lock.try_lock().is_err() {
+            let holder = std::fs::read_to_string(lock_path(path)).unwrap_or_default();
+            bail!(
+                "another mailtriage is already running with state file {}{}",
+                path.display(),
+                if holder.trim().is_empty() {
+                    String::new()
+                } else {
+                    format!(" (pid {})", holder.trim())
+                }
+            );
+        }
+        {
+            use std::io::{Seek, Write};
+            let mut l = &lock;
+            let _ = l.set_len(0);
+            let _ = l.seek(std::io::SeekFrom::Start(0));
+            let _ = writeln!(l, "{}", std::process::id());
+        }
+        // Create the database file 0600 before SQLite opens it.
+        drop(open_private(path)?);
+        let mut conn = Connection::open(path)
+            .with_context(|| format!("cannot open state database {}", path.display()))?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .context("cannot switch the state database to WAL mode")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        schema::migrations()
+            .to_latest(&mut conn)
+            .map_err(|e| anyhow!("cannot migrate the state database {}: {e}", path.display()))?;
+        Ok(Store {
+            conn: Mutex::new(conn),
+            path: path.to_path_buf(),
+            _lock: lock,
+        })
+    }
+
+    /// Opens an existing state database read-only, without the daemon lock (for `history`,
+    /// `stats`, `explain --message-id` while the daemon runs).
+    pub fn open_readonly(path: &Path) -> Result<Connection> {
+        let conn = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .with_context(|| format!("cannot open state database {}", path.display()))?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        Ok(conn)
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn conn(&self) -> Result<std::sync::MutexGuard<'_, Connection>> {
+        self.conn
+            .lock()
+            .map_err(|_| anyhow!("the state database lock is poisoned"))
+    }
+
+    /// Sync state of a folder, if it was ever synced.
+    pub fn folder_state(&self, account: &str, folder: &str) -> Result<Option<FolderState>> {
+        let conn = self.conn()?;
+        conn.query_row(
+            "SELECT uidvalidity, last_uid, baseline FROM folder_state WHERE account = ?1 AND folder = ?2",
+            params![account, folder],
+            |r| {
+                Ok(FolderState {
+                    uidvalidity: r.get::<_, i64>(0)? as u32,
+                    last_uid: r.get::<_, i64>(1)? as u32,
+                    baseline: r.get(2)?,
+                })
+            },
+        )
+        .optional()
+        .context("cannot read folder state")
+    }
+
+    /// Saves a folder's sync state.
+    pub fn set_folder_state(&self, account: &str, folder: &str, st: FolderState) -> Result<()> {
+        let conn = self.conn()?;
+        write_folder_state(&conn, account, folder, st)
+    }
+
+    /// The decision recorded for this message fingerprint in this account, if any.
+    pub fn find_by_fingerprint(
+        &self,
+        account: &str,
+        fingerprint: &str,
+    ) -> Result<Option<StoredDecision>> {
+        let conn = self.conn()?;
+        conn.query_row(
+            &format!("{SELECT_DECISION} WHERE account = ?1 AND fingerprint = ?2 ORDER BY id DESC LIMIT 1"),
+            params![account, fingerprint],
+            read_decision,
+        )
+        .optional()
+        .context("cannot look up a decision")
+    }
+
+    /// Records decisions (and optionally the folder's new sync state) in one transaction;
+    /// returns the new rows' ids in order.
+    pub fn record(
+        &self,
+        rows: &[NewDecision],
+        folder_state: Option<(&str, &str, FolderState)>,
+    ) -> Result<Vec<i64>> {
+        let mut conn = self.conn()?;
+        let tx = conn
+            .transaction()
+            .context("cannot start a state transaction")?;
+        let mut ids = Vec::with_capacity(rows.len());
+        {
+            let mut stmt = tx.prepare_cached(
+                "INSERT INTO decisions (account, folder, uidvalidity, uid, source_key, message_id,
+                    fingerprint, subject, sender, category, recipient, reason, escalation,
+                    dest_folder, dest_path, decision_json, profile_version, dry_run, status,
+                    decided_at, filed_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
+                    ?17, ?18, ?19, ?20, ?21)
+                 ON CONFLICT (account, folder, source_key) DO UPDATE SET
+                    status = excluded.status, decision_json = excluded.decision_json,
+                    dest_folder = excluded.dest_folder, dest_path = excluded.dest_path
+                 RETURNING id",
+            )?;
+            let t = now();
+            for d in rows {
+                let dest_path = d
+                    .dest
+                    .as_ref()
+                    .map(serde_json::to_string)
+                    .transpose()
+                    .context("cannot encode a destination")?;
+                let id: i64 = stmt.query_row(
+                    params![
+                        d.account,
+                        d.folder,
+                        i64::from(d.uidvalidity),
+                        i64::from(d.uid),
+                        d.source_key,
+                        d.message_id,
+                        d.fingerprint,
+                        d.subject,
+                        d.sender,
+                        d.category,
+                        d.recipient,
+                        d.reason,
+                        d.escalation,
+                        d.dest.as_ref().map(|p| p.join("/")),
+                        dest_path,
+                        d.decision_json,
+                        d.profile_version,
+                        d.dry_run,
+                        d.status.as_str(),
+                        t,
+                        None::<i64>,
+                    ],
+                    |r| r.get(0),
+                )?;
+                ids.push(id);
+            }
+        }
+        if let Some((account, folder, st)) = folder_state {
+            write_folder_state(&tx, account, folder, st)?;
+        }
+        tx.commit()
+            .context("cannot commit decisions to the state database")?;
+        Ok(ids)
+    }
+
+    /// Sets the status of decisions (a failure increments their attempt count).
+    pub fn set_status(&self, ids: &[i64], status: Status, error: Option<&str>) -> Result<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let mut conn = self.conn()?;
+        let tx = conn.transaction()?;
+        {
+            let mut stmt = tx.prepare_cached(
+                "UPDATE decisions SET status = ?2, last_error = ?3,
+                    attempts = attempts + (CASE WHEN ?2 = 'failed' THEN 1 ELSE 0 END),
+                    filed_at = CASE WHEN ?2 = 'filed' THEN ?4 ELSE filed_at END
+                 WHERE id = ?1",
+            )?;
+            let t = now();
+            for id in ids {
+                stmt.execute(params![id, status.as_str(), error, t])?;
+            }
+        }
+        tx.commit().context("cannot update decision status")?;
+        Ok(())
+    }
+
+    /// Points a decision at a new source position (after UIDVALIDITY changed).
+    pub fn update_source(
+        &self,
+        id: i64,
+        uidvalidity: u32,
+        uid: u32,
+        source_key: &str,
+    ) -> Result<()> {
+        let conn = self.conn()?;
+        conn.execute(
+            "UPDATE decisions SET uidvalidity = ?2, uid = ?3, source_key = ?4 WHERE id = ?1",
+            params![id, i64::from(uidvalidity), i64::from(uid), source_key],
+        )
+        .context("cannot update a decision's source")?;
+        Ok(())
+    }
+
+    /// Decisions of a folder still to be carried out (planned, or failed fewer than MAX_ATTEMPTS times).
+    pub fn pending(&self, account: &str, folder: &str) -> Result<Vec<StoredDecision>> {
+        let conn = self.conn()?;
+        let mut stmt = conn.prepare_cached(&format!(
+            "{SELECT_DECISION} WHERE account = ?1 AND folder = ?2
+               AND (status = 'planned' OR (status = 'failed' AND attempts < ?3)) ORDER BY id"
+        ))?;
+        let rows = stmt
+            .query_map(params![account, folder, MAX_ATTEMPTS], read_decision)?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+
+    /// Assignments per member over the 7 days before `now` (the load tie-break).
+    pub fn load_7d(&self, now: i64) -> Result<BTreeMap<String, u32>> {
+        let conn = self.conn()?;
+        let mut stmt = conn.prepare_cached(
+            "SELECT recipient, count(*) FROM decisions
+             WHERE recipient IS NOT NULL AND decided_at >= ?1 AND status IN ('filed', 'planned', 'dry_run')
+             GROUP BY recipient",
+        )?;
+        let rows = stmt
+            .query_map(params![now - 7 * 86_400], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows
+            .into_iter()
+            .map(|(k, v)| (k, u32::try_from(v).unwrap_or(u32::MAX)))
+            .collect())
+    }
+
+    /// Source keys of every decision recorded for a folder (Maildir: which files were seen).
+    pub fn decided_keys(
+        &self,
+        account: &str,
+        folder: &str,
+    ) -> Result<std::collections::HashSet<String>> {
+        let conn = self.conn()?;
+        let mut stmt = conn.prepare_cached(
+            "SELECT source_key FROM decisions WHERE account = ?1 AND folder = ?2",
+        )?;
+        let rows = stmt
+            .query_map(params![account, folder], |r| r.get::<_, String>(0))?
+            .collect::<rusqlite::Result<std::collections::HashSet<_>>>()?;
+        Ok(rows)
+    }
+
+    /// Counts of decisions by status (for the end-of-run summary and tests).
+    pub fn status_counts(&self) -> Result<BTreeMap<String, i64>> {
+        let conn = self.conn()?;
+        let mut stmt = conn.prepare("SELECT status, count(*) FROM decisions GROUP BY status")?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?
+            .collect::<rusqlite::Result<BTreeMap<_, _>>>()?;
+        Ok(rows)
+    }
+}
+
+const SELECT_DECISION: &str =
+    "SELECT id, account, folder, uidvalidity, uid, source_key, message_id,
+    fingerprint, dest_path, status, attempts, recipient, decided_at FROM decisions";
+
+fn read_decision(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredDecision> {
+    let dest: Option<String> = r.get(8)?;
+    Ok(StoredDecision {
+        id: r.get(0)?,
+        account: r.get(1)?,
+        folder: r.get(2)?,
+        uidvalidity: r.get::<_, i64>(3)? as u32,
+        uid: r.get::<_, i64>(4)? as u32,
+        source_key: r.get(5)?,
+        message_id: r.get(6)?,
+        fingerprint: r.get(7)?,
+        dest: dest.and_then(|d| serde_json::from_str(&d).ok()),
+        status: Status::parse(&r.get::<_, String>(9)?),
+        attempts: r.get(10)?,
+        recipient: r.get(11)?,
+        decided_at: r.get(12)?,
+    })
+}
+
+fn write_folder_state(
+    conn: &Connection,
+    account: &str,
+    folder: &str,
+    st: FolderState,
+) -> Result<()> {
+    conn.execute(
+        "INSERT INTO folder_state (account, folder, uidvalidity, last_uid, baseline, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+         ON CONFLICT (account, folder) DO UPDATE SET uidvalidity = excluded.uidvalidity,
+            last_uid = excluded.last_uid, baseline = excluded.baseline, updated_at = excluded.updated_at",
+        params![
+            account,
+            folder,
+            i64::from(st.uidvalidity),
+            i64::from(st.last_uid),
+            st.baseline,
+            now()
+        ],
+    )
+    .context("cannot save folder state")?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tmp(name: &str) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("mailtriage-store-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir.join("state.db")
+    }
+
+    #[test]
+    fn second_open_is_refused_while_the_first_is_alive() {
+        let p = tmp("lock");
+        let first = Store::open(&p).expect("opens");
+        let err = Store::open(&p)
+            .err()
+            .map(|e| format!("{e:#}"))
+            .unwrap_or_default();
+        assert!(err.contains("already running"), "{err}");
+        drop(first);
+        assert!(
+            Store::open(&p).is_ok(),
+            "the lock is released with the store"
+        );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn state_file_is_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let p = tmp("mode");
+        let _s = Store::open(&p).expect("opens");
+        let mode = std::fs::metadata(&p).expect("exists").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+
+    #[test]
+    fn record_then_update_status_and_find() {
+        let p = tmp("record");
+        let s = Store::open(&p).expect("opens");
+        let d = NewDecision {
+            account: "a".into(),
+            folder: "INBOX".into(),
+            uidvalidity: 7,
+            uid: 3,
+            source_key: "7:3".into(),
+            message_id: Some("x@y".into()),
+            fingerprint: "x@y".into(),
+            subject: "s".into(),
+            sender: "f@e".into(),
+            category: "SALES".into(),
+            recipient: Some("Mark".into()),
+            reason: "category_role".into(),
+            escalation: None,
+            dest: Some(vec!["SALES".into(), "Mark".into()]),
+            decision_json: "{}".into(),
+            profile_version: "v".into(),
+            dry_run: false,
+            status: Status::Planned,
+        };
+        let st = FolderState {
+            uidvalidity: 7,
+            last_uid: 3,
+            baseline: 0,
+        };
+        let ids = s.record(&[d], Some(("a", "INBOX", st))).expect("records");
+        assert_eq!(s.folder_state("a", "INBOX").expect("reads"), Some(st));
+        assert_eq!(s.pending("a", "INBOX").expect("reads").len(), 1);
+        s.set_status(&ids, Status::Failed, Some("NO"))
+            .expect("updates");
+        let found = s
+            .find_by_fingerprint("a", "x@y")
+            .expect("reads")
+            .expect("exists");
+        assert_eq!((found.status, found.attempts), (Status::Failed, 1));
+        s.set_status(&ids, Status::Filed, None).expect("updates");
+        assert!(s.pending("a", "INBOX").expect("reads").is_empty());
+        assert_eq!(s.load_7d(now()).expect("reads").get("Mark"), Some(&1));
+    }
+}

@@ -1,0 +1,62 @@
+//! Numbered migrations of the state database. Append new ones; never edit old ones.
+
+use rusqlite_migration::{Migrations, M};
+
+/// Every migration, in order.
+pub fn migrations() -> Migrations<'static> {
+    Migrations::new(vec![M::up(
+        "
+        CREATE TABLE folder_state (
+            account     TEXT    NOT NULL,
+            folder      TEXT    NOT NULL,
+            uidvalidity INTEGER NOT NULL,
+            last_uid    INTEGER NOT NULL,
+            baseline    INTEGER NOT NULL DEFAULT 0,
+            updated_at  INTEGER NOT NULL,
+            PRIMARY KEY (account, folder)
+        ) STRICT;
+
+        CREATE TABLE decisions (
+            id              INTEGER PRIMARY KEY,
+            account         TEXT    NOT NULL,
+            folder          TEXT    NOT NULL,
+            uidvalidity     INTEGER NOT NULL DEFAULT 0,
+            uid             INTEGER NOT NULL DEFAULT 0,
+            source_key      TEXT    NOT NULL,
+            message_id      TEXT,
+            fingerprint     TEXT    NOT NULL,
+            subject         TEXT    NOT NULL DEFAULT '',
+            sender          TEXT    NOT NULL DEFAULT '',
+            category        TEXT    NOT NULL,
+            recipient       TEXT,
+            reason          TEXT    NOT NULL,
+            escalation      TEXT,
+            dest_folder     TEXT,
+            dest_path       TEXT,
+            decision_json   TEXT    NOT NULL,
+            profile_version TEXT    NOT NULL,
+            dry_run         INTEGER NOT NULL DEFAULT 0,
+            status          TEXT    NOT NULL DEFAULT 'planned',
+            attempts        INTEGER NOT NULL DEFAULT 0,
+            last_error      TEXT,
+            decided_at      INTEGER NOT NULL,
+            filed_at        INTEGER,
+            UNIQUE (account, folder, source_key)
+        ) STRICT;
+
+        CREATE INDEX decisions_fingerprint ON decisions (account, fingerprint);
+        CREATE INDEX decisions_pending ON decisions (account, folder, status)
+            WHERE status IN ('planned', 'failed');
+        CREATE INDEX decisions_time ON decisions (decided_at);
+        CREATE INDEX decisions_message_id ON decisions (message_id);
+        ",
+    )])
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn migrations_are_valid() {
+        assert!(super::migrations().validate().is_ok());
+    }
+}
