@@ -23,6 +23,8 @@ use super::{Fetched, FileError, MailSource, MessageKey};
 pub struct Maildir {
     account: String,
     root: PathBuf,
+    /// Owner given to new folders (see `tree_owner`).
+    owner: Option<(u32, u32)>,
 }
 
 /// A message file in the inbox.
@@ -47,20 +49,57 @@ fn info_flags(file_name: &str) -> &str {
         .unwrap_or_default()
 }
 
-fn ensure_maildir(dir: &Path) -> Result<()> {
+fn ensure_maildir(dir: &Path, owner: Option<(u32, u32)>) -> Result<()> {
+    let fresh = !dir.exists();
     for sub in ["cur", "new", "tmp"] {
         let d = dir.join(sub);
         fs::create_dir_all(&d).with_context(|| format!("cannot create {}", d.display()))?;
+        if fresh {
+            give_to(&d, owner)?;
+        }
     }
+    if fresh {
+        give_to(dir, owner)?;
+    }
+    Ok(())
+}
+
+/// The owner of the tree, when it differs from ours and we may change ownership (root
+/// filing mail for a mail user): new folders get it, so the mail server can use them.
+#[cfg(unix)]
+fn tree_owner(root: &Path) -> Option<(u32, u32)> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = fs::metadata(root).ok()?;
+    let me = fs::metadata("/proc/self").ok().map(|m| m.uid());
+    (me == Some(0) && meta.uid() != 0).then(|| (meta.uid(), meta.gid()))
+}
+
+#[cfg(not(unix))]
+fn tree_owner(_root: &Path) -> Option<(u32, u32)> {
+    None
+}
+
+#[cfg(unix)]
+fn give_to(path: &Path, owner: Option<(u32, u32)>) -> Result<()> {
+    if let Some((uid, gid)) = owner {
+        std::os::unix::fs::chown(path, Some(uid), Some(gid))
+            .with_context(|| format!("cannot hand {} to uid {uid}", path.display()))?;
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn give_to(_path: &Path, _owner: Option<(u32, u32)>) -> Result<()> {
     Ok(())
 }
 
 impl Maildir {
     /// Opens the tree at `root`, creating the inbox's directories if missing.
     pub fn open(account: &str, root: &Path) -> Result<Maildir> {
-        ensure_maildir(root)?;
+        ensure_maildir(root, None)?;
         Ok(Maildir {
             account: account.to_string(),
+            owner: tree_owner(root),
             root: root.to_path_buf(),
         })
     }
@@ -136,11 +175,12 @@ impl Maildir {
 
     fn ensure_folder(&self, levels: &[String]) -> Result<PathBuf> {
         let dir = self.folder_dir(levels);
-        ensure_maildir(&dir)?;
+        ensure_maildir(&dir, self.owner)?;
         let marker = dir.join("maildirfolder");
         if !marker.exists() {
             fs::write(&marker, b"")
                 .with_context(|| format!("cannot create {}", marker.display()))?;
+            give_to(&marker, self.owner)?;
         }
         Ok(dir)
     }
@@ -301,6 +341,7 @@ mod tests {
         let md = Maildir {
             account: "a".into(),
             root: PathBuf::from("/m"),
+            owner: None,
         };
         let cases: &[(&[&str], &str)] = &[
             (&["MANAGER", "Mark Johnson"], "/m/.MANAGER.Mark Johnson"),

@@ -399,6 +399,38 @@ impl ImapFolder {
     }
 }
 
+/// Does a NO say the destination folder does not exist?
+fn folder_missing(m: &str) -> bool {
+    let l = m.to_lowercase();
+    m.contains("TRYCREATE") || l.contains("doesn't exist") || l.contains("does not exist")
+}
+
+impl ImapFolder {
+    /// One UID set into one folder: MOVE, or COPY then remove exactly those UIDs.
+    async fn move_set(&mut self, set: &str, name: &str) -> Result<(), FileError> {
+        let has_move = self.caps.r#move;
+        let session = self.session().map_err(FileError::Broken)?;
+        if has_move {
+            let r = timed(
+                &format!("moving to {name}"),
+                CMD_TIMEOUT,
+                session.uid_mv(set, name),
+            )
+            .await;
+            classify(r)
+        } else {
+            let r = timed(
+                &format!("copying to {name}"),
+                CMD_TIMEOUT,
+                session.uid_copy(set, name),
+            )
+            .await;
+            classify(r)?;
+            self.delete_uids(set).await
+        }
+    }
+}
+
 /// Maps a command outcome to "the server refused" versus "the session is broken".
 fn classify(r: Result<()>) -> Result<(), FileError> {
     match r {
@@ -426,30 +458,23 @@ impl MailSource for ImapFolder {
     }
 
     async fn file(&mut self, keys: &[MessageKey], dest: &[String]) -> Result<(), FileError> {
-        let name = self.ensure_folder(dest).await?;
         let uids: Vec<u32> = keys.iter().map(|k| k.uid).collect();
         for set in uid_sets(&uids) {
-            if self.caps.r#move {
-                let r = timed(
-                    &format!("moving to {name}"),
-                    CMD_TIMEOUT,
-                    self.session()
-                        .map_err(FileError::Broken)?
-                        .uid_mv(&set, &name),
-                )
-                .await;
-                classify(r)?;
-            } else {
-                let r = timed(
-                    &format!("copying to {name}"),
-                    CMD_TIMEOUT,
-                    self.session()
-                        .map_err(FileError::Broken)?
-                        .uid_copy(&set, &name),
-                )
-                .await;
-                classify(r)?;
-                self.delete_uids(&set).await?;
+            let mut retried = false;
+            loop {
+                let name = self.ensure_folder(dest).await?;
+                match self.move_set(&set, &name).await {
+                    // The folder was deleted under us (our cache said it existed): create it again, once.
+                    Err(FileError::Refused(m)) if !retried && folder_missing(&m) => {
+                        tracing::info!(account = %self.account, folder = %name, "destination folder disappeared; creating it again");
+                        self.known.remove(&name);
+                        retried = true;
+                    }
+                    other => {
+                        other?;
+                        break;
+                    }
+                }
             }
         }
         Ok(())

@@ -1,0 +1,477 @@
+//! The daemon against a real Dovecot over IMAP: every promise of the daemon issue, each
+//! by a test that fails if it breaks.
+
+use std::time::Duration;
+
+use super::daemon::{assert_exactly_once, backlog, message, root, wait_count, Conf, Setup};
+use super::harness::{imap_append, Dovecot, DovecotOptions};
+
+const PW: (&str, &str) = ("MT_TEST_PASSWORD", "alicepw");
+
+fn hottub() -> std::path::PathBuf {
+    root().join("profiles/hottub.yaml")
+}
+
+fn setup(d: &Dovecot, extra: &str) -> Setup {
+    Setup::imap(
+        d,
+        Conf {
+            profile: hottub(),
+            user: "alice",
+            password_env: PW.0,
+            extra,
+        },
+    )
+}
+
+#[test]
+fn backlog_is_filed_byte_identical_with_flags_kept_and_never_seen() {
+    let d = Dovecot::start(DovecotOptions::default());
+    let mut originals = backlog(30, "bl");
+    originals.push(b"From: list@example.com\r\nList-Id: <spa.lists.example.com>\r\nSubject: Newsletter\r\nMessage-ID: <nl@test.example>\r\n\r\nSpring sale on covers!\r\n".to_vec());
+    d.deliver_many("alice", "INBOX", &originals);
+    d.set_flags("alice", "INBOX", 1, "\\Flagged $Custom");
+    d.set_flags("alice", "INBOX", 2, "\\Answered");
+    let s = setup(&d, "    backfill: all\n");
+    let (status, log) = s.run_once(&[PW]);
+    assert!(status.success(), "{log}");
+    let per_folder = assert_exactly_once(&d, "alice", &originals);
+    assert_eq!(
+        per_folder.get("INBOX"),
+        None,
+        "everything left the inbox: {per_folder:?}"
+    );
+    assert_eq!(per_folder.get("Newsletters"), Some(&1), "{per_folder:?}");
+    for (folder, msgs) in super::daemon::mailbox_contents(&d, "alice") {
+        for m in msgs {
+            assert!(
+                !m.flags.iter().any(|f| f == "\\Seen"),
+                "{folder} uid {} was marked seen",
+                m.uid
+            );
+            assert!(
+                !m.flags.iter().any(|f| f == "\\Deleted"),
+                "{folder} uid {} left \\Deleted",
+                m.uid
+            );
+            let raw = String::from_utf8_lossy(&m.raw);
+            if raw.contains("<bl-0@test.example>") {
+                assert!(
+                    m.flags.contains(&"\\Flagged".to_string())
+                        && m.flags.contains(&"$Custom".to_string()),
+                    "{:?}",
+                    m.flags
+                );
+            }
+            if raw.contains("<bl-1@test.example>") {
+                assert!(m.flags.contains(&"\\Answered".to_string()), "{:?}", m.flags);
+            }
+        }
+    }
+}
+
+#[test]
+fn new_mail_during_idle_is_filed_and_mail_arriving_while_down_on_start() {
+    let d = Dovecot::start(DovecotOptions::default());
+    // First start without backfill: the old message stays untouched.
+    let old = message("old", "Quote", "A quote for a new hot tub please");
+    d.deliver("alice", "INBOX", &old);
+    let s = setup(&d, "");
+    let mut daemon = s.start(&[PW]);
+    assert!(
+        daemon.wait_log("connected", Duration::from_secs(10)),
+        "{}",
+        daemon.log()
+    );
+    // Delivered by an MDA while idling, and appended by another client.
+    let fresh = message("fresh", "Quote", "A quote for a new hot tub please");
+    d.deliver("alice", "INBOX", &fresh);
+    assert!(
+        wait_count(
+            &d,
+            "alice",
+            "SALES/Mark Johnson",
+            1,
+            Duration::from_secs(10)
+        ),
+        "{}",
+        daemon.log()
+    );
+    imap_append(
+        d.port(),
+        "alice",
+        "alicepw",
+        "INBOX",
+        &message("appended", "Heater", "The heater is broken, please repair"),
+    );
+    assert!(
+        wait_count(
+            &d,
+            "alice",
+            "SUPPORT/Sarah Williams",
+            1,
+            Duration::from_secs(10)
+        ),
+        "{}",
+        daemon.log()
+    );
+    assert_eq!(
+        daemon.term(Duration::from_secs(10)).map(|s| s.success()),
+        Some(true),
+        "SIGTERM exits 0"
+    );
+    // Mail that arrives while the daemon is down is filed on the next start.
+    let while_down = backlog(5, "down");
+    d.deliver_many("alice", "INBOX", &while_down);
+    let (status, log) = s.run_once(&[PW]);
+    assert!(status.success(), "{log}");
+    let inbox = d.messages("alice", "INBOX");
+    assert_eq!(inbox.len(), 1, "only the pre-existing message stays");
+    assert_eq!(inbox[0].raw, old);
+}
+
+#[test]
+fn polling_when_the_server_has_no_idle() {
+    let d = Dovecot::start(DovecotOptions {
+        without_idle: true,
+        ..DovecotOptions::default()
+    });
+    let s = setup(&d, "    poll_interval: 1s\n");
+    let daemon = s.start(&[PW]);
+    assert!(
+        daemon.wait_log("no IDLE; polling", Duration::from_secs(10)),
+        "{}",
+        daemon.log()
+    );
+    d.deliver(
+        "alice",
+        "INBOX",
+        &message("p1", "Quote", "A quote for a new hot tub please"),
+    );
+    assert!(
+        wait_count(
+            &d,
+            "alice",
+            "SALES/Mark Johnson",
+            1,
+            Duration::from_secs(10)
+        ),
+        "{}",
+        daemon.log()
+    );
+}
+
+#[test]
+fn explicit_poll_mode() {
+    let d = Dovecot::start(DovecotOptions::default());
+    let s = setup(&d, "    watch: poll\n    poll_interval: 1s\n");
+    let daemon = s.start(&[PW]);
+    assert!(daemon.wait_log("connected", Duration::from_secs(10)));
+    d.deliver(
+        "alice",
+        "INBOX",
+        &message("p2", "Heater", "The heater is broken, please repair"),
+    );
+    assert!(
+        wait_count(
+            &d,
+            "alice",
+            "SUPPORT/Sarah Williams",
+            1,
+            Duration::from_secs(10)
+        ),
+        "{}",
+        daemon.log()
+    );
+}
+
+#[test]
+fn member_names_non_ascii_apostrophe_dots_and_slash_make_safe_folders() {
+    let d = Dovecot::start(DovecotOptions::default());
+    let dir = super::harness::TempDir::new("mt-names");
+    let profile = dir.path().join("names.yaml");
+    std::fs::write(
+        &profile,
+        "business: {name: Names}\nteam:\n  - {name: \"Sinéad O'Brien\", email: sinead@example.org, roles: [owner]}\n  - {name: Dr. J. Smith, email: smith@example.org, roles: [support_lead]}\n  - {name: AC/DC Repairs, email: acdc@example.org, roles: [service_manager]}\n  - {name: \"Zoë *%Müller\", email: zoe@example.org, roles: [sales_manager]}\n",
+    )
+    .expect("profile");
+    let mut originals = Vec::new();
+    for (i, to) in [
+        "sinead@example.org",
+        "smith@example.org",
+        "acdc@example.org",
+        "zoe@example.org",
+    ]
+    .iter()
+    .enumerate()
+    {
+        originals.push(format!("From: c@example.com\r\nTo: {to}\r\nSubject: hello\r\nMessage-ID: <n{i}@t>\r\n\r\nHello there\r\n").into_bytes());
+    }
+    d.deliver_many("alice", "INBOX", &originals);
+    let s = Setup::imap(
+        &d,
+        Conf {
+            profile,
+            user: "alice",
+            password_env: PW.0,
+            extra: "    backfill: all\n",
+        },
+    );
+    let (status, log) = s.run_once(&[PW]);
+    assert!(status.success(), "{log}");
+    let folders = d.folders("alice");
+    for want in [
+        "SUPPORT/Sinéad O'Brien",
+        "SUPPORT/Dr J Smith",
+        "SUPPORT/AC-DC Repairs",
+        "SUPPORT/Zoë __Müller",
+    ] {
+        assert!(
+            folders.iter().any(|f| f == want),
+            "missing {want:?} in {folders:?}\n{log}"
+        );
+    }
+    assert_exactly_once(&d, "alice", &originals);
+}
+
+#[test]
+fn move_less_server_gets_copy_store_uid_expunge() {
+    let d = Dovecot::start(DovecotOptions {
+        without_move: true,
+        ..DovecotOptions::default()
+    });
+    let originals = backlog(24, "nomove");
+    d.deliver_many("alice", "INBOX", &originals);
+    // A message the user marked \Deleted themselves must survive: no bare EXPUNGE.
+    let keep = message("user-deleted", "Hours", "What are your opening hours?");
+    d.deliver("alice", "Archive", &keep);
+    d.set_flags("alice", "Archive", 1, "\\Deleted");
+    let s = setup(&d, "    backfill: all\n");
+    let (status, log) = s.run_once(&[PW]);
+    assert!(status.success(), "{log}");
+    let mut all = originals.clone();
+    all.push(keep);
+    let per_folder = assert_exactly_once(&d, "alice", &all);
+    assert_eq!(per_folder.get("INBOX"), None, "{per_folder:?}");
+}
+
+#[test]
+fn uidvalidity_change_rescans_without_refiling() {
+    let d = Dovecot::start(DovecotOptions::default());
+    let first = backlog(6, "uv1");
+    let list = b"From: list@example.com\r\nList-Id: <l.example.com>\r\nSubject: digest\r\nMessage-ID: <uv-list@test.example>\r\n\r\nhi\r\n".to_vec();
+    d.deliver_many("alice", "INBOX", &first);
+    d.deliver("alice", "INBOX", &list);
+    // Lists stay in the inbox with this profile.
+    let dir = super::harness::TempDir::new("mt-uv");
+    let profile = dir.path().join("p.yaml");
+    let text = std::fs::read_to_string(hottub())
+        .expect("profile")
+        .replace("lists: {folder: Newsletters}", "lists: leave");
+    std::fs::write(&profile, text).expect("write profile");
+    let s = Setup::imap(
+        &d,
+        Conf {
+            profile,
+            user: "alice",
+            password_env: PW.0,
+            extra: "    backfill: all\n",
+        },
+    );
+    assert!(s.run_once(&[PW]).0.success(), "{}", s.log_text());
+    // A person moves a filed message back to the inbox (a second copy, same Message-ID).
+    d.deliver("alice", "INBOX", &first[0]);
+    d.change_uidvalidity("alice", "INBOX");
+    let late = message("uv-late", "Quote", "A quote for a new hot tub please");
+    d.deliver("alice", "INBOX", &late);
+    let (status, log) = s.run_once(&[PW]);
+    assert!(status.success(), "{log}");
+    assert!(log.contains("UIDVALIDITY changed"), "{log}");
+    let inbox: Vec<Vec<u8>> = d
+        .messages("alice", "INBOX")
+        .into_iter()
+        .map(|m| m.raw)
+        .collect();
+    assert!(
+        inbox.contains(&list),
+        "the list message is not triaged again"
+    );
+    assert!(
+        inbox.contains(&first[0]),
+        "a message moved back by a person is left alone"
+    );
+    assert_eq!(inbox.len(), 2, "the late message was filed");
+    assert_eq!(
+        d.messages("alice", "SALES/Mark Johnson")
+            .iter()
+            .filter(|m| m.raw == late)
+            .count(),
+        1
+    );
+}
+
+#[test]
+fn a_destination_deleted_under_us_is_created_again() {
+    let d = Dovecot::start(DovecotOptions::default());
+    let s = setup(&d, "");
+    let daemon = s.start(&[PW]);
+    assert!(daemon.wait_log("connected", Duration::from_secs(10)));
+    d.deliver(
+        "alice",
+        "INBOX",
+        &message("del1", "Quote", "A quote for a new hot tub please"),
+    );
+    assert!(
+        wait_count(
+            &d,
+            "alice",
+            "SALES/Mark Johnson",
+            1,
+            Duration::from_secs(10)
+        ),
+        "{}",
+        daemon.log()
+    );
+    d.delete_folder("alice", "SALES/Mark Johnson");
+    d.deliver(
+        "alice",
+        "INBOX",
+        &message("del2", "Quote", "Another quote for a new hot tub please"),
+    );
+    assert!(
+        wait_count(
+            &d,
+            "alice",
+            "SALES/Mark Johnson",
+            1,
+            Duration::from_secs(10)
+        ),
+        "{}",
+        daemon.log()
+    );
+    assert!(d.messages("alice", "INBOX").is_empty());
+}
+
+#[test]
+fn dovecot_restart_mid_run_is_survived() {
+    let mut d = Dovecot::start(DovecotOptions::default());
+    let s = setup(&d, "    poll_interval: 2s\n");
+    let daemon = s.start(&[PW]);
+    assert!(daemon.wait_log("connected", Duration::from_secs(10)));
+    let before = backlog(10, "rs1");
+    d.deliver_many("alice", "INBOX", &before);
+    d.restart();
+    let after = backlog(10, "rs2");
+    d.deliver_many("alice", "INBOX", &after);
+    assert!(
+        wait_count(&d, "alice", "INBOX", 0, Duration::from_secs(30)),
+        "{}",
+        daemon.log()
+    );
+    let mut all = before;
+    all.extend(after);
+    assert_exactly_once(&d, "alice", &all);
+    assert!(daemon.log().contains("reconnecting in"), "{}", daemon.log());
+}
+
+#[test]
+fn wrong_password_gives_a_clear_error_and_backs_off() {
+    let d = Dovecot::start(DovecotOptions::default());
+    let s = setup(&d, "");
+    let mut daemon = s.start(&[(PW.0, "not-the-password")]);
+    assert!(
+        daemon.wait_log("login refused for alice", Duration::from_secs(10)),
+        "{}",
+        daemon.log()
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(daemon.running(), "no crash");
+    let log = daemon.log();
+    assert_eq!(
+        log.matches("login refused").count(),
+        1,
+        "backs off instead of hammering:\n{log}"
+    );
+    assert!(
+        log.contains("check the account's user and password") && log.contains("retrying in"),
+        "{log}"
+    );
+    assert!(
+        !log.contains("not-the-password"),
+        "the password never appears in logs"
+    );
+    assert_eq!(
+        daemon.term(Duration::from_secs(10)).map(|s| s.success()),
+        Some(true)
+    );
+    // --once reports the failure with a non-zero exit.
+    let (status, log) = s.run_once(&[(PW.0, "still-wrong")]);
+    assert!(!status.success() && log.contains("login refused"), "{log}");
+}
+
+#[test]
+fn a_second_daemon_on_the_same_state_refuses_to_start() {
+    let d = Dovecot::start(DovecotOptions::default());
+    let s = setup(&d, "");
+    let daemon = s.start(&[PW]);
+    assert!(daemon.wait_log("connected", Duration::from_secs(10)));
+    let (status, log) = s.run_once(&[PW]);
+    assert!(!status.success());
+    assert!(
+        log.contains("another mailtriage is already running"),
+        "{log}"
+    );
+}
+
+#[test]
+fn dry_run_decides_and_records_but_never_moves() {
+    let d = Dovecot::start(DovecotOptions::default());
+    let originals = backlog(6, "dry");
+    d.deliver_many("alice", "INBOX", &originals);
+    let s = setup(&d, "    backfill: all\n    dry_run: true\n");
+    let (status, log) = s.run_once(&[PW]);
+    assert!(status.success(), "{log}");
+    assert!(log.contains("[dry run]"), "{log}");
+    assert_eq!(d.messages("alice", "INBOX").len(), 6, "nothing moved");
+    assert_eq!(
+        d.folders("alice"),
+        vec!["INBOX".to_string()],
+        "no folders created"
+    );
+    // The CLI flag does the same for a normal account.
+    let s2 = setup(&d, "    backfill: all\n");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mailtriage"))
+        .args(["run", "--once", "--dry-run", "--config"])
+        .arg(&s2.config)
+        .env(PW.0, PW.1)
+        .output()
+        .expect("runs");
+    assert!(out.status.success());
+    assert_eq!(
+        d.messages("alice", "INBOX").len(),
+        6,
+        "nothing moved with --dry-run"
+    );
+}
+
+#[test]
+fn sigkill_at_random_points_loses_and_duplicates_nothing() {
+    let d = Dovecot::start(DovecotOptions::default());
+    let originals = backlog(2000, "kill");
+    d.deliver_many("alice", "INBOX", &originals);
+    let s = setup(&d, "    backfill: all\n");
+    // Deterministic "random" kill points between 30 ms and 600 ms.
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    for _ in 0..8 {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let mut daemon = s.start(&[PW]);
+        std::thread::sleep(Duration::from_millis(30 + seed % 570));
+        daemon.kill();
+    }
+    let (status, log) = s.run_once(&[PW]);
+    assert!(status.success(), "{log}");
+    assert_exactly_once(&d, "alice", &originals);
+    assert!(d.messages("alice", "INBOX").is_empty());
+}
