@@ -10,7 +10,7 @@ use regex::RegexBuilder;
 use super::diag::{did_you_mean, ConfigError, Diagnostic};
 use super::raw::{
     FirstNames, KeywordLevel, KeywordWeights, RawAction, RawCategory, RawEscalation, RawNotRouted,
-    RawProfile, RawRole,
+    RawProfile, RawRole, RawUnmatched, UnmatchedWord,
 };
 use super::rules::RulePacks;
 use super::shape;
@@ -719,6 +719,15 @@ fn build(
         bulk: not_routed(c, &rp.key("bulk"), &raw.routing.bulk),
         auto_replies: not_routed(c, &rp.key("auto_replies"), &raw.routing.auto_replies),
         own_mail: not_routed(c, &rp.key("own_mail"), &raw.routing.own_mail),
+        unmatched: match &raw.routing.unmatched {
+            None | Some(RawUnmatched::Word(UnmatchedWord::Route)) => None,
+            Some(RawUnmatched::Word(UnmatchedWord::Leave)) => Some(NotRouted::Leave),
+            Some(RawUnmatched::Folder(f)) => Some(NotRouted::Folder(plain_folder(
+                c,
+                &rp.key("unmatched").key("folder"),
+                &f.folder,
+            ))),
+        },
     };
 
     // --- escalation ---

@@ -156,6 +156,8 @@ pub struct Routing {
     pub bulk: NotRouted,
     pub auto_replies: NotRouted,
     pub own_mail: NotRouted,
+    /// Mail below every threshold: routed with the default category (None), or not routed.
+    pub unmatched: Option<NotRouted>,
 }
 
 /// Actions for one escalation level.

@@ -160,6 +160,30 @@ pub struct RawRouting {
     /// Mail sent by the watched account itself: `leave` (default) or `{folder: NAME}`.
     #[serde(default)]
     pub own_mail: Option<RawNotRouted>,
+    /// Mail that reaches no category's threshold: `route` (default: it gets
+    /// `default_category` and goes to a person), `leave` it in place, or `{folder: NAME}`.
+    #[serde(default)]
+    pub unmatched: Option<RawUnmatched>,
+}
+
+/// What to do with mail that matches no category.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum RawUnmatched {
+    /// `route` or `leave`.
+    Word(UnmatchedWord),
+    /// `{folder: NAME}`: file it in that folder.
+    Folder(RawFolderAction),
+}
+
+/// `route` or `leave`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum UnmatchedWord {
+    /// Give it the default category and route it like any other message.
+    Route,
+    /// Keep it where it is.
+    Leave,
 }
 
 /// How first names are recognised in text.

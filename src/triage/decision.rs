@@ -64,6 +64,8 @@ pub enum Reason {
     NotRoutedAutoReply,
     /// Sent by the watched account itself, not routed to a person.
     NotRoutedOwnMail,
+    /// Matched no category and the profile leaves such mail alone (`routing.unmatched`).
+    NotRoutedUnmatched,
 }
 
 impl Reason {
@@ -81,6 +83,7 @@ impl Reason {
             Reason::NotRoutedBulk => "not_routed_bulk",
             Reason::NotRoutedAutoReply => "not_routed_auto_reply",
             Reason::NotRoutedOwnMail => "not_routed_own_mail",
+            Reason::NotRoutedUnmatched => "not_routed_unmatched",
         }
     }
 }

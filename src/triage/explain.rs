@@ -88,6 +88,9 @@ fn reason_text(d: &Decision) -> String {
         Reason::NotRoutedBulk => "bulk mail is not routed to people".to_string(),
         Reason::NotRoutedAutoReply => "automatic replies are not routed to people".to_string(),
         Reason::NotRoutedOwnMail => "mail sent by the account itself is not routed".to_string(),
+        Reason::NotRoutedUnmatched => {
+            "no category reached its threshold, and this profile leaves such mail alone".to_string()
+        }
     }
 }
 

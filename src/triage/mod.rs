@@ -190,6 +190,12 @@ pub fn triage(msg: &MessageView, profile: &Profile, ctx: &Context) -> Decision {
         Some((Reason::NotRoutedList, &profile.routing.lists))
     } else if signals.bulk {
         Some((Reason::NotRoutedBulk, &profile.routing.bulk))
+    } else if classified.explanation.rule == "default_category" {
+        profile
+            .routing
+            .unmatched
+            .as_ref()
+            .map(|action| (Reason::NotRoutedUnmatched, action))
     } else {
         None
     };

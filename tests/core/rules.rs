@@ -440,3 +440,37 @@ fn name_mention_precedence() {
         assert_eq!(d.reason, Reason::NameMention);
     }
 }
+
+#[test]
+fn unmatched_mail_can_be_left_in_place_or_filed() {
+    let cases: &[(&str, Reason, Option<&str>)] = &[
+        ("", Reason::CategoryRole, Some("SUPPORT/Sarah Williams")),
+        (
+            "routing: {unmatched: route}\n",
+            Reason::CategoryRole,
+            Some("SUPPORT/Sarah Williams"),
+        ),
+        (
+            "routing: {unmatched: leave}\n",
+            Reason::NotRoutedUnmatched,
+            None,
+        ),
+        (
+            "routing: {unmatched: {folder: Later}}\n",
+            Reason::NotRoutedUnmatched,
+            Some("Later"),
+        ),
+    ];
+    for (extra, reason, folder) in cases {
+        let p = profile(extra);
+        let d = decide(&p, "Hello", "What are your opening hours?");
+        assert_eq!(
+            (d.reason, d.folder.as_deref()),
+            (*reason, *folder),
+            "{extra:?}"
+        );
+        // Mail that does match a category is routed as usual.
+        let d = decide(&p, "Quote", "A quote for a new hot tub please");
+        assert_eq!(d.folder.as_deref(), Some("SALES/Mark Johnson"), "{extra:?}");
+    }
+}
