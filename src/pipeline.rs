@@ -15,6 +15,7 @@ use anyhow::{Context as _, Result};
 use tracing::{info, warn};
 
 use crate::config::AccountConfig;
+use crate::daemon::metrics as m;
 use crate::mail::MessageView;
 use crate::mailbox::{Fetched, FileError, MailSource, MessageKey};
 use crate::profile::compile::fingerprint;
@@ -172,7 +173,14 @@ fn plan(
             continue;
         }
         // classify → escalate → choose recipient: the pure core, one profile snapshot.
+        let started = std::time::Instant::now();
         let d = triage::triage(&view, &profile, &ctx);
+        metrics::histogram!(m::TRIAGE_SECONDS).record(started.elapsed().as_secs_f64());
+        metrics::counter!(m::TRIAGED, "account" => account.to_string(), "category" => d.category.clone(),
+            "recipient" => d.recipient.clone().unwrap_or_else(|| "-".into()), "reason" => d.reason.as_str()).increment(1);
+        if let Some(e) = &d.escalation {
+            metrics::counter!(m::ESCALATIONS, "account" => account.to_string(), "level" => e.level.as_str()).increment(1);
+        }
         log_decision(account, folder, &m.key, &view, &d, acct.dry_run);
         let dest = d.folder_path.clone().filter(|p| !p.is_empty());
         let status = match (&dest, acct.dry_run) {
@@ -246,12 +254,18 @@ async fn file<S: MailSource>(
     for (dest, group) in groups {
         let keys: Vec<MessageKey> = group.iter().map(|p| p.key.clone()).collect();
         let ids: Vec<i64> = group.iter().map(|p| p.id).collect();
-        match src.file(&keys, &dest).await {
+        let started = std::time::Instant::now();
+        let outcome = src.file(&keys, &dest).await;
+        metrics::histogram!(m::FILING_SECONDS).record(started.elapsed().as_secs_f64());
+        match outcome {
             Ok(()) => {
                 acct.store.set_status(&ids, Status::Filed, None)?;
                 report.filed += ids.len();
+                metrics::counter!(m::FILED, "account" => src.account().to_string())
+                    .increment(ids.len() as u64);
             }
             Err(FileError::Refused(why)) => {
+                metrics::counter!(m::FILING_ERRORS, "account" => src.account().to_string(), "kind" => "refused").increment(1);
                 warn!(account = src.account(), folder = src.folder(), dest = dest.join("/"), count = ids.len(),
                     "the server refused to file {} message(s): {why}; they stay in {} and will be retried", ids.len(), src.folder());
                 acct.store.set_status(&ids, Status::Failed, Some(&why))?;
@@ -259,6 +273,7 @@ async fn file<S: MailSource>(
             }
             Err(FileError::Broken(e)) => {
                 // The plan stays `planned`; recovery finishes it after reconnecting.
+                metrics::counter!(m::FILING_ERRORS, "account" => src.account().to_string(), "kind" => "broken").increment(1);
                 return Err(e.context(format!("filing into {}", dest.join("/"))));
             }
         }

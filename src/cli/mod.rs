@@ -3,6 +3,7 @@
 //! Exit codes: 0 success, 1 invalid input (the error is printed), 2 usage errors.
 
 mod check;
+mod history;
 mod inputs;
 mod run;
 mod triage_cmd;
@@ -76,8 +77,18 @@ pub enum Command {
     },
     /// Explain the decision for one message: every keyword, weight and score behind it.
     Explain {
-        /// The message (.eml file).
-        message: PathBuf,
+        /// The message (.eml file); or use --message-id for a past decision.
+        #[arg(required_unless_present = "message_id")]
+        message: Option<PathBuf>,
+        /// Reprint the recorded decision about this Message-ID from the audit log.
+        #[arg(long, conflicts_with = "message")]
+        message_id: Option<String>,
+        /// State database to read (default: the configuration's).
+        #[arg(long)]
+        state: Option<PathBuf>,
+        /// The daemon configuration, to find the state database.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
         /// The business profile to triage against.
         #[arg(long, short)]
         profile: Option<PathBuf>,
@@ -101,7 +112,45 @@ pub enum Command {
         account_addresses: Vec<String>,
     },
     /// Print the JSON Schema of the profile file (for editors).
-    Schema,
+    Schema {
+        /// Print the schema of mailtriage.yaml instead.
+        #[arg(long)]
+        config: bool,
+    },
+    /// Recent decisions from the audit log.
+    History {
+        /// How far back, e.g. 24h, 7d.
+        #[arg(long, default_value = "7d")]
+        since: String,
+        /// Only decisions for this member.
+        #[arg(long)]
+        member: Option<String>,
+        /// Most rows to print (0: all).
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+        #[arg(long, value_enum, default_value_t = history::Format::Table)]
+        format: history::Format,
+        /// State database to read (default: the configuration's).
+        #[arg(long)]
+        state: Option<PathBuf>,
+        /// The daemon configuration, to find the state database.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// Per-member statistics from the audit log: messages by category, escalations, top reasons.
+    Stats {
+        /// How far back, e.g. 24h, 7d.
+        #[arg(long, default_value = "7d")]
+        since: String,
+        #[arg(long, value_enum, default_value_t = history::Format::Table)]
+        format: history::Format,
+        /// State database to read (default: the configuration's).
+        #[arg(long)]
+        state: Option<PathBuf>,
+        /// The daemon configuration, to find the state database.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
 }
 
 /// Runs the command line; returns the process exit code.
@@ -138,18 +187,59 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Check { files } => check::run(&files),
         Command::Explain {
             message,
+            message_id,
+            state,
+            config,
             profile,
             format,
             account_addresses,
-        } => triage_cmd::explain(&message, profile.as_deref(), format, &account_addresses),
+        } => match (message, message_id) {
+            (_, Some(id)) => history::explain_stored(
+                &history::state_path(state.as_deref(), config.as_deref())?,
+                &id,
+                format == ExplainFormat::Json,
+            ),
+            (Some(m), None) => {
+                triage_cmd::explain(&m, profile.as_deref(), format, &account_addresses)
+            }
+            (None, None) => anyhow::bail!("give a message file or --message-id"),
+        },
+        Command::History {
+            since,
+            member,
+            limit,
+            format,
+            state,
+            config,
+        } => history::history(
+            &history::state_path(state.as_deref(), config.as_deref())?,
+            &since,
+            member.as_deref(),
+            limit,
+            format,
+        ),
+        Command::Stats {
+            since,
+            format,
+            state,
+            config,
+        } => history::stats(
+            &history::state_path(state.as_deref(), config.as_deref())?,
+            &since,
+            format,
+        ),
         Command::Triage {
             paths,
             profile,
             format,
             account_addresses,
         } => triage_cmd::triage(&paths, profile.as_deref(), format, &account_addresses),
-        Command::Schema => {
-            let schema = crate::profile::Profile::json_schema();
+        Command::Schema { config } => {
+            let schema = if config {
+                crate::config::Config::json_schema()
+            } else {
+                crate::profile::Profile::json_schema()
+            };
             outln!("{}", serde_json::to_string_pretty(&schema)?);
             Ok(ExitCode::SUCCESS)
         }

@@ -10,7 +10,7 @@ use crate::config::Config;
 use crate::daemon::{self, RunOptions};
 
 /// Where a configuration was found, in order of precedence.
-fn discover(given: Option<&Path>) -> Option<PathBuf> {
+pub(crate) fn discover(given: Option<&Path>) -> Option<PathBuf> {
     if let Some(p) = given {
         return Some(p.to_path_buf());
     }

@@ -123,31 +123,50 @@ fn candidate_line(out: &mut String, c: &Candidate, chosen: bool) {
     );
 }
 
+/// What the receipt shows about the message itself.
+#[derive(Debug, Clone, Default)]
+pub struct Header {
+    pub message_id: Option<String>,
+    pub from: String,
+    pub subject: String,
+}
+
+impl Header {
+    /// The header lines of a parsed message.
+    pub fn of(msg: &MessageView) -> Header {
+        let from = match (&msg.from_name(), msg.from_address()) {
+            (Some(n), Some(a)) => format!("{n} <{a}>"),
+            (None, Some(a)) => a.to_string(),
+            _ => "(no sender)".to_string(),
+        };
+        Header {
+            message_id: msg.message_id.clone(),
+            from,
+            subject: msg.subject.clone(),
+        }
+    }
+}
+
 /// Renders the receipt for a decision about `msg`.
 pub fn render(msg: &MessageView, d: &Decision) -> String {
+    render_with(&Header::of(msg), d)
+}
+
+/// Renders the receipt from header lines (e.g. as stored in the audit log).
+pub fn render_with(h: &Header, d: &Decision) -> String {
     let mut out = String::new();
-    let from = match (&msg.from_name(), msg.from_address()) {
-        (Some(n), Some(a)) => format!("{n} <{a}>"),
-        (None, Some(a)) => a.to_string(),
-        _ => "(no sender)".to_string(),
+    let id = h
+        .message_id
+        .as_deref()
+        .map_or("(no Message-ID)".into(), |m| format!("<{m}>"));
+    let _ = writeln!(out, "Message   {id}");
+    let _ = writeln!(out, "From      {}", h.from);
+    let subject = if h.subject.is_empty() {
+        "(none)"
+    } else {
+        h.subject.as_str()
     };
-    let _ = writeln!(
-        out,
-        "Message   {}",
-        msg.message_id
-            .as_deref()
-            .map_or("(no Message-ID)".into(), |m| format!("<{m}>"))
-    );
-    let _ = writeln!(out, "From      {from}");
-    let _ = writeln!(
-        out,
-        "Subject   {}",
-        if msg.subject.is_empty() {
-            "(none)"
-        } else {
-            &msg.subject
-        }
-    );
+    let _ = writeln!(out, "Subject   {subject}");
     let _ = writeln!(out);
     let dest = match &d.folder {
         Some(f) => f.clone(),

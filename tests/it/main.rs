@@ -10,3 +10,5 @@ mod daemon_imap;
 mod daemon_maildir;
 mod harness;
 mod harness_smoke;
+mod ops;
+mod reload;

@@ -1,0 +1,272 @@
+//! One IMAP folder's task: connect → select → recover → sync → wait (IDLE or poll) →
+//! sync …, dropping the session on any error and reconnecting with backoff.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, Result};
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info, warn};
+
+use super::backoff::Backoff;
+use super::metrics as m;
+use super::{log_report, pause, Shared, BATCH};
+use crate::config::{Backfill, ImapConfig, WatchMode};
+use crate::mailbox::imap::connect::{self as imap_connect, ConnectError};
+use crate::mailbox::imap::{ImapFolder, Woke};
+use crate::mailbox::{MailSource, MessageKey};
+use crate::pipeline::{self, Account, Report};
+use crate::store::{self, FolderState};
+
+/// IDLE is re-issued at least this often (servers drop IDLE after 30 minutes).
+const MAX_IDLE: Duration = Duration::from_secs(10 * 60);
+
+fn failure_kind(e: &ConnectError) -> &'static str {
+    match e {
+        ConnectError::Auth { .. } => "auth",
+        ConnectError::Tls { .. } | ConnectError::StarttlsRefused { .. } => "tls",
+        ConnectError::Unreachable { .. } | ConnectError::Timeout(_) => "network",
+        ConnectError::Other(_) => "other",
+    }
+}
+
+/// Supervises one IMAP folder until `cancel` fires (or, with `once`, one full sync).
+pub async fn task(
+    acct: Arc<Account>,
+    imap: ImapConfig,
+    folder: String,
+    tls: Arc<tokio_rustls::rustls::ClientConfig>,
+    cancel: CancellationToken,
+    shared: Arc<Shared>,
+) -> Result<()> {
+    let name = acct.config.name.clone();
+    let watch = format!("{name}/{folder}");
+    let mut backoff = Backoff::new(&watch);
+    let mut sessions = 0u32;
+    loop {
+        if cancel.is_cancelled() {
+            return Ok(());
+        }
+        let secret = match imap.password.as_ref().map(|s| s.resolve()) {
+            Some(Ok(s)) => s,
+            Some(Err(e)) => {
+                if shared.once {
+                    return Err(e.context("reading the IMAP password"));
+                }
+                let d = backoff.next(true);
+                error!(account = %name, "cannot read the IMAP password: {e:#}; retrying in {}s", d.as_secs());
+                if !pause(d, &cancel).await {
+                    return Ok(());
+                }
+                continue;
+            }
+            None => return Err(anyhow!("account {name}: no password or token configured")),
+        };
+        let connected = tokio::select! {
+            r = imap_connect::connect(&imap, &tls, &secret) => r,
+            _ = cancel.cancelled() => return Ok(()),
+        };
+        drop(secret);
+        let session = match connected {
+            Ok(s) => s,
+            Err(e) => {
+                metrics::counter!(m::CONNECT_FAILURES, "account" => name.clone(), "kind" => failure_kind(&e)).increment(1);
+                if shared.once {
+                    return Err(anyhow!(e));
+                }
+                let d = backoff.next(e.is_auth());
+                let advice = if e.is_auth() {
+                    " (check the account's user and password)"
+                } else {
+                    ""
+                };
+                warn!(account = %name, folder, host = %imap.host, "{e}{advice}; retrying in {}s", d.as_secs());
+                if !pause(d, &cancel).await {
+                    return Ok(());
+                }
+                continue;
+            }
+        };
+        if sessions > 0 {
+            metrics::counter!(m::RECONNECTS, "account" => name.clone()).increment(1);
+        }
+        sessions += 1;
+        let started = Instant::now();
+        info!(account = %name, folder, host = %imap.host, "connected");
+        match session_loop(&acct, session, &folder, &cancel, &shared).await {
+            Ok(()) => return Ok(()),
+            Err(e) => {
+                if shared.once {
+                    return Err(e);
+                }
+                // A server that accepts and then drops us must not cause a busy loop:
+                // only a session that lasted a while resets the backoff.
+                if started.elapsed() > Duration::from_secs(60) {
+                    backoff.reset();
+                }
+                let d = backoff.next(false);
+                warn!(account = %name, folder, "connection lost: {e:#}; reconnecting in {}s", d.as_secs());
+                if !pause(d, &cancel).await {
+                    return Ok(());
+                }
+            }
+        }
+    }
+}
+
+/// Decrements the IDLE gauge when dropped (also on errors).
+struct IdleGauge;
+
+impl IdleGauge {
+    fn enter() -> Self {
+        metrics::gauge!(m::IDLE_SESSIONS).increment(1.0);
+        IdleGauge
+    }
+}
+
+impl Drop for IdleGauge {
+    fn drop(&mut self) {
+        metrics::gauge!(m::IDLE_SESSIONS).decrement(1.0);
+    }
+}
+
+/// One session's life: select, sync, then wait and sync until shutdown or an error.
+async fn session_loop(
+    acct: &Account,
+    session: imap_connect::ImapSession,
+    folder: &str,
+    cancel: &CancellationToken,
+    shared: &Shared,
+) -> Result<()> {
+    let mut f = ImapFolder::open(session, &acct.config.name, folder).await?;
+    let report = sync(&mut f, acct, cancel).await?;
+    log_report(shared, &acct.config.name, folder, &report);
+    shared.ready.done(&format!("{}/{folder}", acct.config.name));
+    if shared.once || cancel.is_cancelled() {
+        f.logout().await;
+        return Ok(());
+    }
+    let use_idle = acct.config.watch == WatchMode::Idle && f.caps().idle;
+    if acct.config.watch == WatchMode::Idle && !f.caps().idle {
+        info!(account = %acct.config.name, folder, "the server has no IDLE; polling every {}s", acct.config.poll_interval.as_secs());
+    }
+    loop {
+        let woke = if use_idle {
+            let _gauge = IdleGauge::enter();
+            f.idle(acct.config.poll_interval.min(MAX_IDLE), cancel)
+                .await?
+        } else if pause(acct.config.poll_interval, cancel).await {
+            f.noop().await?;
+            Woke::Timeout
+        } else {
+            Woke::Cancelled
+        };
+        if woke == Woke::Cancelled || cancel.is_cancelled() {
+            f.logout().await;
+            return Ok(());
+        }
+        let report = sync(&mut f, acct, cancel).await?;
+        log_report(shared, &acct.config.name, folder, &report);
+    }
+}
+
+/// The first sync of a folder: where to start, honouring `backfill`.
+async fn first_start(f: &mut ImapFolder, acct: &Account) -> Result<FolderState> {
+    let sel = f.selected();
+    let now = store::now();
+    let st = match acct.config.backfill {
+        Backfill::None => {
+            let last = match sel.uidnext {
+                0 => f.search_after(0).await?.last().copied().unwrap_or(0),
+                n => n - 1,
+            };
+            info!(account = %acct.config.name, folder = f.folder(), "first start: only mail arriving from now on is triaged (set backfill to include older mail)");
+            FolderState {
+                uidvalidity: sel.uidvalidity,
+                last_uid: last,
+                baseline: now,
+            }
+        }
+        Backfill::All => FolderState {
+            uidvalidity: sel.uidvalidity,
+            last_uid: 0,
+            baseline: 0,
+        },
+        Backfill::Since(d) => {
+            let since = now - i64::try_from(d.as_secs()).unwrap_or(0);
+            let date = chrono::DateTime::from_timestamp(since, 0)
+                .map(|t| t.date_naive())
+                .unwrap_or_default();
+            let first = f.search_since(date).await?.first().copied();
+            let last = match first {
+                Some(u) => u - 1,
+                None => sel.uidnext.saturating_sub(1),
+            };
+            FolderState {
+                uidvalidity: sel.uidvalidity,
+                last_uid: last,
+                baseline: since,
+            }
+        }
+    };
+    acct.store
+        .set_folder_state(&acct.config.name, f.folder(), st)?;
+    Ok(st)
+}
+
+/// Brings a folder up to date: recovery of unfinished filing, then every new message.
+async fn sync(f: &mut ImapFolder, acct: &Account, cancel: &CancellationToken) -> Result<Report> {
+    let sel = f.selected();
+    let name = acct.config.name.as_str();
+    let folder = f.folder().to_string();
+    let (mut st, rescan) = match acct.store.folder_state(name, &folder)? {
+        None => (first_start(f, acct).await?, false),
+        Some(st) if st.uidvalidity != sel.uidvalidity => {
+            warn!(account = name, folder = %folder, old = st.uidvalidity, new = sel.uidvalidity,
+                "UIDVALIDITY changed: rescanning the folder; mail already decided is recognised by Message-ID and never filed twice");
+            (
+                FolderState {
+                    uidvalidity: sel.uidvalidity,
+                    last_uid: 0,
+                    baseline: st.baseline,
+                },
+                true,
+            )
+        }
+        Some(st) => (st, false),
+    };
+    let mut report = pipeline::recover(f, acct, Some(sel.uidvalidity)).await?;
+    // On a rescan, mail older than the first start (minus clock-skew slack) is not new.
+    let not_before = rescan
+        .then_some(st.baseline.saturating_sub(600))
+        .filter(|&b| b > 0);
+    loop {
+        let uids = f.search_after(st.last_uid).await?;
+        if uids.is_empty() {
+            if rescan {
+                acct.store.set_folder_state(name, &folder, st)?;
+            }
+            break;
+        }
+        for chunk in uids.chunks(BATCH) {
+            let keys: Vec<MessageKey> = chunk
+                .iter()
+                .map(|&uid| MessageKey {
+                    uid,
+                    key: format!("{}:{uid}", sel.uidvalidity),
+                })
+                .collect();
+            let next = FolderState {
+                last_uid: chunk.iter().copied().max().unwrap_or(st.last_uid),
+                ..st
+            };
+            let r = pipeline::process_new_mail(f, acct, &keys, Some(next), not_before).await?;
+            report.add(r);
+            st = next;
+            if cancel.is_cancelled() {
+                return Ok(report);
+            }
+        }
+    }
+    Ok(report)
+}

@@ -1,0 +1,645 @@
+//! The daemon: a supervisor with one task per watched folder, each a loop that races
+//! shutdown against its work, drops its session on any error and reconnects with
+//! jittered exponential backoff.
+//!
+//! ```text
+//! run ── supervisor loop ─┬─ SIGTERM/SIGINT → cancel every task, wait, exit 0
+//!                         ├─ SIGHUP / file change (debounced) → reload: parse → validate →
+//!                         │     compile → swap; accounts added, removed or changed apply live
+//!                         ├─ watchdog tick → WATCHDOG=1, STATUS=…
+//!                         └─ task ended → logged (and, with --once, counted)
+//!     ├─ imap task per (account, folder): connect → select → recover → sync → IDLE/poll → sync …
+//!     └─ maildir task per account:        recover → scan → sync → fs event/poll → scan …
+//! ```
+//!
+//! Shutdown finishes the batch in flight (every batch is journalled before the server is
+//! touched, so even an abort loses nothing), logs out, and exits 0. A reload never
+//! changes the rules under a message: triage takes one profile snapshot per batch.
+
+mod backoff;
+mod imap;
+mod maildir;
+pub mod metrics;
+mod reload;
+pub mod systemd;
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context as _, Result};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info, warn, Instrument as _};
+
+use crate::config::{AccountConfig, Backend, Backfill, Config, LogConfig, LogFormat, WatchMode};
+use crate::mailbox::imap::connect as imap_connect;
+use crate::pipeline::{Account, Report};
+use crate::profile::{LiveProfile, Profile};
+use crate::store::{self, Store};
+
+/// Messages per batch: bounds memory and the work lost to an interruption.
+const BATCH: usize = 500;
+/// How long shutdown waits for tasks to finish their batch.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
+/// Quiet time after the last file event before a reload.
+const RELOAD_DEBOUNCE: Duration = Duration::from_millis(300);
+/// systemd is told READY at the latest this long after start, even if an account is still
+/// trying to connect (its STATUS says which).
+const READY_DEADLINE: Duration = Duration::from_secs(60);
+
+/// How `run` was asked to behave.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RunOptions {
+    /// Process what is there and exit.
+    pub once: bool,
+    /// Shadow mode for every account.
+    pub dry_run: bool,
+}
+
+/// Crates whose debug/trace output would contain credentials or mail content.
+pub const WIRE_LEVEL_CRATES: &[&str] = &[
+    "async_imap",
+    "imap_proto",
+    "rustls",
+    "tokio_rustls",
+    "lettre",
+    "hyper",
+    "reqwest",
+    "oauth2",
+];
+
+/// Sets up logging as configured (human text or JSON lines).
+pub fn init_logging(log: &LogConfig) {
+    use std::io::IsTerminal;
+    let mut filter = tracing_subscriber::EnvFilter::try_from_env("MAILTRIAGE_LOG")
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(&log.level))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Protocol libraries log raw wire data (LOGIN and AUTHENTICATE lines, message bodies)
+    // at debug/trace: never let that through, whatever level was asked for.
+    for quiet in WIRE_LEVEL_CRATES {
+        if let Ok(d) = format!("{quiet}=info").parse() {
+            filter = filter.add_directive(d);
+        }
+    }
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
+    let _ = match log.format {
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .try_init(),
+        LogFormat::Text => builder.with_target(false).try_init(),
+    };
+}
+
+/// Sleeps unless cancelled; false when cancelled.
+async fn pause(d: Duration, cancel: &CancellationToken) -> bool {
+    tokio::select! {
+        _ = tokio::time::sleep(d) => true,
+        _ = cancel.cancelled() => false,
+    }
+}
+
+/// Which watches have completed their first sync (for systemd's READY).
+#[derive(Default)]
+pub struct Readiness {
+    pending: Mutex<BTreeSet<String>>,
+    /// Wakes the supervisor when a watch completes its first sync.
+    changed: tokio::sync::Notify,
+}
+
+impl Readiness {
+    fn expect(&self, watch: &str) {
+        if let Ok(mut p) = self.pending.lock() {
+            p.insert(watch.to_string());
+        }
+    }
+
+    /// Marks a watch as synced once.
+    pub fn done(&self, watch: &str) {
+        if let Ok(mut p) = self.pending.lock() {
+            if p.remove(watch) {
+                self.changed.notify_one();
+            }
+        }
+    }
+
+    fn waiting(&self) -> Vec<String> {
+        self.pending
+            .lock()
+            .map(|p| p.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+}
+
+/// Running totals for systemd's STATUS line.
+#[derive(Default)]
+pub struct Counters {
+    pub decided: AtomicU64,
+    pub filed: AtomicU64,
+    pub failed: AtomicU64,
+}
+
+/// What every task shares with the supervisor.
+pub struct Shared {
+    pub once: bool,
+    pub ready: Readiness,
+    pub counters: Counters,
+}
+
+fn log_report(shared: &Shared, acct: &str, folder: &str, r: &Report) {
+    shared
+        .counters
+        .decided
+        .fetch_add(r.decided as u64, Ordering::Relaxed);
+    shared
+        .counters
+        .filed
+        .fetch_add(r.filed as u64, Ordering::Relaxed);
+    shared
+        .counters
+        .failed
+        .fetch_add(r.failed as u64, Ordering::Relaxed);
+    if r.decided + r.skipped + r.failed + r.filed > 0 {
+        info!(
+            account = acct,
+            folder,
+            decided = r.decided,
+            filed = r.filed,
+            left = r.left,
+            failed = r.failed,
+            skipped = r.skipped,
+            "sync done: {} decided, {} filed, {} left in place, {} failed",
+            r.decided,
+            r.filed,
+            r.left,
+            r.failed
+        );
+    }
+}
+
+/// A running account: its configuration, generation and cancellation.
+struct Running {
+    config: AccountConfig,
+    generation: u64,
+    cancel: CancellationToken,
+}
+
+/// Result of a task: (account, generation, watch, outcome).
+type TaskResult = (String, u64, String, Result<()>);
+
+/// The supervisor: owns the configuration, profiles and tasks; applies reloads.
+struct Supervisor {
+    cfg: Config,
+    opts: RunOptions,
+    store: Arc<Store>,
+    profiles: HashMap<PathBuf, Arc<LiveProfile>>,
+    running: HashMap<String, Running>,
+    tasks: JoinSet<TaskResult>,
+    root: CancellationToken,
+    shared: Arc<Shared>,
+    generation: u64,
+    failed: usize,
+}
+
+impl Supervisor {
+    /// Starts every task of one account.
+    fn start_account(&mut self, a: &AccountConfig) -> Result<()> {
+        let profile = match self.profiles.get(&a.profile) {
+            Some(p) => p.clone(),
+            None => {
+                let p = Profile::load(&a.profile)
+                    .map_err(|e| anyhow!("invalid profile for account {}\n{e}", a.name))?;
+                info!(profile = %a.profile.display(), version = %p.version, business = %p.business.name, "profile loaded");
+                let live = Arc::new(LiveProfile::new(p));
+                self.profiles.insert(a.profile.clone(), live.clone());
+                live
+            }
+        };
+        self.generation += 1;
+        let generation = self.generation;
+        let cancel = self.root.child_token();
+        let acct = Arc::new(Account {
+            config: a.clone(),
+            profile,
+            store: self.store.clone(),
+            max_scan_bytes: self.cfg.max_scan_bytes,
+            dry_run: self.opts.dry_run || a.dry_run,
+        });
+        match &a.backend {
+            Backend::Imap(imap_cfg) => {
+                let tls = imap_connect::tls_config(imap_cfg.ca_file.as_deref())
+                    .with_context(|| format!("account {}", a.name))?;
+                for folder in &a.folders {
+                    let watch = format!("{}/{folder}", a.name);
+                    self.shared.ready.expect(&watch);
+                    let span = tracing::info_span!("watch", account = %a.name, folder = %folder);
+                    let fut = imap::task(
+                        acct.clone(),
+                        (**imap_cfg).clone(),
+                        folder.clone(),
+                        tls.clone(),
+                        cancel.clone(),
+                        self.shared.clone(),
+                    );
+                    let name = a.name.clone();
+                    self.tasks.spawn(
+                        async move { (name, generation, watch, fut.await) }.instrument(span),
+                    );
+                }
+            }
+            Backend::Maildir(root) => {
+                self.shared.ready.expect(&a.name);
+                let span = tracing::info_span!("watch", account = %a.name, folder = "INBOX");
+                let fut = maildir::task(
+                    acct.clone(),
+                    root.clone(),
+                    cancel.clone(),
+                    self.shared.clone(),
+                );
+                let name = a.name.clone();
+                self.tasks.spawn(
+                    async move { (name.clone(), generation, name, fut.await) }.instrument(span),
+                );
+            }
+        }
+        self.running.insert(
+            a.name.clone(),
+            Running {
+                config: a.clone(),
+                generation,
+                cancel,
+            },
+        );
+        ::metrics::gauge!(metrics::ACCOUNTS).set(self.running.len() as f64);
+        Ok(())
+    }
+
+    /// Stops an account's tasks (they finish their batch and log out).
+    fn stop_account(&mut self, name: &str) {
+        if let Some(r) = self.running.remove(name) {
+            r.cancel.cancel();
+            self.shared.ready.done(name);
+            for f in &r.config.folders {
+                self.shared.ready.done(&format!("{name}/{f}"));
+            }
+        }
+        ::metrics::gauge!(metrics::ACCOUNTS).set(self.running.len() as f64);
+    }
+
+    /// Every file whose change triggers a reload.
+    fn watched_files(&self) -> Vec<PathBuf> {
+        let mut files: Vec<PathBuf> = self
+            .cfg
+            .accounts
+            .iter()
+            .map(|a| a.profile.clone())
+            .collect();
+        if let Some(f) = &self.cfg.file {
+            files.push(f.clone());
+        }
+        files.sort();
+        files.dedup();
+        files
+    }
+
+    /// Re-reads the configuration and profiles; anything invalid keeps what was in force.
+    fn reload(&mut self, why: &str) -> bool {
+        systemd::notify("RELOADING=1");
+        let ok = self.reload_inner(why);
+        ::metrics::counter!(metrics::RELOADS, "result" => if ok { "success" } else { "failure" })
+            .increment(1);
+        systemd::notify("READY=1");
+        ok
+    }
+
+    fn reload_inner(&mut self, why: &str) -> bool {
+        info!("reloading configuration ({why})");
+        let mut ok = true;
+        let new_cfg = match &self.cfg.file {
+            None => self.cfg.clone(),
+            Some(path) => match Config::load(path) {
+                Ok(c) => c,
+                Err(e) => {
+                    for d in &e.diagnostics {
+                        error!(file = %d.file, line = d.loc.line, column = d.loc.column, "{}", d.to_string().trim_end());
+                    }
+                    error!("the configuration was rejected; the previous one stays in force");
+                    return false;
+                }
+            },
+        };
+        if new_cfg.state != self.cfg.state
+            || new_cfg.metrics != self.cfg.metrics
+            || new_cfg.log != self.cfg.log
+        {
+            warn!("changes to state, metrics or log settings take effect at the next restart");
+        }
+        // Profiles: each file is accepted or rejected whole.
+        let paths: BTreeSet<PathBuf> = new_cfg.accounts.iter().map(|a| a.profile.clone()).collect();
+        let mut broken: BTreeSet<PathBuf> = BTreeSet::new();
+        for path in &paths {
+            match Profile::load(path) {
+                Ok(p) => match self.profiles.get(path) {
+                    Some(live) if live.snapshot().version == p.version => {}
+                    Some(live) => {
+                        info!(profile = %path.display(), old = %live.snapshot().version, new = %p.version, "profile reloaded; the next message uses it");
+                        live.replace(p);
+                    }
+                    None => {
+                        self.profiles
+                            .insert(path.clone(), Arc::new(LiveProfile::new(p)));
+                    }
+                },
+                Err(e) => {
+                    ok = false;
+                    broken.insert(path.clone());
+                    for d in &e.diagnostics {
+                        error!(file = %d.file, line = d.loc.line, column = d.loc.column, "{}", d.to_string().trim_end());
+                    }
+                    error!(profile = %path.display(), "the profile was rejected; the previous version stays in force");
+                }
+            }
+        }
+        // Accounts: removed ones stop, new ones start, changed ones restart; others untouched.
+        let old: Vec<String> = self.running.keys().cloned().collect();
+        for name in old {
+            let keep = new_cfg.accounts.iter().find(|a| a.name == name);
+            match keep {
+                None => {
+                    info!(account = %name, "account removed from the configuration; stopping it");
+                    self.stop_account(&name);
+                }
+                Some(a) if self.running.get(&name).is_some_and(|r| &r.config != a) => {
+                    if broken.contains(&a.profile) && !self.profiles.contains_key(&a.profile) {
+                        continue;
+                    }
+                    info!(account = %name, "account settings changed; reconnecting it");
+                    self.stop_account(&name);
+                    if let Err(e) = self.start_account(a) {
+                        ok = false;
+                        error!(account = %name, "cannot start the changed account: {e:#}");
+                    }
+                }
+                Some(_) => {}
+            }
+        }
+        for a in &new_cfg.accounts {
+            if !self.running.contains_key(&a.name) {
+                if !self.profiles.contains_key(&a.profile) {
+                    ok = false;
+                    error!(account = %a.name, "not started: its profile is invalid");
+                    continue;
+                }
+                info!(account = %a.name, "account added to the configuration; starting it");
+                if let Err(e) = self.start_account(a) {
+                    ok = false;
+                    error!(account = %a.name, "cannot start the new account: {e:#}");
+                }
+            }
+        }
+        self.profiles.retain(|p, _| paths.contains(p));
+        let (state, metrics_addr, log) = (
+            self.cfg.state.clone(),
+            self.cfg.metrics,
+            self.cfg.log.clone(),
+        );
+        self.cfg = Config {
+            state,
+            metrics: metrics_addr,
+            log,
+            ..new_cfg
+        };
+        if ok {
+            info!("configuration reloaded");
+        }
+        ok
+    }
+
+    /// Notes a finished task; true when it belonged to a current account.
+    fn task_ended(&mut self, (account, generation, watch, result): TaskResult) {
+        let current = self
+            .running
+            .get(&account)
+            .is_some_and(|r| r.generation == generation);
+        match result {
+            Ok(()) => info!(watch = %watch, "stopped"),
+            Err(e) => {
+                error!(watch = %watch, "stopped with an error: {e:#}");
+                if current {
+                    self.failed += 1;
+                }
+            }
+        }
+    }
+
+    fn status_line(&self) -> String {
+        let c = &self.shared.counters;
+        let waiting = self.shared.ready.waiting();
+        let mut s = format!(
+            "{} account(s); {} messages triaged, {} filed, {} failed",
+            self.running.len(),
+            c.decided.load(Ordering::Relaxed),
+            c.filed.load(Ordering::Relaxed),
+            c.failed.load(Ordering::Relaxed)
+        );
+        if !waiting.is_empty() {
+            s.push_str(&format!("; not yet synced: {}", waiting.join(", ")));
+        }
+        s
+    }
+}
+
+/// Runs the daemon until shutdown (or, with `once`, until everything present is handled).
+pub async fn run(cfg: Config, opts: RunOptions) -> Result<()> {
+    let store = Arc::new(Store::open(&cfg.state)?);
+    info!(state = %cfg.state.display(), accounts = cfg.accounts.len(), once = opts.once, dry_run = opts.dry_run, "mailtriage starting");
+    let root = CancellationToken::new();
+    if let (Some(addr), false) = (cfg.metrics, opts.once) {
+        metrics::serve(addr, root.clone()).await?;
+    }
+    let mut sup = Supervisor {
+        cfg: cfg.clone(),
+        opts,
+        store: store.clone(),
+        profiles: HashMap::new(),
+        running: HashMap::new(),
+        tasks: JoinSet::new(),
+        root: root.clone(),
+        shared: Arc::new(Shared {
+            once: opts.once,
+            ready: Readiness::default(),
+            counters: Counters::default(),
+        }),
+        generation: 0,
+        failed: 0,
+    };
+    for a in &cfg.accounts {
+        sup.start_account(a)?;
+    }
+    let result = supervise(&mut sup).await;
+    info!(counts = ?store.status_counts().unwrap_or_default(), "mailtriage stopped");
+    result?;
+    if sup.failed > 0 {
+        bail!("{} watched folder(s) stopped with an error", sup.failed);
+    }
+    Ok(())
+}
+
+/// The supervisor's loop: signals, reloads, readiness, watchdog, task ends.
+async fn supervise(sup: &mut Supervisor) -> Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
+    let mut int = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
+    let mut hup = signal(SignalKind::hangup()).context("cannot listen for SIGHUP")?;
+    let (tx, mut changes) = tokio::sync::mpsc::channel::<()>(64);
+    let mut watch = if sup.opts.once {
+        None
+    } else {
+        reload::FileWatch::new(&sup.watched_files(), tx.clone()).ok()
+    };
+    let mut watched = sup.watched_files();
+    let tick_every = systemd::watchdog_interval().unwrap_or(Duration::from_secs(30));
+    let mut tick = tokio::time::interval(tick_every.min(Duration::from_secs(30)));
+    let ready_deadline = tokio::time::sleep(READY_DEADLINE);
+    tokio::pin!(ready_deadline);
+    let mut ready_sent = false;
+    loop {
+        if !ready_sent && !sup.opts.once && sup.shared.ready.waiting().is_empty() {
+            systemd::notify(&format!("READY=1\nSTATUS={}", sup.status_line()));
+            info!("every account has synced; ready");
+            ready_sent = true;
+        }
+        if sup.opts.once && sup.tasks.is_empty() {
+            return Ok(());
+        }
+        tokio::select! {
+            _ = term.recv() => { info!("SIGTERM: finishing the batch in flight, then stopping"); break; }
+            _ = int.recv() => { info!("SIGINT: finishing the batch in flight, then stopping"); break; }
+            _ = hup.recv() => { sup.reload("SIGHUP"); }
+            _ = sup.shared.ready.changed.notified(), if !ready_sent => {}
+            Some(()) = changes.recv() => {
+                // Debounce: wait for a moment of quiet (editors write in several steps).
+                loop {
+                    tokio::select! {
+                        Some(()) = changes.recv() => continue,
+                        _ = tokio::time::sleep(RELOAD_DEBOUNCE) => break,
+                    }
+                }
+                sup.reload("a watched file changed");
+            }
+            Some(done) = sup.tasks.join_next() => match done {
+                Ok(r) => sup.task_ended(r),
+                Err(e) if e.is_cancelled() => {}
+                Err(e) => { error!("a task crashed: {e}"); sup.failed += 1; }
+            },
+            _ = tick.tick() => {
+                systemd::notify(&format!("WATCHDOG=1\nSTATUS={}", sup.status_line()));
+            }
+            _ = &mut ready_deadline, if !ready_sent && !sup.opts.once => {
+                warn!(waiting = ?sup.shared.ready.waiting(), "not every account has synced after {}s; reporting ready anyway", READY_DEADLINE.as_secs());
+                systemd::notify(&format!("READY=1\nSTATUS={}", sup.status_line()));
+                ready_sent = true;
+            }
+        }
+        // The set of watched files follows the configuration.
+        let now_watched = sup.watched_files();
+        if !sup.opts.once && now_watched != watched {
+            watch = reload::FileWatch::new(&now_watched, tx.clone()).ok();
+            watched = now_watched;
+        }
+    }
+    drop(watch);
+    systemd::notify("STOPPING=1");
+    sup.root.cancel();
+    let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
+    loop {
+        match tokio::time::timeout_at(deadline, sup.tasks.join_next()).await {
+            Ok(None) => break,
+            Ok(Some(Ok(r))) => sup.task_ended(r),
+            Ok(Some(Err(_))) => {}
+            Err(_) => {
+                warn!("tasks did not finish within {}s of shutdown; stopping them (their journal makes this safe)", SHUTDOWN_GRACE.as_secs());
+                sup.tasks.abort_all();
+                while sup.tasks.join_next().await.is_some() {}
+                break;
+            }
+        }
+    }
+    Ok(())
+}
+
+// ─── Demo ──────────────────────────────────────────────────────────────────────────
+
+/// The bundled demo: the hottub profile over `var/demo-mail/`, seeded once from
+/// `sample-mail/`. Available when run from a checkout of the repository.
+pub fn demo_config(root: &Path) -> Result<Option<Config>> {
+    let profile = root.join("profiles/hottub.yaml");
+    let samples = root.join("sample-mail");
+    if !profile.is_file() || !samples.is_dir() {
+        return Ok(None);
+    }
+    let maildir = root.join("var/demo-mail");
+    seed_demo(&samples, &maildir)?;
+    Ok(Some(Config {
+        file: None,
+        state: root.join("var/demo-state.db"),
+        metrics: None,
+        log: LogConfig {
+            format: LogFormat::Text,
+            level: "info".into(),
+        },
+        smtp: None,
+        max_scan_bytes: crate::config::DEFAULT_MAX_SCAN_BYTES,
+        accounts: vec![AccountConfig {
+            name: "demo".into(),
+            profile,
+            backend: Backend::Maildir(maildir),
+            folders: vec!["INBOX".into()],
+            watch: WatchMode::Idle,
+            poll_interval: Duration::from_secs(30),
+            backfill: Backfill::All,
+            dry_run: false,
+            addresses: vec!["info@hottubman.ca".into()],
+        }],
+    }))
+}
+
+/// Copies the sample messages into the demo Maildir's `new/`, once.
+fn seed_demo(samples: &Path, maildir: &Path) -> Result<()> {
+    let marker = maildir.join(".seeded");
+    if marker.exists() {
+        return Ok(());
+    }
+    let new = maildir.join("new");
+    for sub in ["cur", "new", "tmp"] {
+        std::fs::create_dir_all(maildir.join(sub))
+            .with_context(|| format!("cannot create {}", maildir.join(sub).display()))?;
+    }
+    let mut files: Vec<PathBuf> = std::fs::read_dir(samples)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "eml"))
+        .collect();
+    files.sort();
+    let stamp = store::now();
+    for (i, f) in files.iter().enumerate() {
+        let dest = new.join(format!("{stamp}.D{i:04}.mailtriage-demo"));
+        std::fs::copy(f, &dest).with_context(|| format!("cannot seed {}", dest.display()))?;
+    }
+    std::fs::write(
+        &marker,
+        format!(
+            "seeded {} messages from {}\n",
+            files.len(),
+            samples.display()
+        ),
+    )?;
+    info!(count = files.len(), maildir = %maildir.display(), "demo Maildir seeded from sample-mail/");
+    Ok(())
+}
