@@ -186,3 +186,23 @@ fn schema_is_json_schema_of_the_profile() {
     assert!(v["properties"]["team"].is_object());
     assert_eq!(v["additionalProperties"], false);
 }
+
+#[test]
+fn the_example_configuration_is_valid() {
+    let o = run(&["check", "mailtriage.example.yaml"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stdout(&o).contains("mailtriage.example.yaml: OK"));
+}
+
+#[test]
+fn config_errors_are_located_too() {
+    let dir = std::env::temp_dir().join(format!("mailtriage-cfg-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("tmp");
+    let cfg = dir.join("mailtriage.yaml");
+    std::fs::write(&cfg, "accounts:\n  - name: info\n    profil: x.yaml\n    imap: {host: imap.example.com, tls: none, user: u, password: {env: P}}\n").expect("write");
+    let o = run(&["check", cfg.to_str().expect("utf-8")]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(err.contains("mailtriage.yaml:3:5") && err.contains("did you mean `profile`"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
