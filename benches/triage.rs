@@ -137,9 +137,16 @@ fn main() {
         let msgs = load_dir(&root.join("sample-mail"));
         let ctx = Context::default();
         for m in &msgs {
-            std::hint::black_box(triage(&MessageView::parse(m, DEFAULT_MAX_SCAN_BYTES), &profile, &ctx));
+            std::hint::black_box(triage(
+                &MessageView::parse(m, DEFAULT_MAX_SCAN_BYTES),
+                &profile,
+                &ctx,
+            ));
         }
-        println!("benchmark smoke test: {} messages triaged (run `cargo bench` to measure)", msgs.len());
+        println!(
+            "benchmark smoke test: {} messages triaged (run `cargo bench` to measure)",
+            msgs.len()
+        );
         return;
     }
     println!("parse + triage, one core, profile hottub (sentiment_then_keyword); best of N rounds");

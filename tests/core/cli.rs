@@ -203,6 +203,9 @@ fn config_errors_are_located_too() {
     let o = run(&["check", cfg.to_str().expect("utf-8")]);
     assert_eq!(o.status.code(), Some(1));
     let err = stderr(&o);
-    assert!(err.contains("mailtriage.yaml:3:5") && err.contains("did you mean `profile`"), "{err}");
+    assert!(
+        err.contains("mailtriage.yaml:3:5") && err.contains("did you mean `profile`"),
+        "{err}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
