@@ -55,6 +55,8 @@ pub struct ImapConfig {
     pub oauth: Option<Oauth>,
     pub ca_file: Option<PathBuf>,
     pub allow_insecure: bool,
+    /// Longest wait for one step or command.
+    pub timeout: Duration,
 }
 
 /// Outgoing mail server.
@@ -445,7 +447,13 @@ fn imap(c: &mut Checker<'_>, p: &Path, m: &RawImap, dir: &FsPath) -> ImapConfig 
                 .expect_("a PEM file with the CA certificate");
         }
     }
+    let timeout = m
+        .timeout
+        .as_ref()
+        .and_then(|t| duration(c, &p.key("timeout"), t, 1))
+        .unwrap_or(Duration::from_secs(60));
     ImapConfig {
+        timeout,
         port: m
             .port
             .unwrap_or(if tls == TlsMode::Implicit { 993 } else { 143 }),

@@ -142,6 +142,9 @@ pub struct RawImap {
     /// Allow an unencrypted connection to a non-loopback host (passwords travel in clear text).
     #[serde(default)]
     pub allow_insecure: Option<bool>,
+    /// Longest wait for any step or command before the connection is dropped and retried (default 60s).
+    #[serde(default)]
+    pub timeout: Option<String>,
 }
 
 /// An OAuth2 provider: a preset name or explicit endpoints.

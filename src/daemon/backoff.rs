@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-/// 1 s doubling to 5 min (authentication failures start at 1 min), ±25 % jitter.
+/// 0.5 s doubling to 5 min (authentication failures start at 1 min), ±25 % jitter.
 pub struct Backoff {
     attempt: u32,
     seed: u64,
@@ -28,7 +28,7 @@ impl Backoff {
 
     /// The next delay.
     pub fn next(&mut self, auth: bool) -> Duration {
-        let base = if auth { 60.0 } else { 1.0 };
+        let base = if auth { 60.0 } else { 0.5 };
         let secs = (base * 2f64.powi(self.attempt.min(16) as i32)).min(300.0);
         self.attempt = self.attempt.saturating_add(1);
         // xorshift64: jitter without a random-number dependency.
@@ -53,8 +53,8 @@ mod tests {
     fn grows_with_jitter_and_caps() {
         let mut b = Backoff::new("t");
         let d: Vec<f64> = (0..12).map(|_| b.next(false).as_secs_f64()).collect();
-        assert!(d[0] >= 0.75 && d[0] <= 1.25, "{d:?}");
-        assert!(d[3] >= 6.0 && d[3] <= 10.0, "{d:?}");
+        assert!(d[0] >= 0.37 && d[0] <= 0.63, "{d:?}");
+        assert!(d[3] >= 3.0 && d[3] <= 5.0, "{d:?}");
         assert!(d.iter().all(|&x| x <= 375.0), "{d:?}");
         b.reset();
         assert!(b.next(true).as_secs_f64() >= 45.0);

@@ -93,15 +93,16 @@ pub async fn task(
         sessions += 1;
         let started = Instant::now();
         info!(account = %name, folder, host = %imap.host, "connected");
-        match session_loop(&acct, session, &folder, &cancel, &shared).await {
+        let mut progressed = false;
+        match session_loop(&acct, session, &folder, &cancel, &shared, &mut progressed).await {
             Ok(()) => return Ok(()),
             Err(e) => {
                 if shared.once {
                     return Err(e);
                 }
-                // A server that accepts and then drops us must not cause a busy loop:
-                // only a session that lasted a while resets the backoff.
-                if started.elapsed() > Duration::from_secs(60) {
+                // A server that accepts and then drops us must not cause a busy loop: only
+                // a session that got work done (or lasted a while) resets the backoff.
+                if progressed || started.elapsed() > Duration::from_secs(60) {
                     backoff.reset();
                 }
                 let d = backoff.next(false);
@@ -130,6 +131,26 @@ impl Drop for IdleGauge {
     }
 }
 
+/// How long a shutdown waits for the command in flight before abandoning it (safe: the
+/// plan is journalled before any move).
+const ABANDON_AFTER: Duration = Duration::from_secs(5);
+
+/// Runs `fut` to completion unless shutdown is requested; then gives it a short grace
+/// and abandons it. `None` means abandoned.
+async fn unless_stopped<T>(
+    fut: impl std::future::Future<Output = Result<T>>,
+    cancel: &CancellationToken,
+) -> Result<Option<T>> {
+    tokio::pin!(fut);
+    tokio::select! {
+        r = &mut fut => r.map(Some),
+        _ = cancel.cancelled() => match tokio::time::timeout(ABANDON_AFTER, &mut fut).await {
+            Ok(r) => r.map(Some),
+            Err(_) => Ok(None),
+        },
+    }
+}
+
 /// One session's life: select, sync, then wait and sync until shutdown or an error.
 async fn session_loop(
     acct: &Account,
@@ -137,9 +158,24 @@ async fn session_loop(
     folder: &str,
     cancel: &CancellationToken,
     shared: &Shared,
+    progressed: &mut bool,
 ) -> Result<()> {
-    let mut f = ImapFolder::open(session, &acct.config.name, folder).await?;
-    let report = sync(&mut f, acct, cancel).await?;
+    let timeout = match &acct.config.backend {
+        crate::config::Backend::Imap(c) => c.timeout,
+        crate::config::Backend::Maildir(_) => Duration::from_secs(60),
+    };
+    let Some(mut f) = unless_stopped(
+        ImapFolder::open(session, &acct.config.name, folder, timeout),
+        cancel,
+    )
+    .await?
+    else {
+        return Ok(());
+    };
+    let Some(report) = unless_stopped(sync(&mut f, acct, cancel), cancel).await? else {
+        return Ok(());
+    };
+    *progressed = true;
     log_report(shared, &acct.config.name, folder, &report);
     shared.ready.done(&format!("{}/{folder}", acct.config.name));
     if shared.once || cancel.is_cancelled() {
@@ -165,7 +201,9 @@ async fn session_loop(
             f.logout().await;
             return Ok(());
         }
-        let report = sync(&mut f, acct, cancel).await?;
+        let Some(report) = unless_stopped(sync(&mut f, acct, cancel), cancel).await? else {
+            return Ok(());
+        };
         log_report(shared, &acct.config.name, folder, &report);
     }
 }

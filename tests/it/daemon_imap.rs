@@ -78,8 +78,9 @@ fn new_mail_during_idle_is_filed_and_mail_arriving_while_down_on_start() {
     d.deliver("alice", "INBOX", &old);
     let s = setup(&d, "");
     let mut daemon = s.start(&[PW]);
+    // Mail delivered before the first start is "old" (backfill: none): wait for it.
     assert!(
-        daemon.wait_log("connected", Duration::from_secs(10)),
+        daemon.wait_log("first start", Duration::from_secs(10)),
         "{}",
         daemon.log()
     );
@@ -164,7 +165,10 @@ fn polling_when_the_server_has_no_idle() {
 #[test]
 fn explicit_poll_mode() {
     let d = Dovecot::start(DovecotOptions::default());
-    let s = setup(&d, "    watch: poll\n    poll_interval: 1s\n");
+    let s = setup(
+        &d,
+        "    watch: poll\n    poll_interval: 1s\n    backfill: all\n",
+    );
     let daemon = s.start(&[PW]);
     assert!(daemon.wait_log("connected", Duration::from_secs(10)));
     d.deliver(
@@ -313,7 +317,7 @@ fn uidvalidity_change_rescans_without_refiling() {
 #[test]
 fn a_destination_deleted_under_us_is_created_again() {
     let d = Dovecot::start(DovecotOptions::default());
-    let s = setup(&d, "");
+    let s = setup(&d, "    backfill: all\n");
     let daemon = s.start(&[PW]);
     assert!(daemon.wait_log("connected", Duration::from_secs(10)));
     d.deliver(
@@ -355,7 +359,7 @@ fn a_destination_deleted_under_us_is_created_again() {
 #[test]
 fn dovecot_restart_mid_run_is_survived() {
     let mut d = Dovecot::start(DovecotOptions::default());
-    let s = setup(&d, "    poll_interval: 2s\n");
+    let s = setup(&d, "    poll_interval: 2s\n    backfill: all\n");
     let daemon = s.start(&[PW]);
     assert!(daemon.wait_log("connected", Duration::from_secs(10)));
     let before = backlog(10, "rs1");

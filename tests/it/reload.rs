@@ -267,7 +267,7 @@ fn accounts_added_and_removed_live_against_dovecot() {
     );
     let original = std::fs::read_to_string(&s.config).expect("config");
     let bob = format!(
-        "  - name: bob\n    profile: {}\n    imap: {{host: 127.0.0.1, port: {}, tls: none, user: bob, password: {{env: BOB_PW}}}}\n",
+        "  - name: bob\n    profile: {}\n    backfill: all\n    imap: {{host: 127.0.0.1, port: {}, tls: none, user: bob, password: {{env: BOB_PW}}}}\n",
         root().join("profiles/hottub.yaml").display(),
         d.port()
     );

@@ -23,9 +23,6 @@ use tokio_rustls::TlsConnector;
 
 use crate::config::{is_loopback, AuthKind, ImapConfig, SecretString, TlsMode};
 
-/// How long each connection step may take.
-pub const STEP_TIMEOUT: Duration = Duration::from_secs(30);
-
 /// The byte stream under an IMAP session: plain TCP (loopback, or before STARTTLS) or TLS.
 #[derive(Debug)]
 pub enum Stream {
@@ -107,10 +104,11 @@ impl ConnectError {
 }
 
 async fn step<T, F: std::future::Future<Output = T>>(
+    timeout: Duration,
     what: &'static str,
     f: F,
 ) -> Result<T, ConnectError> {
-    tokio::time::timeout(STEP_TIMEOUT, f)
+    tokio::time::timeout(timeout, f)
         .await
         .map_err(|_| ConnectError::Timeout(what))
 }
@@ -169,13 +167,14 @@ async fn tls_wrap(
     tcp: TcpStream,
     host: &str,
     tls: &Arc<ClientConfig>,
+    timeout: Duration,
 ) -> Result<Stream, ConnectError> {
     let name = ServerName::try_from(host.to_string()).map_err(|e| ConnectError::Tls {
         host: host.to_string(),
         reason: format!("invalid server name: {e}"),
     })?;
     let connector = TlsConnector::from(tls.clone());
-    let stream = step("negotiating TLS", connector.connect(name, tcp))
+    let stream = step(timeout, "negotiating TLS", connector.connect(name, tcp))
         .await?
         .map_err(|e| ConnectError::Tls {
             host: host.to_string(),
@@ -185,8 +184,8 @@ async fn tls_wrap(
 }
 
 /// Reads the server greeting; anything but OK ends the attempt.
-async fn greeting(client: &mut Client<Stream>) -> Result<(), ConnectError> {
-    let resp = step("waiting for the greeting", client.read_response())
+async fn greeting(client: &mut Client<Stream>, timeout: Duration) -> Result<(), ConnectError> {
+    let resp = step(timeout, "waiting for the greeting", client.read_response())
         .await?
         .map_err(|e| ConnectError::Other(anyhow!("reading the greeting: {e}")))?
         .ok_or_else(|| {
@@ -272,6 +271,7 @@ pub async fn connect(
     }
     let addr = format!("{}:{}", cfg.host, cfg.port);
     let tcp = step(
+        cfg.timeout,
         "connecting",
         TcpStream::connect((cfg.host.as_str(), cfg.port)),
     )
@@ -282,13 +282,14 @@ pub async fn connect(
     })?;
     let _ = tcp.set_nodelay(true);
     let stream = match cfg.tls {
-        TlsMode::Implicit => tls_wrap(tcp, &cfg.host, tls).await?,
+        TlsMode::Implicit => tls_wrap(tcp, &cfg.host, tls, cfg.timeout).await?,
         TlsMode::Starttls | TlsMode::None => Stream::Plain(tcp),
     };
     let mut client = Client::new(stream);
-    greeting(&mut client).await?;
+    greeting(&mut client, cfg.timeout).await?;
     if cfg.tls == TlsMode::Starttls {
         step(
+            cfg.timeout,
             "starting TLS",
             client.run_command_and_check_ok("STARTTLS", None),
         )
@@ -301,17 +302,22 @@ pub async fn connect(
         let Stream::Plain(tcp) = client.into_inner() else {
             return Err(ConnectError::Other(anyhow!("STARTTLS on a TLS stream")));
         };
-        client = Client::new(tls_wrap(tcp, &cfg.host, tls).await?);
+        client = Client::new(tls_wrap(tcp, &cfg.host, tls, cfg.timeout).await?);
     }
     let user = cfg.user.as_str();
     let session = match cfg.auth {
-        AuthKind::Login => step("logging in", client.login(user, secret.expose()))
-            .await?
-            .map_err(|(e, _)| ConnectError::Auth {
-                user: user.to_string(),
-                reason: auth_reason(&e),
-            })?,
+        AuthKind::Login => step(
+            cfg.timeout,
+            "logging in",
+            client.login(user, secret.expose()),
+        )
+        .await?
+        .map_err(|(e, _)| ConnectError::Auth {
+            user: user.to_string(),
+            reason: auth_reason(&e),
+        })?,
         AuthKind::Plain => step(
+            cfg.timeout,
             "authenticating",
             client.authenticate(
                 "PLAIN",
@@ -345,6 +351,7 @@ pub async fn connect(
             };
             let error = std::sync::Mutex::new(None);
             let r = step(
+                cfg.timeout,
                 "authenticating",
                 client.authenticate(
                     mech,
@@ -383,8 +390,8 @@ pub struct Caps {
 }
 
 /// Asks the server what it supports.
-pub async fn capabilities(session: &mut ImapSession) -> anyhow::Result<Caps> {
-    let caps = tokio::time::timeout(STEP_TIMEOUT, session.capabilities())
+pub async fn capabilities(session: &mut ImapSession, timeout: Duration) -> anyhow::Result<Caps> {
+    let caps = tokio::time::timeout(timeout, session.capabilities())
         .await
         .map_err(|_| anyhow!("timed out asking for capabilities"))??;
     Ok(Caps {
@@ -396,8 +403,11 @@ pub async fn capabilities(session: &mut ImapSession) -> anyhow::Result<Caps> {
 }
 
 /// The hierarchy delimiter (`LIST "" ""`); None for a flat server.
-pub async fn delimiter(session: &mut ImapSession) -> anyhow::Result<Option<char>> {
-    let names: Vec<_> = tokio::time::timeout(STEP_TIMEOUT, async {
+pub async fn delimiter(
+    session: &mut ImapSession,
+    timeout: Duration,
+) -> anyhow::Result<Option<char>> {
+    let names: Vec<_> = tokio::time::timeout(timeout, async {
         session
             .list(Some(""), Some("\"\""))
             .await?

@@ -65,6 +65,7 @@ pub async fn fetch(
     uidvalidity: u32,
     uids: &[u32],
     max_scan_bytes: usize,
+    timeout: Duration,
 ) -> Result<Vec<Fetched>> {
     let mut meta: HashMap<u32, Meta> = HashMap::new();
     for set in uid_sets(uids) {
@@ -118,9 +119,10 @@ pub async fn fetch(
     }
     for b in batches {
         let bytes: u64 = b.iter().map(|u| meta.get(u).map_or(0, |m| m.size)).sum();
-        let timeout = Duration::from_secs(60 + bytes / (256 * 1024));
+        // Allow for the volume: the timeout plus a second per 256 KiB.
+        let batch_timeout = timeout + Duration::from_secs(bytes / (256 * 1024));
         for set in uid_sets(&b) {
-            for f in uid_fetch(session, &set, "(UID BODY.PEEK[])", timeout).await? {
+            for f in uid_fetch(session, &set, "(UID BODY.PEEK[])", batch_timeout).await? {
                 if let (Some(uid), Some(body)) = (f.uid, f.body()) {
                     bodies.insert(uid, body.to_vec());
                 }
@@ -133,7 +135,7 @@ pub async fn fetch(
         .copied()
         .filter(|u| meta.get(u).is_some_and(|m| m.size > cap))
     {
-        if let Some(raw) = fetch_large(session, u, max_scan_bytes).await? {
+        if let Some(raw) = fetch_large(session, u, max_scan_bytes, timeout).await? {
             bodies.insert(u, raw);
         }
     }
@@ -209,8 +211,12 @@ fn strip_content_headers(header: &[u8]) -> Vec<u8> {
 }
 
 /// Header plus text parts of one large message, assembled into a message triage can read.
-async fn fetch_large(session: &mut ImapSession, uid: u32, cap: usize) -> Result<Option<Vec<u8>>> {
-    let t = Duration::from_secs(120);
+async fn fetch_large(
+    session: &mut ImapSession,
+    uid: u32,
+    cap: usize,
+    t: Duration,
+) -> Result<Option<Vec<u8>>> {
     let first = uid_fetch(
         session,
         &uid.to_string(),
@@ -278,12 +284,16 @@ pub struct Identity {
 }
 
 /// The identity of one message, if it exists.
-pub async fn identity(session: &mut ImapSession, uid: u32) -> Result<Option<Identity>> {
+pub async fn identity(
+    session: &mut ImapSession,
+    uid: u32,
+    timeout: Duration,
+) -> Result<Option<Identity>> {
     let got = uid_fetch(
         session,
         &uid.to_string(),
         "(UID RFC822.SIZE INTERNALDATE BODY.PEEK[HEADER.FIELDS (DATE FROM TO SUBJECT)])",
-        Duration::from_secs(60),
+        timeout,
     )
     .await?;
     Ok(got.first().map(|f| Identity {

@@ -30,9 +30,6 @@ pub use connect::{Caps, ConnectError, ImapSession};
 use super::names::{encode_mutf7, server_name};
 use super::{uid_sets, Fetched, FileError, MailSource, MessageKey};
 
-/// Time allowed for one ordinary command.
-const CMD_TIMEOUT: Duration = Duration::from_secs(60);
-
 /// Runs a command future under a timeout; a timeout is an error (the session is then dropped).
 async fn timed<T, E: Into<anyhow::Error>>(
     what: &str,
@@ -76,6 +73,8 @@ pub struct ImapFolder {
     no_dots: bool,
     /// Server names of folders known to exist.
     known: HashSet<String>,
+    /// Longest wait for one command.
+    timeout: Duration,
 }
 
 /// Is this async-imap error the server saying NO (as opposed to a broken connection)?
@@ -89,9 +88,14 @@ fn server_no(e: &anyhow::Error) -> Option<String> {
 
 impl ImapFolder {
     /// Takes over a logged-in session and selects `folder`.
-    pub async fn open(mut session: ImapSession, account: &str, folder: &str) -> Result<ImapFolder> {
-        let caps = connect::capabilities(&mut session).await?;
-        let delimiter = connect::delimiter(&mut session).await?;
+    pub async fn open(
+        mut session: ImapSession,
+        account: &str,
+        folder: &str,
+        timeout: Duration,
+    ) -> Result<ImapFolder> {
+        let caps = connect::capabilities(&mut session, timeout).await?;
+        let delimiter = connect::delimiter(&mut session, timeout).await?;
         let mut f = ImapFolder {
             account: account.to_string(),
             folder: folder.to_string(),
@@ -105,6 +109,7 @@ impl ImapFolder {
             },
             no_dots: false,
             known: HashSet::new(),
+            timeout,
         };
         f.refresh_known().await?;
         f.selected = f.select().await?;
@@ -142,7 +147,7 @@ impl ImapFolder {
         let name = self.source_name();
         let mb = timed(
             &format!("selecting {name}"),
-            CMD_TIMEOUT,
+            self.timeout,
             self.session()?.select(&name),
         )
         .await?;
@@ -158,7 +163,7 @@ impl ImapFolder {
     }
 
     async fn refresh_known(&mut self) -> Result<()> {
-        let names = timed("listing folders", CMD_TIMEOUT, async {
+        let names = timed("listing folders", self.timeout, async {
             let s = self.session()?;
             let list = s.list(Some(""), Some("*")).await?;
             let names: Vec<_> = list.try_collect().await?;
@@ -174,7 +179,7 @@ impl ImapFolder {
         let query = format!("UID {}:*", after.saturating_add(1));
         let found = timed(
             "searching for new mail",
-            CMD_TIMEOUT,
+            self.timeout,
             self.session()?.uid_search(&query),
         )
         .await?;
@@ -188,7 +193,7 @@ impl ImapFolder {
         let query = format!("SINCE {}", date.format("%-d-%b-%Y"));
         let found = timed(
             "searching for older mail",
-            CMD_TIMEOUT,
+            self.timeout,
             self.session()?.uid_search(&query),
         )
         .await?;
@@ -199,7 +204,7 @@ impl ImapFolder {
 
     /// Keeps the session alive and collects pending server news (polling mode).
     pub async fn noop(&mut self) -> Result<()> {
-        timed("sending NOOP", CMD_TIMEOUT, self.session()?.noop()).await
+        timed("sending NOOP", self.timeout, self.session()?.noop()).await
     }
 
     /// Drops news the server sent so far; true when any of it could mean new mail.
@@ -232,7 +237,7 @@ impl ImapFolder {
             .take()
             .ok_or_else(|| anyhow!("the IMAP session was lost"))?;
         let mut handle = session.idle();
-        timed("starting IDLE", CMD_TIMEOUT, handle.init()).await?;
+        timed("starting IDLE", self.timeout, handle.init()).await?;
         let woke = {
             let (fut, stop) = handle.wait_with_timeout(max);
             tokio::pin!(fut);
@@ -249,7 +254,7 @@ impl ImapFolder {
                 Some(r) => r.context("waiting in IDLE")?,
                 None => {
                     drop(stop.take());
-                    timed("leaving IDLE", CMD_TIMEOUT, async {
+                    timed("leaving IDLE", self.timeout, async {
                         Ok::<_, anyhow::Error>(fut.await?)
                     })
                     .await?
@@ -263,7 +268,7 @@ impl ImapFolder {
                 IdleResponse::ManualInterrupt => Woke::Timeout,
             }
         };
-        let session = timed("leaving IDLE", CMD_TIMEOUT, handle.done()).await?;
+        let session = timed("leaving IDLE", self.timeout, handle.done()).await?;
         self.session = Some(session);
         Ok(woke)
     }
@@ -284,14 +289,18 @@ impl ImapFolder {
             }
             let created = timed(
                 &format!("creating {name}"),
-                CMD_TIMEOUT,
+                self.timeout,
                 self.session()?.create(&name),
             )
             .await;
             match created {
                 Ok(()) => {
-                    let _ =
-                        timed("subscribing", CMD_TIMEOUT, self.session()?.subscribe(&name)).await;
+                    let _ = timed(
+                        "subscribing",
+                        self.timeout,
+                        self.session()?.subscribe(&name),
+                    )
+                    .await;
                     self.known.insert(name.clone());
                     return Ok(name);
                 }
@@ -332,7 +341,7 @@ impl ImapFolder {
                 "the server has neither MOVE nor UIDPLUS; removing only our messages is impossible, so they stay in place".into(),
             ));
         }
-        let r = timed("marking copied messages deleted", CMD_TIMEOUT, async {
+        let r = timed("marking copied messages deleted", self.timeout, async {
             let s = self.session()?;
             let stream = s.uid_store(set, "+FLAGS.SILENT (\\Deleted)").await?;
             let _: Vec<_> = stream.try_collect().await?;
@@ -340,7 +349,7 @@ impl ImapFolder {
         })
         .await;
         classify(r)?;
-        let r = timed("expunging copied messages", CMD_TIMEOUT, async {
+        let r = timed("expunging copied messages", self.timeout, async {
             let s = self.session()?;
             let stream = s.uid_expunge(set).await?;
             let _: Vec<_> = stream.try_collect().await?;
@@ -353,11 +362,12 @@ impl ImapFolder {
     /// Finds a source message's twin in `dest` by size, date and header (for messages
     /// without a Message-ID after an interrupted copy).
     async fn twin_in(&mut self, dest: &str, uid: u32) -> Result<bool> {
-        let Some(src) = fetch::identity(self.session()?, uid).await? else {
+        let t = self.timeout;
+        let Some(src) = fetch::identity(self.session()?, uid, t).await? else {
             return Ok(false);
         };
         let source = self.source_name();
-        if timed("examining", CMD_TIMEOUT, self.session()?.examine(dest))
+        if timed("examining", self.timeout, self.session()?.examine(dest))
             .await
             .is_err()
         {
@@ -369,11 +379,16 @@ impl ImapFolder {
             src.size.saturating_sub(1),
             src.size + 1
         );
-        let found = timed("searching", CMD_TIMEOUT, self.session()?.uid_search(&query)).await;
+        let found = timed(
+            "searching",
+            self.timeout,
+            self.session()?.uid_search(&query),
+        )
+        .await;
         let mut twin = false;
         if let Ok(candidates) = found {
             for c in candidates {
-                if fetch::identity(self.session()?, c).await?.as_ref() == Some(&src) {
+                if fetch::identity(self.session()?, c, t).await?.as_ref() == Some(&src) {
                     twin = true;
                     break;
                 }
@@ -409,11 +424,12 @@ impl ImapFolder {
     /// One UID set into one folder: MOVE, or COPY then remove exactly those UIDs.
     async fn move_set(&mut self, set: &str, name: &str) -> Result<(), FileError> {
         let has_move = self.caps.r#move;
+        let timeout = self.timeout;
         let session = self.session().map_err(FileError::Broken)?;
         if has_move {
             let r = timed(
                 &format!("moving to {name}"),
-                CMD_TIMEOUT,
+                timeout,
                 session.uid_mv(set, name),
             )
             .await;
@@ -421,7 +437,7 @@ impl ImapFolder {
         } else {
             let r = timed(
                 &format!("copying to {name}"),
-                CMD_TIMEOUT,
+                timeout,
                 session.uid_copy(set, name),
             )
             .await;
@@ -454,7 +470,8 @@ impl MailSource for ImapFolder {
     async fn fetch(&mut self, keys: &[MessageKey], max_scan_bytes: usize) -> Result<Vec<Fetched>> {
         let uidvalidity = self.selected.uidvalidity;
         let uids: Vec<u32> = keys.iter().map(|k| k.uid).collect();
-        fetch::fetch(self.session()?, uidvalidity, &uids, max_scan_bytes).await
+        let t = self.timeout;
+        fetch::fetch(self.session()?, uidvalidity, &uids, max_scan_bytes, t).await
     }
 
     async fn file(&mut self, keys: &[MessageKey], dest: &[String]) -> Result<(), FileError> {
@@ -486,7 +503,7 @@ impl MailSource for ImapFolder {
         for set in uid_sets(&uids) {
             let r = timed(
                 "checking messages",
-                CMD_TIMEOUT,
+                self.timeout,
                 self.session()?.uid_search(format!("UID {set}")),
             )
             .await?;
@@ -504,7 +521,7 @@ impl MailSource for ImapFolder {
             return Ok(false);
         }
         let name = server_name(dest, self.delimiter, self.caps.utf8_accept, self.no_dots);
-        if timed("examining", CMD_TIMEOUT, self.session()?.examine(&name))
+        if timed("examining", self.timeout, self.session()?.examine(&name))
             .await
             .is_err()
         {
@@ -514,7 +531,7 @@ impl MailSource for ImapFolder {
         let query = format!("HEADER Message-ID \"{message_id}\"");
         let found = timed(
             "searching by Message-ID",
-            CMD_TIMEOUT,
+            self.timeout,
             self.session()?.uid_search(&query),
         )
         .await;
