@@ -109,19 +109,35 @@ service imap-login {
   }
 }
 EOF
+  # Dovecot's auth process (user dovecot) must be able to read the users file.
+  if ! runuser -u dovecot -- test -r "$DC_DIR/users"; then
+    echo "dc_init: user dovecot cannot read $DC_DIR/users (make every parent directory world-searchable, e.g. chmod 755)" >&2
+    return 1
+  fi
+}
+
+dc_alive() { # dc_alive PID: running (a zombie waiting to be reaped counts as gone)
+  local st
+  st=$(awk '{ sub(/^.*\) /, ""); print $1 }' "/proc/$1/stat" 2>/dev/null) || return 1
+  [ -n "$st" ] && [ "$st" != Z ] && [ "$st" != X ]
 }
 
 dc_pid() { # PID of a running master, or nothing
   local p
   p=$(cat "$DC_DIR/run/master.pid" 2>/dev/null) || return 0
-  if kill -0 "$p" 2>/dev/null; then echo "$p"; fi
+  if dc_alive "$p"; then echo "$p"; fi
 }
 
 dc_start() {
   if [ -n "$(dc_pid)" ]; then return 0; fi
   # A stale socket from an earlier instance can stall auth for seconds: start clean.
   rm -rf "$DC_DIR/run" && mkdir -p "$DC_DIR/run"
-  (ulimit -n "$(ulimit -Hn)" && dovecot -c "$DC_CONF")
+  # The master forks into the background: it must not keep the caller's stdout/stderr
+  # open (a caller reading them until EOF would wait forever).
+  if ! (ulimit -n "$(ulimit -Hn)" && dovecot -c "$DC_CONF" </dev/null >"$DC_DIR/log/start.log" 2>&1); then
+    cat "$DC_DIR/log/start.log" >&2
+    return 1
+  fi
   python3 - "$DC_PORT" "$DC_PASSWORD" <<'EOF'
 import imaplib, sys, time
 port, pw = int(sys.argv[1]), sys.argv[2]
@@ -145,7 +161,7 @@ dc_stop() {
   [ -n "$p" ] || return 0
   kill "$p" 2>/dev/null || true
   for ((i = 0; i < 1000; i++)); do
-    kill -0 "$p" 2>/dev/null || return 0
+    dc_alive "$p" || return 0
     sleep 0.01
   done
   echo "dovecot (pid $p) did not stop within 10 s; killing it" >&2

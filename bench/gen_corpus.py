@@ -24,11 +24,10 @@ Same seed, same bytes: every run of this script produces identical files.
 
 import argparse
 import json
-import os
 import random
 import subprocess
-import time
 import sys
+import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
