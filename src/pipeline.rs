@@ -17,7 +17,7 @@ use tracing::{info, warn};
 use crate::config::AccountConfig;
 use crate::daemon::metrics as m;
 use crate::mail::MessageView;
-use crate::mailbox::{Fetched, FileError, MailSource, MessageKey};
+use crate::mailbox::{normalize_message_id, Fetched, FileError, MailSource, MessageKey};
 use crate::profile::compile::fingerprint;
 use crate::profile::LiveProfile;
 use crate::store::{FolderState, NewDecision, Status, Store, StoredDecision};
@@ -31,6 +31,21 @@ pub struct Account {
     pub max_scan_bytes: usize,
     /// Shadow mode: decide and record, never move.
     pub dry_run: bool,
+    /// Counts work recorded (decisions, filings): a session that moved it forward is healthy.
+    pub progress: std::sync::atomic::AtomicU64,
+}
+
+impl Account {
+    /// Notes that work was recorded.
+    pub fn note_progress(&self) {
+        self.progress
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Work recorded so far.
+    pub fn progress(&self) -> u64 {
+        self.progress.load(std::sync::atomic::Ordering::Relaxed)
+    }
 }
 
 /// Counts of what happened to a batch.
@@ -213,6 +228,7 @@ fn plan(
     report.decided = rows.len();
     let folder_state = state.map(|s| (account, folder, s));
     let ids = store.record(&rows, folder_state)?;
+    acct.note_progress();
     let mut plans: Vec<Plan> = ids
         .into_iter()
         .zip(rows)
@@ -260,6 +276,7 @@ async fn file<S: MailSource>(
         match outcome {
             Ok(()) => {
                 acct.store.set_status(&ids, Status::Filed, None)?;
+                acct.note_progress();
                 report.filed += ids.len();
                 metrics::counter!(m::FILED, "account" => src.account().to_string())
                     .increment(ids.len() as u64);
@@ -282,8 +299,10 @@ async fn file<S: MailSource>(
 }
 
 /// Finishes what a previous run (or a failed attempt) planned but did not confirm:
-/// present in the source → file it (or, if the destination already holds a copy, only
-/// remove the source); gone from the source → filed if the destination holds it.
+/// present in the source → file it (or, on a server without atomic moves whose
+/// destination already holds the copy, only remove the source); gone from the source →
+/// filed if the destination holds it, otherwise someone else moved it. The destinations
+/// are checked with one batched search per folder.
 pub async fn recover<S: MailSource>(
     src: &mut S,
     acct: &Account,
@@ -312,49 +331,75 @@ pub async fn recover<S: MailSource>(
             key: d.source_key.clone(),
         })
         .collect();
-    let present = src.present(&keys).await?;
-    let mut refile: Vec<Plan> = Vec::new();
+    let present: std::collections::HashSet<MessageKey> =
+        src.present(&keys).await?.into_iter().collect();
+    let atomic = src.atomic_moves();
+    let mut by_dest: BTreeMap<Vec<String>, Vec<StoredDecision>> = BTreeMap::new();
     for d in pending {
-        let key = MessageKey {
+        match d.dest.clone() {
+            Some(dest) => by_dest.entry(dest).or_default().push(d),
+            None => acct.store.set_status(&[d.id], Status::Left, None)?,
+        }
+    }
+    let mut refile: Vec<Plan> = Vec::new();
+    for (dest, rows) in by_dest {
+        let key_of = |d: &StoredDecision| MessageKey {
             uid: d.uid,
             key: d.source_key.clone(),
         };
-        let Some(dest) = d.dest.clone() else {
-            acct.store.set_status(&[d.id], Status::Left, None)?;
-            continue;
-        };
-        let already_there = match &d.message_id {
-            Some(id) => src.holds(&dest, id).await? || src.holds_key(&dest, &key).await?,
-            None => src.holds_key(&dest, &key).await?,
-        };
-        if present.contains(&key) {
-            if already_there {
-                // Copied before the crash, not yet removed: remove the source copy only.
-                match src.file_remove_source(std::slice::from_ref(&key)).await {
-                    Ok(()) => {
-                        acct.store.set_status(&[d.id], Status::Filed, None)?;
-                        report.filed += 1;
-                    }
-                    Err(FileError::Refused(why)) => {
-                        acct.store.set_status(&[d.id], Status::Failed, Some(&why))?
-                    }
-                    Err(FileError::Broken(e)) => return Err(e),
-                }
-            } else {
-                refile.push(Plan {
+        // Only where a copy could exist: gone from the source, or copy-then-delete moves.
+        let ids: Vec<String> = rows
+            .iter()
+            .filter(|d| !atomic || !present.contains(&key_of(d)))
+            .filter_map(|d| d.message_id.as_deref().map(normalize_message_id))
+            .collect();
+        let there = src.holds_many(&dest, &ids).await?;
+        let mut filed: Vec<i64> = Vec::new();
+        // Copied before the stop, not yet removed from the source: removed together below.
+        let mut strip: Vec<(i64, MessageKey)> = Vec::new();
+        for d in rows {
+            let key = key_of(&d);
+            let in_source = present.contains(&key);
+            let copied = match d.message_id.as_deref() {
+                Some(id) => there.contains(&normalize_message_id(id)),
+                None if in_source && atomic => false,
+                None => src.holds_key(&dest, &key).await?,
+            };
+            match (in_source, copied) {
+                (true, false) => refile.push(Plan {
                     id: d.id,
                     key,
-                    dest: Some(dest),
+                    dest: Some(dest.clone()),
                     status: Status::Planned,
-                });
+                }),
+                (true, true) => strip.push((d.id, key)),
+                (false, true) => filed.push(d.id),
+                (false, false) => {
+                    warn!(account = src.account(), folder = src.folder(), uid = d.uid, message_id = d.message_id.as_deref().unwrap_or("-"),
+                        "a message planned for {} left the folder before it was filed (moved or deleted by someone else)", dest.join("/"));
+                    acct.store.set_status(&[d.id], Status::Gone, None)?;
+                }
             }
-        } else if already_there {
-            acct.store.set_status(&[d.id], Status::Filed, None)?;
-            report.filed += 1;
-        } else {
-            warn!(account = src.account(), folder = src.folder(), uid = d.uid, message_id = d.message_id.as_deref().unwrap_or("-"),
-                "a message planned for {} left the folder before it was filed (moved or deleted by someone else)", dest.join("/"));
-            acct.store.set_status(&[d.id], Status::Gone, None)?;
+        }
+        if !strip.is_empty() {
+            let keys: Vec<MessageKey> = strip.iter().map(|(_, k)| k.clone()).collect();
+            let ids: Vec<i64> = strip.iter().map(|(id, _)| *id).collect();
+            match src.file_remove_source(&keys).await {
+                Ok(()) => filed.extend(ids),
+                Err(FileError::Refused(why)) => {
+                    acct.store.set_status(&ids, Status::Failed, Some(&why))?
+                }
+                Err(FileError::Broken(e)) => {
+                    // What was settled so far stays settled; the rest is looked at again.
+                    acct.store.set_status(&filed, Status::Filed, None)?;
+                    return Err(e);
+                }
+            }
+        }
+        if !filed.is_empty() {
+            acct.store.set_status(&filed, Status::Filed, None)?;
+            report.filed += filed.len();
+            acct.note_progress();
         }
     }
     let r = file(src, acct, (refile, Report::default())).await?;

@@ -93,8 +93,12 @@ pub async fn task(
         sessions += 1;
         let started = Instant::now();
         info!(account = %name, folder, host = %imap.host, "connected");
+        let work_before = acct.progress();
         let mut progressed = false;
-        match session_loop(&acct, session, &folder, &cancel, &shared, &mut progressed).await {
+        let outcome =
+            session_loop(&acct, session, &folder, &cancel, &shared, &mut progressed).await;
+        progressed |= acct.progress() > work_before;
+        match outcome {
             Ok(()) => return Ok(()),
             Err(e) => {
                 if shared.once {

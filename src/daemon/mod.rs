@@ -231,6 +231,7 @@ impl Supervisor {
             store: self.store.clone(),
             max_scan_bytes: self.cfg.max_scan_bytes,
             dry_run: self.opts.dry_run || a.dry_run,
+            progress: Default::default(),
         });
         match &a.backend {
             Backend::Imap(imap_cfg) => {

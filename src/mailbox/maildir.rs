@@ -314,10 +314,18 @@ impl MailSource for Maildir {
             .collect())
     }
 
-    async fn holds(&mut self, _dest: &[String], _message_id: &str) -> Result<bool> {
+    fn atomic_moves(&self) -> bool {
+        true
+    }
+
+    async fn holds_many(
+        &mut self,
+        _dest: &[String],
+        _message_ids: &[String],
+    ) -> Result<std::collections::HashSet<String>> {
         // A rename is atomic: a message is never half-moved, so there is never a copy to
         // find by Message-ID. `holds_key` answers the question exactly.
-        Ok(false)
+        Ok(std::collections::HashSet::new())
     }
 
     async fn holds_key(&mut self, dest: &[String], key: &MessageKey) -> Result<bool> {

@@ -60,14 +60,31 @@ pub trait MailSource {
     async fn file(&mut self, keys: &[MessageKey], dest: &[String]) -> Result<(), FileError>;
     /// Which of these messages are still in the source folder.
     async fn present(&mut self, keys: &[MessageKey]) -> Result<Vec<MessageKey>>;
-    /// Does the folder given as levels hold a message with this Message-ID?
-    async fn holds(&mut self, dest: &[String], message_id: &str) -> Result<bool>;
+    /// Are moves atomic (UID MOVE, a rename)? Then a message still in the source was not
+    /// moved, and recovery need not look for a copy in the destination.
+    fn atomic_moves(&self) -> bool;
+    /// Which of these Message-IDs (normalised: trimmed, lowercase, no angle brackets) the
+    /// folder given as levels holds — one round of searching per folder, not per message.
+    async fn holds_many(
+        &mut self,
+        dest: &[String],
+        message_ids: &[String],
+    ) -> Result<std::collections::HashSet<String>>;
     /// Does the folder given as levels hold this very message (same key)? Only backends
     /// whose keys survive a move (Maildir file names) can say; others answer false.
     async fn holds_key(&mut self, dest: &[String], key: &MessageKey) -> Result<bool>;
     /// Removes messages from the source whose copy is already in place (the second half
     /// of a copy-then-delete move interrupted by a crash). Removes exactly these, nothing else.
     async fn file_remove_source(&mut self, keys: &[MessageKey]) -> Result<(), FileError>;
+}
+
+/// A Message-ID in the form used for comparisons: trimmed, lowercase, no angle brackets.
+pub fn normalize_message_id(id: &str) -> String {
+    id.trim()
+        .trim_start_matches('<')
+        .trim_end_matches('>')
+        .trim()
+        .to_lowercase()
 }
 
 /// Compresses sorted UIDs into an IMAP sequence set ("1:5,7,9:12"), in chunks short

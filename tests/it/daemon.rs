@@ -72,6 +72,11 @@ pub struct Conf<'a> {
 impl Setup {
     /// A config watching `user`'s INBOX on `dovecot` over plain IMAP on loopback.
     pub fn imap(dovecot: &Dovecot, c: Conf<'_>) -> Setup {
+        Self::imap_port(dovecot.port(), c)
+    }
+
+    /// A config watching `user`'s INBOX on an IMAP server (or proxy) at 127.0.0.1:`port`.
+    pub fn imap_port(port: u16, c: Conf<'_>) -> Setup {
         let dir = TempDir::new("mt-daemon");
         let state = dir.path().join("state/state.db");
         let config = dir.path().join("mailtriage.yaml");
@@ -79,7 +84,6 @@ impl Setup {
             "state: {state}\nlog: {{level: \"info,mailtriage=debug\"}}\naccounts:\n  - name: test\n    profile: {profile}\n    imap: {{host: 127.0.0.1, port: {port}, tls: none, user: {user}, password: {{env: {env}}}}}\n{extra}",
             state = state.display(),
             profile = c.profile.display(),
-            port = dovecot.port(),
             user = c.user,
             env = c.password_env,
             extra = c.extra,

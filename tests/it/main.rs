@@ -8,7 +8,9 @@
 mod daemon;
 mod daemon_imap;
 mod daemon_maildir;
+mod faults;
 mod harness;
 mod harness_smoke;
 mod ops;
+mod proxy;
 mod reload;

@@ -9,7 +9,8 @@ use std::time::Duration;
 use super::daemon::{backlog, message, root, wait_count, Conf, Setup};
 use super::harness::{free_port, poll, signal, Dovecot, DovecotOptions, TempDir};
 
-fn scrape(port: u16) -> Option<String> {
+/// GET /metrics from a daemon's endpoint.
+pub fn scrape(port: u16) -> Option<String> {
     let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
     s.write_all(b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")

@@ -249,10 +249,19 @@ impl Authenticator for Bearer<'_> {
     }
 }
 
-fn auth_reason(e: &async_imap::error::Error) -> String {
+/// A failed LOGIN/AUTHENTICATE: a refusal only when the server said NO or BAD; a
+/// connection that broke meanwhile is a connection error and is retried as one, not
+/// held back for minutes as if the password were wrong.
+fn login_error(user: &str, e: &async_imap::error::Error, detail: Option<String>) -> ConnectError {
     match e {
-        async_imap::error::Error::No(m) | async_imap::error::Error::Bad(m) => m.clone(),
-        other => other.to_string(),
+        async_imap::error::Error::No(m) | async_imap::error::Error::Bad(m) => ConnectError::Auth {
+            user: user.to_string(),
+            reason: match detail {
+                Some(json) => format!("{m} (server said: {json})"),
+                None => m.clone(),
+            },
+        },
+        other => ConnectError::Other(anyhow::anyhow!("connection lost while logging in: {other}")),
     }
 }
 
@@ -294,9 +303,14 @@ pub async fn connect(
             client.run_command_and_check_ok("STARTTLS", None),
         )
         .await?
-        .map_err(|e| ConnectError::StarttlsRefused {
-            host: cfg.host.clone(),
-            reason: auth_reason(&e),
+        .map_err(|e| match e {
+            async_imap::error::Error::No(m) | async_imap::error::Error::Bad(m) => {
+                ConnectError::StarttlsRefused {
+                    host: cfg.host.clone(),
+                    reason: m,
+                }
+            }
+            other => ConnectError::Other(anyhow!("connection lost during STARTTLS: {other}")),
         })?;
         // Anything the server sent after its OK is discarded with the plain stream.
         let Stream::Plain(tcp) = client.into_inner() else {
@@ -312,10 +326,7 @@ pub async fn connect(
             client.login(user, secret.expose()),
         )
         .await?
-        .map_err(|(e, _)| ConnectError::Auth {
-            user: user.to_string(),
-            reason: auth_reason(&e),
-        })?,
+        .map_err(|(e, _)| login_error(user, &e, None))?,
         AuthKind::Plain => step(
             cfg.timeout,
             "authenticating",
@@ -328,10 +339,7 @@ pub async fn connect(
             ),
         )
         .await?
-        .map_err(|(e, _)| ConnectError::Auth {
-            user: user.to_string(),
-            reason: auth_reason(&e),
-        })?,
+        .map_err(|(e, _)| login_error(user, &e, None))?,
         AuthKind::Xoauth2 | AuthKind::Oauthbearer => {
             let (mech, initial) = if cfg.auth == AuthKind::Xoauth2 {
                 (
@@ -366,13 +374,7 @@ pub async fn connect(
                 Ok(s) => s,
                 Err((e, _)) => {
                     let detail = error.lock().ok().and_then(|mut g| g.take());
-                    return Err(ConnectError::Auth {
-                        user: user.to_string(),
-                        reason: match detail {
-                            Some(json) => format!("{} (server said: {json})", auth_reason(&e)),
-                            None => auth_reason(&e),
-                        },
-                    });
+                    return Err(login_error(user, &e, detail));
                 }
             }
         }

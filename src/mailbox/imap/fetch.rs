@@ -49,7 +49,25 @@ async fn uid_fetch(
     let all = tokio::time::timeout(timeout, fut)
         .await
         .map_err(|_| anyhow!("timed out after {}s fetching {query}", timeout.as_secs()))??;
+    confirm(session, timeout).await?;
     Ok(all.into_iter().filter(|f| f.uid.is_some()).collect())
+}
+
+/// Confirms that the last stream-returning command (FETCH, SEARCH, LIST, STORE,
+/// EXPUNGE, SELECT) really completed. async-imap ends such a stream quietly when the
+/// connection closes mid-response, so a cut FETCH looks like a short answer; a NOOP
+/// round trip on a dead connection fails instead, and the caller retries from a fresh
+/// session rather than acting on half an answer.
+pub async fn confirm(session: &mut ImapSession, timeout: Duration) -> Result<()> {
+    tokio::time::timeout(timeout, session.run_command_and_check_ok("NOOP"))
+        .await
+        .map_err(|_| {
+            anyhow!(
+                "timed out after {}s confirming the last command",
+                timeout.as_secs()
+            )
+        })?
+        .map_err(|e| anyhow!("the connection broke during the last command: {e}"))
 }
 
 /// Sizes, dates and flags of these UIDs (missing ones are absent).
@@ -273,6 +291,35 @@ async fn fetch_large(
     }
     raw.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
     Ok(Some(raw))
+}
+
+/// The Message-ID headers of a UID set (for recovery's "is it already there?").
+pub async fn message_ids(
+    session: &mut ImapSession,
+    set: &str,
+    timeout: Duration,
+) -> Result<Vec<String>> {
+    let got = uid_fetch(
+        session,
+        set,
+        "(UID BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)])",
+        timeout,
+    )
+    .await?;
+    Ok(got
+        .iter()
+        .filter_map(|f| {
+            let text = String::from_utf8_lossy(f.header()?).into_owned();
+            let unfolded = text
+                .replace("\r\n ", " ")
+                .replace("\r\n\t", " ")
+                .replace("\n ", " ");
+            let line = unfolded
+                .lines()
+                .find(|l| l.to_ascii_lowercase().starts_with("message-id:"))?;
+            Some(line.split_once(':')?.1.trim().to_string())
+        })
+        .collect())
 }
 
 /// What identifies a message without a Message-ID: size, delivery date and key headers.

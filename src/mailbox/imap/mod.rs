@@ -28,7 +28,7 @@ use tokio_util::sync::CancellationToken;
 pub use connect::{Caps, ConnectError, ImapSession};
 
 use super::names::{encode_mutf7, server_name};
-use super::{uid_sets, Fetched, FileError, MailSource, MessageKey};
+use super::{normalize_message_id, uid_sets, Fetched, FileError, MailSource, MessageKey};
 
 /// Runs a command future under a timeout; a timeout is an error (the session is then dropped).
 async fn timed<T, E: Into<anyhow::Error>>(
@@ -116,6 +116,12 @@ impl ImapFolder {
         Ok(f)
     }
 
+    /// Confirms the last stream-returning command really completed (see `fetch::confirm`).
+    async fn confirm(&mut self) -> Result<()> {
+        let t = self.timeout;
+        fetch::confirm(self.session()?, t).await
+    }
+
     fn session(&mut self) -> Result<&mut ImapSession> {
         self.session
             .as_mut()
@@ -151,6 +157,7 @@ impl ImapFolder {
             self.session()?.select(&name),
         )
         .await?;
+        self.confirm().await?;
         let s = Selected {
             uidvalidity: mb.uid_validity.ok_or_else(|| {
                 anyhow!("{name} has no UIDVALIDITY; the server does not support UIDs")
@@ -170,6 +177,7 @@ impl ImapFolder {
             Ok::<_, anyhow::Error>(names)
         })
         .await?;
+        self.confirm().await?;
         self.known = names.iter().map(|n| n.name().to_string()).collect();
         Ok(())
     }
@@ -183,6 +191,7 @@ impl ImapFolder {
             self.session()?.uid_search(&query),
         )
         .await?;
+        self.confirm().await?;
         let mut uids: Vec<u32> = found.into_iter().filter(|&u| u > after).collect();
         uids.sort_unstable();
         Ok(uids)
@@ -197,6 +206,7 @@ impl ImapFolder {
             self.session()?.uid_search(&query),
         )
         .await?;
+        self.confirm().await?;
         let mut uids: Vec<u32> = found.into_iter().collect();
         uids.sort_unstable();
         Ok(uids)
@@ -204,7 +214,8 @@ impl ImapFolder {
 
     /// Keeps the session alive and collects pending server news (polling mode).
     pub async fn noop(&mut self) -> Result<()> {
-        timed("sending NOOP", self.timeout, self.session()?.noop()).await
+        // A plain NOOP ends quietly on a closed connection; this one insists on its OK.
+        self.confirm().await
     }
 
     /// Drops news the server sent so far; true when any of it could mean new mail.
@@ -349,6 +360,7 @@ impl ImapFolder {
         })
         .await;
         classify(r)?;
+        self.confirm().await.map_err(FileError::Broken)?;
         let r = timed("expunging copied messages", self.timeout, async {
             let s = self.session()?;
             let stream = s.uid_expunge(set).await?;
@@ -356,7 +368,8 @@ impl ImapFolder {
             Ok::<_, anyhow::Error>(())
         })
         .await;
-        classify(r)
+        classify(r)?;
+        self.confirm().await.map_err(FileError::Broken)
     }
 
     /// Finds a source message's twin in `dest` by size, date and header (for messages
@@ -366,12 +379,12 @@ impl ImapFolder {
         let Some(src) = fetch::identity(self.session()?, uid, t).await? else {
             return Ok(false);
         };
-        let source = self.source_name();
-        if timed("examining", self.timeout, self.session()?.examine(dest))
-            .await
-            .is_err()
-        {
-            self.select().await?;
+        if let Err(e) = timed("examining", t, self.session()?.examine(dest)).await {
+            // As in holds_many: NO means no such folder, anything else a broken session.
+            if server_no(&e).is_none() {
+                return Err(e);
+            }
+            self.reselect().await?;
             return Ok(false);
         }
         let query = format!(
@@ -379,22 +392,15 @@ impl ImapFolder {
             src.size.saturating_sub(1),
             src.size + 1
         );
-        let found = timed(
-            "searching",
-            self.timeout,
-            self.session()?.uid_search(&query),
-        )
-        .await;
+        let candidates = timed("searching", t, self.session()?.uid_search(&query)).await?;
+        self.confirm().await?;
         let mut twin = false;
-        if let Ok(candidates) = found {
-            for c in candidates {
-                if fetch::identity(self.session()?, c, t).await?.as_ref() == Some(&src) {
-                    twin = true;
-                    break;
-                }
+        for c in candidates {
+            if fetch::identity(self.session()?, c, t).await?.as_ref() == Some(&src) {
+                twin = true;
+                break;
             }
         }
-        let _ = source;
         self.reselect().await?;
         Ok(twin)
     }
@@ -507,6 +513,7 @@ impl MailSource for ImapFolder {
                 self.session()?.uid_search(format!("UID {set}")),
             )
             .await?;
+            self.confirm().await?;
             found.extend(r);
         }
         Ok(keys
@@ -516,27 +523,65 @@ impl MailSource for ImapFolder {
             .collect())
     }
 
-    async fn holds(&mut self, dest: &[String], message_id: &str) -> Result<bool> {
-        if message_id.contains(['"', '\\', '\r', '\n']) {
-            return Ok(false);
+    fn atomic_moves(&self) -> bool {
+        self.caps.r#move
+    }
+
+    async fn holds_many(
+        &mut self,
+        dest: &[String],
+        message_ids: &[String],
+    ) -> Result<HashSet<String>> {
+        let wanted: Vec<String> = message_ids
+            .iter()
+            .map(|id| normalize_message_id(id))
+            .filter(|id| !id.is_empty() && !id.contains(['"', '\\', '\r', '\n']))
+            .collect();
+        let mut found = HashSet::new();
+        if wanted.is_empty() {
+            return Ok(found);
         }
         let name = server_name(dest, self.delimiter, self.caps.utf8_accept, self.no_dots);
-        if timed("examining", self.timeout, self.session()?.examine(&name))
-            .await
-            .is_err()
-        {
+        let t = self.timeout;
+        if let Err(e) = timed("examining", t, self.session()?.examine(&name)).await {
+            // A NO means there is no such folder: it holds nothing. Anything else is a
+            // broken session, and "nothing found" would be a lie.
+            if server_no(&e).is_none() {
+                return Err(e);
+            }
             self.reselect().await?;
-            return Ok(false);
+            return Ok(found);
         }
-        let query = format!("HEADER Message-ID \"{message_id}\"");
-        let found = timed(
-            "searching by Message-ID",
-            self.timeout,
-            self.session()?.uid_search(&query),
-        )
-        .await;
+        let mut uids: Vec<u32> = Vec::new();
+        for chunk in wanted.chunks(40) {
+            // IMAP's OR takes two keys: OR a OR b OR c d.
+            let mut query = String::new();
+            for (i, id) in chunk.iter().enumerate() {
+                if i + 1 < chunk.len() {
+                    query.push_str("OR ");
+                }
+                query.push_str(&format!("HEADER Message-ID \"{id}\" "));
+            }
+            let r = timed(
+                "searching by Message-ID",
+                t,
+                self.session()?.uid_search(query.trim_end()),
+            )
+            .await?;
+            self.confirm().await?;
+            uids.extend(r);
+        }
+        // The search matches substrings: confirm each hit's exact Message-ID.
+        for set in uid_sets(&uids) {
+            let got = fetch::message_ids(self.session()?, &set, t).await?;
+            found.extend(
+                got.into_iter()
+                    .map(|id| normalize_message_id(&id))
+                    .filter(|id| wanted.contains(id)),
+            );
+        }
         self.reselect().await?;
-        Ok(!found?.is_empty())
+        Ok(found)
     }
 
     async fn holds_key(&mut self, dest: &[String], key: &MessageKey) -> Result<bool> {

@@ -39,6 +39,9 @@ pub struct DovecotOptions {
     pub separator: char,
     /// Also listen with implicit TLS and offer STARTTLS, with a test CA made by `openssl`.
     pub tls: bool,
+    /// Appended to the generated dovecot.conf (plugins such as acl or quota); `{dir}` is
+    /// replaced by the test bed's directory.
+    pub extra_config: String,
 }
 
 impl Default for DovecotOptions {
@@ -52,6 +55,7 @@ impl Default for DovecotOptions {
             without_idle: false,
             separator: '/',
             tls: false,
+            extra_config: String::new(),
         }
     }
 }
@@ -411,6 +415,7 @@ impl Dovecot {
                  service anvil {{\n  chroot =\n}}\nservice auth-worker {{\n  user = {me}\n}}\n"
             )
         };
+        let extra = self.opts.extra_config.replace("{dir}", &d.to_string());
         let sep = self.opts.separator;
         let port = self.port;
         let tls_port = self.tls_port.unwrap_or(0);
@@ -484,6 +489,7 @@ namespace inbox {{
     ssl = yes
   }}
 }}
+{extra}
 "#
         )
     }

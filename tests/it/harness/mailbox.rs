@@ -113,12 +113,33 @@ impl Dovecot {
     /// Every message in `folder`, in UID order, with its exact stored bytes.
     pub fn messages(&self, user: &str, folder: &str) -> Vec<StoredMessage> {
         let fields = "uid flags size.physical text";
-        let out = self.doveadm(
-            &[
-                "-f", "pager", "fetch", "-u", user, fields, "mailbox", folder,
-            ],
-            None,
-        );
+        let args = [
+            "-f", "pager", "fetch", "-u", user, fields, "mailbox", folder,
+        ];
+        // While the daemon moves mail, doveadm may find a message expunged under it and
+        // exit 75 (EX_TEMPFAIL): look again rather than fail the test.
+        let mut out = None;
+        for _ in 0..50 {
+            match self.try_doveadm(&args, None) {
+                Ok(o) if o.status.success() => {
+                    out = Some(o.stdout);
+                    break;
+                }
+                Ok(o) if o.status.code() == Some(75) => {
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                }
+                Ok(o) => self.fail(&format!(
+                    "doveadm {args:?} failed ({}):\n{}",
+                    o.status, o.stderr
+                )),
+                Err(e) => self.fail(&e),
+            }
+        }
+        let Some(out) = out else {
+            self.fail(&format!(
+                "doveadm {args:?} kept finding expunged messages for 5 s"
+            ))
+        };
         parse_fetch(&out).unwrap_or_else(|e| {
             self.fail(&format!(
                 "parsing doveadm fetch output of {user}/{folder}: {e}"
