@@ -39,6 +39,9 @@ pub struct DovecotOptions {
     pub separator: char,
     /// Also listen with implicit TLS and offer STARTTLS, with a test CA made by `openssl`.
     pub tls: bool,
+    /// With `tls`: the names the server certificate is issued for (DNS names or IP
+    /// addresses); empty means "localhost" and 127.0.0.1, the address tests connect to.
+    pub cert_names: Vec<String>,
 }
 
 impl Default for DovecotOptions {
@@ -52,6 +55,7 @@ impl Default for DovecotOptions {
             without_idle: false,
             separator: '/',
             tls: false,
+            cert_names: Vec::new(),
         }
     }
 }
@@ -94,7 +98,13 @@ impl Dovecot {
         fs::create_dir(&mail).unwrap_or_else(|e| panic!("mkdir {}: {e}", mail.display()));
         std::os::unix::fs::chown(&mail, Some(owner.0), Some(owner.1))
             .unwrap_or_else(|e| panic!("chown {}: {e}", mail.display()));
-        let ca = opts.tls.then(|| tls::make_certs(&root.join("tls")));
+        let ca = opts.tls.then(|| {
+            let names: Vec<&str> = match opts.cert_names.is_empty() {
+                true => tls::DEFAULT_NAMES.to_vec(),
+                false => opts.cert_names.iter().map(String::as_str).collect(),
+            };
+            tls::make_certs(&root.join("tls"), &names)
+        });
         let mut dc = Dovecot {
             users: Mutex::new(Users {
                 list: opts.users.clone(),
