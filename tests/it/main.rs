@@ -12,3 +12,4 @@ mod harness;
 mod harness_smoke;
 mod ops;
 mod reload;
+mod security;
