@@ -155,25 +155,37 @@ fn tls_configured_ca_file_is_accepted() {
 // 2. STARTTLS stripping
 // ---------------------------------------------------------------------------------
 
-/// What the man in the middle answers to the client's STARTTLS.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum OnStarttls {
+/// What the man in the middle on the plain port does.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Attack {
+    /// Removes STARTTLS from capability lists and answers the client's STARTTLS with
     /// `BAD`, as a server without TLS would.
-    Bad,
-    /// `OK`, then carries on in clear text (the client's TLS hello reaches a plain port).
+    StripBad,
+    /// Answers STARTTLS with `OK` itself, then carries on in clear text (the client's
+    /// TLS hello reaches Dovecot's plain IMAP).
     FakeOk,
+    /// Turns the greeting into `* PREAUTH`: a client that accepts it skips both
+    /// STARTTLS and its own login, talking in clear text to whoever is in between.
+    PreauthGreeting,
+    /// Lets the real STARTTLS through, but appends forged plaintext responses to the
+    /// server's `OK` (for the next tags), hoping the client reads them as if they had
+    /// come over TLS (response injection, CVE-2011-0411 style); then relays the TLS.
+    InjectAfterStarttls,
 }
 
+/// The text the response-injection attack forges.
+const INJECTED: &str = "injected-in-clear";
+
 /// A man in the middle on 127.0.0.1 in front of Dovecot's plain port: relays both
-/// ways, removes STARTTLS from every capability list the server sends, answers the
-/// client's STARTTLS itself, and keeps a transcript of every byte the client sent.
-struct StripProxy {
+/// ways, attacks the STARTTLS exchange as `attack` says, and keeps a transcript of
+/// every byte the client sent.
+struct Mitm {
     port: u16,
     from_client: Arc<Mutex<Vec<u8>>>,
 }
 
-impl StripProxy {
-    fn start(upstream: u16, on_starttls: OnStarttls) -> StripProxy {
+impl Mitm {
+    fn start(upstream: u16, attack: Attack) -> Mitm {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind proxy");
         let port = listener.local_addr().expect("proxy address").port();
         let from_client = Arc::new(Mutex::new(Vec::new()));
@@ -182,10 +194,10 @@ impl StripProxy {
         std::thread::spawn(move || {
             for client in listener.incoming().flatten() {
                 let transcript = transcript.clone();
-                std::thread::spawn(move || relay(client, upstream, on_starttls, transcript));
+                std::thread::spawn(move || relay(client, upstream, attack, transcript));
             }
         });
-        StripProxy { port, from_client }
+        Mitm { port, from_client }
     }
 
     /// Everything the client sent, lossily decoded.
@@ -194,7 +206,22 @@ impl StripProxy {
     }
 }
 
-fn relay(client: TcpStream, upstream: u16, on: OnStarttls, transcript: Arc<Mutex<Vec<u8>>>) {
+/// Copies bytes from `r` to `w` until either side closes.
+fn pump(mut r: impl Read, w: &Mutex<TcpStream>) {
+    let mut buf = [0u8; 16384];
+    loop {
+        let n = match r.read(&mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        let Ok(mut w) = w.lock() else { return };
+        if w.write_all(&buf[..n]).is_err() {
+            return;
+        }
+    }
+}
+
+fn relay(client: TcpStream, upstream: u16, attack: Attack, transcript: Arc<Mutex<Vec<u8>>>) {
     let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)) else {
         return;
     };
@@ -202,39 +229,76 @@ fn relay(client: TcpStream, upstream: u16, on: OnStarttls, transcript: Arc<Mutex
     for s in [&client, &server] {
         let _ = s.set_read_timeout(timeout);
     }
-    let (Ok(client_w), Ok(server_r)) = (client.try_clone(), server.try_clone()) else {
+    let (Ok(client_w), Ok(server_r), Ok(server_w)) =
+        (client.try_clone(), server.try_clone(), server.try_clone())
+    else {
         return;
     };
     let client_w = Arc::new(Mutex::new(client_w));
-    // Server → client, line by line, STARTTLS removed from capability lists.
-    let to_client = client_w.clone();
+    let server_w = Arc::new(Mutex::new(server_w));
+    // The tag of the client's STARTTLS, once seen (for the injection attack).
+    let starttls_tag: Arc<Mutex<Option<String>>> = Arc::new(Mutex::new(None));
+
+    // Server → client: line by line until TLS starts, then raw.
+    let (to_client, tag_seen) = (client_w.clone(), starttls_tag.clone());
     let down = std::thread::spawn(move || {
         let mut r = BufReader::new(server_r);
         let mut line = Vec::new();
+        let mut first = true;
         while matches!(r.read_until(b'\n', &mut line), Ok(n) if n > 0) {
-            let text = String::from_utf8_lossy(&line);
-            let out = if text.contains("CAPABILITY") {
-                text.replace(" STARTTLS", "").into_bytes()
-            } else {
-                line.clone()
-            };
-            let Ok(mut w) = to_client.lock() else { return };
-            if w.write_all(&out).is_err() {
-                return;
+            let text = String::from_utf8_lossy(&line).into_owned();
+            let mut out = line.clone();
+            let mut tls_starts = false;
+            match attack {
+                Attack::StripBad | Attack::FakeOk if text.contains("CAPABILITY") => {
+                    out = text.replace(" STARTTLS", "").into_bytes();
+                }
+                Attack::PreauthGreeting if first => {
+                    out = text.replacen("* OK", "* PREAUTH", 1).into_bytes();
+                }
+                Attack::InjectAfterStarttls => {
+                    let tag = tag_seen.lock().ok().and_then(|t| t.clone());
+                    if tag.is_some_and(|t| text.starts_with(&format!("{t} OK"))) {
+                        // Forged answers for the next few tags (async-imap counts A0001…).
+                        for n in 1..=9 {
+                            out.extend_from_slice(format!("A000{n} NO {INJECTED}\r\n").as_bytes());
+                        }
+                        out.extend_from_slice(format!("* BYE {INJECTED}\r\n").as_bytes());
+                        tls_starts = true;
+                    }
+                }
+                _ => {}
+            }
+            first = false;
+            {
+                let Ok(mut w) = to_client.lock() else { return };
+                if w.write_all(&out).is_err() {
+                    return;
+                }
             }
             line.clear();
+            if tls_starts {
+                // Whatever the server sent after its OK is TLS: pass it on untouched.
+                let rest = r.buffer().to_vec();
+                if let Ok(mut w) = to_client.lock() {
+                    let _ = w.write_all(&rest);
+                }
+                r.consume(rest.len());
+                pump(r.into_inner(), &to_client);
+                break;
+            }
         }
         if let Ok(w) = to_client.lock() {
             let _ = w.shutdown(Shutdown::Write);
         }
     });
-    // Client → server: lines until STARTTLS; after a fake OK, raw bytes.
+
+    // Client → server: lines until STARTTLS, then raw (or an answer of our own).
     let mut client_r = client;
-    let mut server_w = server;
     let mut pending: Vec<u8> = Vec::new();
+    let mut buf = [0u8; 16384];
     let mut raw = false;
-    let mut buf = [0u8; 4096];
-    loop {
+    'read: loop {
         let n = match client_r.read(&mut buf) {
             Ok(0) | Err(_) => break,
             Ok(n) => n,
@@ -242,8 +306,13 @@ fn relay(client: TcpStream, upstream: u16, on: OnStarttls, transcript: Arc<Mutex
         if let Ok(mut t) = transcript.lock() {
             t.extend_from_slice(&buf[..n]);
         }
+        let forward = |bytes: &[u8]| {
+            server_w
+                .lock()
+                .is_ok_and(|mut w| w.write_all(bytes).is_ok())
+        };
         if raw {
-            if server_w.write_all(&buf[..n]).is_err() {
+            if !forward(&buf[..n]) {
                 break;
             }
             continue;
@@ -254,29 +323,45 @@ fn relay(client: TcpStream, upstream: u16, on: OnStarttls, transcript: Arc<Mutex
             let text = String::from_utf8_lossy(&line);
             let mut words = text.split_whitespace();
             let tag = words.next().unwrap_or("*").to_string();
-            if words
+            let is_starttls = words
                 .next()
-                .is_some_and(|w| w.eq_ignore_ascii_case("STARTTLS"))
-            {
-                let answer = match on {
-                    OnStarttls::Bad => format!("{tag} BAD STARTTLS is not available\r\n"),
-                    OnStarttls::FakeOk => format!("{tag} OK Begin TLS negotiation now\r\n"),
-                };
-                if let Ok(mut w) = client_w.lock() {
-                    let _ = w.write_all(answer.as_bytes());
+                .is_some_and(|w| w.eq_ignore_ascii_case("STARTTLS"));
+            let answer = match attack {
+                Attack::StripBad if is_starttls => {
+                    Some(format!("{tag} BAD STARTTLS is not available\r\n"))
                 }
-                if on == OnStarttls::FakeOk {
-                    raw = true;
-                    let rest = std::mem::take(&mut pending);
-                    let _ = server_w.write_all(&rest);
-                    break;
+                Attack::FakeOk if is_starttls => {
+                    Some(format!("{tag} OK Begin TLS negotiation now\r\n"))
                 }
-            } else if server_w.write_all(&line).is_err() {
+                _ => None,
+            };
+            if is_starttls {
+                if let Ok(mut t) = starttls_tag.lock() {
+                    *t = Some(tag.clone());
+                }
+                raw = attack != Attack::StripBad;
+            }
+            match answer {
+                Some(a) => {
+                    if let Ok(mut w) = client_w.lock() {
+                        let _ = w.write_all(a.as_bytes());
+                    }
+                }
+                None if !forward(&line) => break 'read,
+                None => {}
+            }
+            if raw {
+                let rest = std::mem::take(&mut pending);
+                if !forward(&rest) {
+                    break 'read;
+                }
                 break;
             }
         }
     }
-    let _ = server_w.shutdown(Shutdown::Both);
+    if let Ok(w) = server_w.lock() {
+        let _ = w.shutdown(Shutdown::Both);
+    }
     let _ = down.join();
 }
 
@@ -321,7 +406,7 @@ fn starttls_stripped_by_a_man_in_the_middle_is_refused_without_login() {
     let d = tls_dovecot(&[]);
     let ca = d.ca_file().expect("CA");
     d.deliver("alice", "INBOX", &message("st2", "Quote", "A quote please"));
-    let proxy = StripProxy::start(d.port(), OnStarttls::Bad);
+    let proxy = Mitm::start(d.port(), Attack::StripBad);
     let s = tls_setup(&d, "starttls", proxy.port, Some(&ca));
     let before = logins(&d);
     let (status, log) = s.run_once(&[("PW", "alicepw")]);
@@ -340,7 +425,7 @@ fn starttls_stripped_by_a_man_in_the_middle_is_refused_without_login() {
 fn starttls_acknowledged_but_not_started_fails_tls_without_login() {
     let d = tls_dovecot(&[]);
     let ca = d.ca_file().expect("CA");
-    let proxy = StripProxy::start(d.port(), OnStarttls::FakeOk);
+    let proxy = Mitm::start(d.port(), Attack::FakeOk);
     let s = tls_setup(&d, "starttls", proxy.port, Some(&ca));
     let (status, log) = s.run_once(&[("PW", "alicepw")]);
     assert!(!status.success(), "continued without TLS:\n{log}");
@@ -352,6 +437,54 @@ fn starttls_acknowledged_but_not_started_fails_tls_without_login() {
     let sent = proxy.client_sent();
     assert!(sent.contains("STARTTLS"), "{sent}");
     assert_no_login_sent(&sent, "alicepw");
+}
+
+#[test]
+fn starttls_preauth_greeting_is_refused_without_sending_anything() {
+    let d = tls_dovecot(&[]);
+    let ca = d.ca_file().expect("CA");
+    let proxy = Mitm::start(d.port(), Attack::PreauthGreeting);
+    let s = tls_setup(&d, "starttls", proxy.port, Some(&ca));
+    let (status, log) = s.run_once(&[("PW", "alicepw")]);
+    assert!(!status.success(), "accepted a plaintext PREAUTH:\n{log}");
+    assert!(log.contains("pre-authenticated"), "{log}");
+    let sent = proxy.client_sent();
+    assert!(
+        !sent.to_ascii_uppercase().contains("SELECT") && !sent.contains("FETCH"),
+        "worked in clear text:\n{sent}"
+    );
+    assert_no_login_sent(&sent, "alicepw");
+}
+
+#[test]
+fn starttls_responses_injected_before_tls_are_discarded() {
+    let d = tls_dovecot(&[]);
+    let ca = d.ca_file().expect("CA");
+    d.deliver(
+        "alice",
+        "INBOX",
+        &message("inj1", "Quote", "A quote please"),
+    );
+    let proxy = Mitm::start(d.port(), Attack::InjectAfterStarttls);
+    let s = tls_setup(&d, "starttls", proxy.port, Some(&ca));
+    let (status, log) = s.run_once(&[("PW", "alicepw")]);
+    // Either outcome is safe: the forged lines are dropped with the plaintext buffer
+    // (the run succeeds over TLS), or they break the TLS handshake (it fails). Never
+    // may they be read as the server's answer.
+    assert!(!log.contains(INJECTED), "acted on forged responses:\n{log}");
+    if status.success() {
+        assert!(
+            wait_count(&d, "alice", "INBOX", 0, Duration::from_secs(5)),
+            "{log}"
+        );
+        assert_eq!(tls_logins(&d), 1, "{}", d.log());
+    } else {
+        assert!(log.contains("TLS with 127.0.0.1 failed"), "{log}");
+    }
+    assert!(
+        !proxy.client_sent().contains("alicepw"),
+        "LOGIN went in clear"
+    );
 }
 
 // ---------------------------------------------------------------------------------
