@@ -158,12 +158,62 @@ fn open_private(path: &Path) -> Result<File> {
         .with_context(|| format!("cannot open {}", path.display()))
 }
 
+/// Creates the state directory (and missing parents) readable by us only, whatever the
+/// umask; an existing directory is left as it is.
+fn create_private_dir(dir: &Path) -> Result<()> {
+    let mut b = std::fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        b.mode(0o700);
+    }
+    b.create(dir)
+        .with_context(|| format!("cannot create the state directory {}", dir.display()))
+}
+
+/// Makes an existing file 0600 if others may read or write it (a state file copied,
+/// restored or made by an older version), with a warning naming it.
+fn make_private(file: &File, path: &Path) -> Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = file
+            .metadata()
+            .with_context(|| format!("cannot inspect {}", path.display()))?
+            .permissions()
+            .mode()
+            & 0o777;
+        if mode & 0o077 != 0 {
+            file.set_permissions(std::fs::Permissions::from_mode(0o600))
+                .with_context(|| format!("cannot make {} private (chmod 600)", path.display()))?;
+            tracing::warn!(
+                file = %path.display(),
+                mode = format!("{mode:o}"),
+                "state file was accessible to other users; changed it to 0600"
+            );
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = (file, path);
+    Ok(())
+}
+
+/// `state.db` + `suffix` (`-wal`, `-shm`).
+fn companion_path(path: &Path, suffix: &str) -> PathBuf {
+    let mut p = path.as_os_str().to_owned();
+    p.push(suffix);
+    PathBuf::from(p)
+}
+
 impl Store {
     /// Opens (creating if needed) the state database, taking the single-daemon lock.
+    ///
+    /// Everything it creates is private whatever the umask: the directory 0700, the
+    /// database and lock 0600 (SQLite gives `-wal` and `-shm` the database's mode).
     pub fn open(path: &Path) -> Result<Store> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)
-                .with_context(|| format!("cannot create the state directory {}", dir.display()))?;
+            create_private_dir(dir)?;
         }
         let lock = open_private(&lock_path(path))?;
         if lock.try_lock().is_err() {
@@ -185,8 +235,18 @@ impl Store {
             let _ = l.seek(std::io::SeekFrom::Start(0));
             let _ = writeln!(l, "{}", std::process::id());
         }
-        // Create the database file 0600 before SQLite opens it.
-        drop(open_private(path)?);
+        make_private(&lock, &lock_path(path))?;
+        // Create the database file 0600 before SQLite opens it; tighten one that exists
+        // (and a WAL left by a crash) before SQLite copies its mode to new companions.
+        let db = open_private(path)?;
+        make_private(&db, path)?;
+        drop(db);
+        for suffix in ["-wal", "-shm"] {
+            let companion = companion_path(path, suffix);
+            if let Ok(f) = File::open(&companion) {
+                make_private(&f, &companion)?;
+            }
+        }
         let mut conn = Connection::open(path)
             .with_context(|| format!("cannot open state database {}", path.display()))?;
         conn.pragma_update(None, "journal_mode", "WAL")
@@ -515,6 +575,82 @@ mod tests {
         let _s = Store::open(&p).expect("opens");
         let mode = std::fs::metadata(&p).expect("exists").permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
+    }
+
+    #[cfg(unix)]
+    fn mode_of(p: &Path) -> u32 {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(p).expect("exists").permissions().mode() & 0o777
+    }
+
+    /// Regression: the state directory was created with the process umask (0777 under
+    /// `umask 000`), so other users could list it, or replace the files in it.
+    #[cfg(unix)]
+    #[test]
+    fn regression_state_directory_was_created_with_the_umask() {
+        let p = tmp("dirmode").with_file_name("deeper").join("state.db");
+        let _s = Store::open(&p).expect("opens");
+        for dir in [
+            p.parent().expect("dir"),
+            p.parent().and_then(Path::parent).expect("dir"),
+        ] {
+            let m = mode_of(dir);
+            assert_eq!(m & 0o077, 0, "{} is {m:o}", dir.display());
+        }
+    }
+
+    /// Regression: a state file that already existed world-readable (copied, restored,
+    /// or made by an older version) stayed so, and SQLite gave its new `-wal` and `-shm`
+    /// the same mode.
+    #[cfg(unix)]
+    #[test]
+    fn regression_existing_world_readable_state_file_stayed_readable() {
+        use std::os::unix::fs::PermissionsExt;
+        let p = tmp("loose");
+        drop(Store::open(&p).expect("opens"));
+        for sfx in ["", ".lock"] {
+            std::fs::set_permissions(
+                companion_path(&p, sfx),
+                std::fs::Permissions::from_mode(0o644),
+            )
+            .expect("chmod");
+        }
+        let s = Store::open(&p).expect("opens again");
+        s.set_folder_state(
+            "a",
+            "INBOX",
+            FolderState {
+                uidvalidity: 1,
+                last_uid: 1,
+                baseline: 0,
+            },
+        )
+        .expect("writes");
+        for sfx in ["", "-wal", "-shm", ".lock"] {
+            let f = companion_path(&p, sfx);
+            assert_eq!(mode_of(&f), 0o600, "{}", f.display());
+        }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn wal_and_shm_are_private() {
+        let p = tmp("walmode");
+        let s = Store::open(&p).expect("opens");
+        s.set_folder_state(
+            "a",
+            "INBOX",
+            FolderState {
+                uidvalidity: 1,
+                last_uid: 1,
+                baseline: 0,
+            },
+        )
+        .expect("writes");
+        for sfx in ["-wal", "-shm", ".lock"] {
+            let f = companion_path(&p, sfx);
+            assert_eq!(mode_of(&f), 0o600, "{}", f.display());
+        }
     }
 
     #[test]

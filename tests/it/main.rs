@@ -14,3 +14,4 @@ mod harness_smoke;
 mod ops;
 mod proxy;
 mod reload;
+mod security;

@@ -149,36 +149,93 @@ pub fn tls_config(ca_file: Option<&std::path::Path>) -> anyhow::Result<Arc<Clien
     Ok(Arc::new(config))
 }
 
+/// Which step a TLS handshake follows: the TCP connect (implicit TLS) or STARTTLS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TlsStart {
+    Implicit,
+    AfterStarttls,
+}
+
+/// A certificate name as rustls shows it (`DnsName("mail.test")`), without the wrapper.
+fn bare_name(presented: &str) -> &str {
+    presented
+        .split_once("(\"")
+        .and_then(|(_, rest)| rest.strip_suffix("\")"))
+        .unwrap_or(presented)
+}
+
 /// Explains a TLS failure in words an operator can act on.
-fn tls_reason(e: &io::Error, host: &str) -> String {
+///
+/// Matches on rustls's typed error, never on its message text: rustls 0.23 reports a
+/// wrong name or an expired certificate as `NotValidForNameContext`/`ExpiredContext`,
+/// whose messages no longer carry the variant's name.
+fn tls_reason(e: &io::Error, host: &str, port: u16, start: TlsStart) -> String {
+    use rustls::{CertificateError as C, Error as E};
     let text = e.to_string();
-    if text.contains("UnknownIssuer") {
-        format!("the certificate is not signed by a trusted CA ({text}); set imap.ca_file to the CA's PEM file if this server uses a private CA")
-    } else if text.contains("NotValidForName") {
-        format!("the certificate is not valid for the name {host} ({text})")
-    } else if text.contains("Expired") {
-        format!("the certificate has expired ({text})")
-    } else {
-        text
+    let Some(tls) = e.get_ref().and_then(|inner| inner.downcast_ref::<E>()) else {
+        return match (e.kind(), start) {
+            (io::ErrorKind::UnexpectedEof, TlsStart::Implicit) => format!(
+                "the server closed the connection during the TLS handshake ({text}); is port {port} an implicit-TLS port? (use tls: starttls for a plain IMAP port such as 143)"
+            ),
+            (io::ErrorKind::UnexpectedEof, TlsStart::AfterStarttls) => format!(
+                "the server accepted STARTTLS but closed the connection instead of starting TLS ({text})"
+            ),
+            _ => text,
+        };
+    };
+    match tls {
+        E::InvalidCertificate(C::UnknownIssuer) => format!(
+            "the certificate is not signed by a trusted CA ({text}); set imap.ca_file to the CA's PEM file if this server uses a private CA"
+        ),
+        E::InvalidCertificate(C::NotValidForNameContext { presented, .. }) => {
+            let names: Vec<&str> = presented.iter().map(|n| bare_name(n)).collect();
+            format!(
+                "the certificate is not valid for the name {host}: it is only valid for {} ({text}); set imap.host to a name the certificate lists",
+                if names.is_empty() {
+                    "no name at all".to_string()
+                } else {
+                    names.join(", ")
+                }
+            )
+        }
+        E::InvalidCertificate(C::NotValidForName) => format!(
+            "the certificate is not valid for the name {host} ({text}); set imap.host to a name the certificate lists"
+        ),
+        E::InvalidCertificate(C::Expired | C::ExpiredContext { .. }) => {
+            format!("the certificate has expired ({text})")
+        }
+        E::InvalidCertificate(C::NotValidYet | C::NotValidYetContext { .. }) => format!(
+            "the certificate is not valid yet ({text}); is this machine's clock right?"
+        ),
+        E::InvalidMessage(_) | E::InappropriateMessage { .. } => match start {
+            TlsStart::Implicit => format!(
+                "the server does not speak TLS on port {port} ({text}); use tls: starttls for a plain IMAP port such as 143"
+            ),
+            TlsStart::AfterStarttls => format!(
+                "the server accepted STARTTLS but did not start TLS ({text}); a broken server, or someone in between stripping encryption"
+            ),
+        },
+        _ => text,
     }
 }
 
 async fn tls_wrap(
     tcp: TcpStream,
-    host: &str,
+    cfg: &ImapConfig,
     tls: &Arc<ClientConfig>,
-    timeout: Duration,
+    start: TlsStart,
 ) -> Result<Stream, ConnectError> {
+    let host = cfg.host.as_str();
     let name = ServerName::try_from(host.to_string()).map_err(|e| ConnectError::Tls {
         host: host.to_string(),
         reason: format!("invalid server name: {e}"),
     })?;
     let connector = TlsConnector::from(tls.clone());
-    let stream = step(timeout, "negotiating TLS", connector.connect(name, tcp))
+    let stream = step(cfg.timeout, "negotiating TLS", connector.connect(name, tcp))
         .await?
         .map_err(|e| ConnectError::Tls {
             host: host.to_string(),
-            reason: tls_reason(&e, host),
+            reason: tls_reason(&e, host, cfg.port, start),
         })?;
     Ok(Stream::Tls(Box::new(stream)))
 }
@@ -291,7 +348,7 @@ pub async fn connect(
     })?;
     let _ = tcp.set_nodelay(true);
     let stream = match cfg.tls {
-        TlsMode::Implicit => tls_wrap(tcp, &cfg.host, tls, cfg.timeout).await?,
+        TlsMode::Implicit => tls_wrap(tcp, cfg, tls, TlsStart::Implicit).await?,
         TlsMode::Starttls | TlsMode::None => Stream::Plain(tcp),
     };
     let mut client = Client::new(stream);
@@ -316,7 +373,7 @@ pub async fn connect(
         let Stream::Plain(tcp) = client.into_inner() else {
             return Err(ConnectError::Other(anyhow!("STARTTLS on a TLS stream")));
         };
-        client = Client::new(tls_wrap(tcp, &cfg.host, tls, cfg.timeout).await?);
+        client = Client::new(tls_wrap(tcp, cfg, tls, TlsStart::AfterStarttls).await?);
     }
     let user = cfg.user.as_str();
     let session = match cfg.auth {
@@ -422,4 +479,140 @@ pub async fn delimiter(
         .first()
         .and_then(|n| n.delimiter())
         .and_then(|d| d.chars().next()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rustls::{CertificateError, Error as TlsError};
+
+    fn imap(host: &str, port: u16, tls: TlsMode, allow_insecure: bool) -> ImapConfig {
+        ImapConfig {
+            host: host.to_string(),
+            port,
+            tls,
+            user: "alice".to_string(),
+            password: None,
+            auth: AuthKind::Login,
+            oauth: None,
+            ca_file: None,
+            allow_insecure,
+            timeout: Duration::from_secs(2),
+        }
+    }
+
+    async fn try_connect(cfg: &ImapConfig) -> ConnectError {
+        let tls = tls_config(None).expect("TLS config");
+        let secret = SecretString::new("pw-never-sent".to_string());
+        match connect(cfg, &tls, &secret).await {
+            Ok(_) => panic!("connected to {}", cfg.host),
+            Err(e) => e,
+        }
+    }
+
+    /// Plaintext to a host that is not loopback is refused before any name lookup or
+    /// socket: `mail.invalid` (RFC 2606) cannot resolve, so any attempt to reach it
+    /// would end in `Unreachable` or `Timeout` instead of the refusal.
+    #[tokio::test]
+    async fn connect_refuses_plaintext_to_a_remote_host_before_opening_a_socket() {
+        let started = std::time::Instant::now();
+        let e = try_connect(&imap("mail.invalid", 143, TlsMode::None, false)).await;
+        assert!(
+            matches!(&e, ConnectError::Other(_)),
+            "not refused up front: {e:?}"
+        );
+        let text = e.to_string();
+        assert!(
+            text.contains("refusing an unencrypted connection to mail.invalid")
+                && text.contains("allow_insecure"),
+            "{text}"
+        );
+        assert!(started.elapsed() < Duration::from_millis(500));
+    }
+
+    /// The refusal is about the host, not plaintext as such: loopback is allowed, so
+    /// this attempt goes to the network (a closed port on 127.0.0.1).
+    #[tokio::test]
+    async fn connect_allows_plaintext_to_loopback() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let e = try_connect(&imap("127.0.0.1", port, TlsMode::None, false)).await;
+        assert!(
+            matches!(e, ConnectError::Unreachable { .. }),
+            "loopback was refused: {e}"
+        );
+    }
+
+    fn reason(err: TlsError, start: TlsStart) -> String {
+        let e = io::Error::new(io::ErrorKind::InvalidData, err);
+        tls_reason(&e, "127.0.0.1", 993, start)
+    }
+
+    /// Regression: rustls 0.23 reports a wrong name as `NotValidForNameContext`, whose
+    /// message lacks "NotValidForName", so the explanation was never used.
+    #[test]
+    fn regression_wrong_name_certificate_was_not_explained() {
+        let expected = ServerName::try_from("127.0.0.1")
+            .expect("an IP address")
+            .to_owned();
+        let r = reason(
+            TlsError::InvalidCertificate(CertificateError::NotValidForNameContext {
+                expected,
+                presented: vec!["DnsName(\"mail.test\")".to_string()],
+            }),
+            TlsStart::Implicit,
+        );
+        assert!(
+            r.starts_with(
+                "the certificate is not valid for the name 127.0.0.1: it is only valid for mail.test"
+            ),
+            "{r}"
+        );
+        assert!(r.contains("imap.host"), "{r}");
+    }
+
+    /// Regression: an expired certificate (`ExpiredContext` in rustls 0.23) was not
+    /// recognised either.
+    #[test]
+    fn regression_expired_certificate_was_not_explained() {
+        let r = reason(
+            TlsError::InvalidCertificate(CertificateError::ExpiredContext {
+                time: rustls::pki_types::UnixTime::since_unix_epoch(Duration::from_secs(200)),
+                not_after: rustls::pki_types::UnixTime::since_unix_epoch(Duration::from_secs(100)),
+            }),
+            TlsStart::Implicit,
+        );
+        assert!(r.starts_with("the certificate has expired"), "{r}");
+    }
+
+    #[test]
+    fn unknown_ca_names_ca_file() {
+        let r = reason(
+            TlsError::InvalidCertificate(CertificateError::UnknownIssuer),
+            TlsStart::AfterStarttls,
+        );
+        assert!(
+            r.contains("not signed by a trusted CA") && r.contains("imap.ca_file"),
+            "{r}"
+        );
+    }
+
+    /// Regression: a server that says OK to STARTTLS and then carries on in clear text
+    /// was reported only as "received corrupt message of type InvalidContentType".
+    #[test]
+    fn regression_starttls_acknowledged_but_not_started_was_unexplained() {
+        let corrupt = || TlsError::InvalidMessage(rustls::InvalidMessage::InvalidContentType);
+        let r = reason(corrupt(), TlsStart::AfterStarttls);
+        assert!(
+            r.starts_with("the server accepted STARTTLS but did not start TLS"),
+            "{r}"
+        );
+        let r = reason(corrupt(), TlsStart::Implicit);
+        assert!(
+            r.starts_with("the server does not speak TLS on port 993") && r.contains("starttls"),
+            "{r}"
+        );
+    }
 }

@@ -42,6 +42,9 @@ pub struct DovecotOptions {
     /// Appended to the generated dovecot.conf (plugins such as acl or quota); `{dir}` is
     /// replaced by the test bed's directory.
     pub extra_config: String,
+    /// With `tls`: the names the server certificate is issued for (DNS names or IP
+    /// addresses); empty means "localhost" and 127.0.0.1, the address tests connect to.
+    pub cert_names: Vec<String>,
 }
 
 impl Default for DovecotOptions {
@@ -56,6 +59,7 @@ impl Default for DovecotOptions {
             separator: '/',
             tls: false,
             extra_config: String::new(),
+            cert_names: Vec::new(),
         }
     }
 }
@@ -98,7 +102,13 @@ impl Dovecot {
         fs::create_dir(&mail).unwrap_or_else(|e| panic!("mkdir {}: {e}", mail.display()));
         std::os::unix::fs::chown(&mail, Some(owner.0), Some(owner.1))
             .unwrap_or_else(|e| panic!("chown {}: {e}", mail.display()));
-        let ca = opts.tls.then(|| tls::make_certs(&root.join("tls")));
+        let ca = opts.tls.then(|| {
+            let names: Vec<&str> = match opts.cert_names.is_empty() {
+                true => tls::DEFAULT_NAMES.to_vec(),
+                false => opts.cert_names.iter().map(String::as_str).collect(),
+            };
+            tls::make_certs(&root.join("tls"), &names)
+        });
         let mut dc = Dovecot {
             users: Mutex::new(Users {
                 list: opts.users.clone(),
