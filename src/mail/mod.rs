@@ -17,6 +17,13 @@ pub use split::Split;
 /// Default cap on the text triage scans (SPEC §3 `max_scan_bytes`).
 pub const DEFAULT_MAX_SCAN_BYTES: usize = 256 * 1024;
 
+/// Most raw bytes of one message that are parsed: attachments follow the text in real
+/// mail, so parsing more than a few times the scan cap only costs memory. Readers may stop
+/// reading a message here (see [`MessageView::parse_prefix`]).
+pub fn parse_limit(max_scan_bytes: usize) -> usize {
+    max_scan_bytes.saturating_mul(4).max(1024 * 1024)
+}
+
 /// A display name and address.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Mailbox {
@@ -130,11 +137,14 @@ fn parser() -> MessageParser {
 impl MessageView {
     /// Builds the view of a raw message, scanning at most `max_scan_bytes` of its text.
     pub fn parse(raw: &[u8], max_scan_bytes: usize) -> MessageView {
-        let size = raw.len();
-        // Attachments follow the text in real mail; parsing more than a few times the scan
-        // cap only costs memory.
-        let limit = max_scan_bytes.saturating_mul(4).max(1024 * 1024);
-        let input = raw.get(..limit.min(raw.len())).unwrap_or(raw);
+        MessageView::parse_prefix(raw, raw.len(), max_scan_bytes)
+    }
+
+    /// Builds the view from the first bytes of a message of `size` bytes: readers need not
+    /// hold more than [`parse_limit`] bytes of a message (bytes past it are ignored anyway).
+    pub fn parse_prefix(prefix: &[u8], size: usize, max_scan_bytes: usize) -> MessageView {
+        let size = size.max(prefix.len());
+        let input = prefix.get(..parse_limit(max_scan_bytes)).unwrap_or(prefix);
         let mut view = match parser().parse(input) {
             Some(m) if !m.headers().is_empty() || m.text_body_count() > 0 => from_message(&m),
             _ => MessageView {
@@ -144,7 +154,7 @@ impl MessageView {
             },
         };
         view.size = size;
-        view.truncated = cap(&mut view.text, max_scan_bytes) || input.len() < raw.len();
+        view.truncated = cap(&mut view.text, max_scan_bytes) || input.len() < size;
         view.body = split::split(&view.text);
         view
     }
