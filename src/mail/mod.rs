@@ -3,9 +3,16 @@
 //! Built from raw RFC 5322 bytes with `mail-parser` (MIME, transfer encodings, charsets,
 //! RFC 2047 words). Malformed mail still yields a view — in the worst case an empty
 //! subject and the raw bytes as lossy text — because mail is data, never an error.
+//!
+//! Nothing recurses on the message's structure: see [`prepare`] for what is done to the
+//! bytes before the parser sees them, and why. What the view had to work around is
+//! listed in [`MessageView::repairs`].
 
 pub mod html;
+pub mod prepare;
 pub mod split;
+
+use std::fmt;
 
 use chrono::{DateTime, FixedOffset, NaiveDate, TimeZone};
 use mail_parser::{
@@ -22,6 +29,24 @@ pub const DEFAULT_MAX_SCAN_BYTES: usize = 256 * 1024;
 /// reading a message here (see [`MessageView::parse_prefix`]).
 pub fn parse_limit(max_scan_bytes: usize) -> usize {
     max_scan_bytes.saturating_mul(4).max(1024 * 1024)
+}
+
+/// How many forwarded messages deep the view looks for text when a message has none.
+pub const MAX_FORWARD_DEPTH: usize = 8;
+
+/// Damage found in a message and how the view worked around it, for explanations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Repair {
+    /// The message had no text of its own: the text of a message it forwards was read.
+    ForwardedMessage,
+}
+
+impl fmt::Display for Repair {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Repair::ForwardedMessage => "no text of its own: the forwarded message's text was read",
+        })
+    }
 }
 
 /// A display name and address.
@@ -66,6 +91,8 @@ pub struct MessageView {
     pub truncated: bool,
     /// The bytes did not parse as a message; the view holds what could be salvaged.
     pub unparsed: bool,
+    /// What was repaired or salvaged to get this view (empty for well-formed mail).
+    pub repairs: Vec<Repair>,
     /// Size of the raw message in bytes.
     pub size: usize,
 }
@@ -145,8 +172,27 @@ impl MessageView {
     pub fn parse_prefix(prefix: &[u8], size: usize, max_scan_bytes: usize) -> MessageView {
         let size = size.max(prefix.len());
         let input = prefix.get(..parse_limit(max_scan_bytes)).unwrap_or(prefix);
-        let mut view = match parser().parse(input) {
-            Some(m) if !m.headers().is_empty() || m.text_body_count() > 0 => from_message(&m),
+        let mut repairs = Vec::new();
+        let prepared = prepare::prepare(input);
+        let mut view = match parser().parse(&prepared[..]) {
+            Some(m) if !m.headers().is_empty() || m.text_body_count() > 0 => {
+                let mut view = header_view(&m);
+                let (body, forwarded) = match body_text(&m) {
+                    Some(body) => (Some(body), None),
+                    None => (None, forwarded_bytes(&m)),
+                };
+                drop(m);
+                let body = body.or_else(|| {
+                    let body = forwarded.and_then(forwarded_text)?;
+                    repairs.push(Repair::ForwardedMessage);
+                    Some(body)
+                });
+                if let Some((text, html_only)) = body {
+                    view.text = text;
+                    view.html_only = html_only;
+                }
+                view
+            }
             _ => MessageView {
                 text: String::from_utf8_lossy(input).into_owned(),
                 unparsed: true,
@@ -155,6 +201,7 @@ impl MessageView {
         };
         view.size = size;
         view.truncated = cap(&mut view.text, max_scan_bytes) || input.len() < size;
+        view.repairs = repairs;
         view.body = split::split(&view.text);
         view
     }
@@ -170,31 +217,8 @@ impl MessageView {
     }
 }
 
-fn from_message(m: &Message<'_>) -> MessageView {
-    let mut text = String::new();
-    let mut html_only = true;
-    let mut any = false;
-    for idx in m.text_body.iter().take(16) {
-        let Some(part) = m.parts.get(*idx as usize) else {
-            continue;
-        };
-        let piece = match &part.body {
-            PartType::Text(t) => {
-                html_only = false;
-                t.to_string()
-            }
-            PartType::Html(h) => html::html_to_text(h),
-            _ => continue,
-        };
-        any = true;
-        if !text.is_empty() {
-            text.push_str("\n\n");
-        }
-        text.push_str(&piece);
-    }
-    if !any {
-        html_only = false;
-    }
+/// The view's header fields (everything but the text).
+fn header_view(m: &Message<'_>) -> MessageView {
     let content_type_report = m.root_part().content_type().is_some_and(|ct| {
         ct.ctype().eq_ignore_ascii_case("multipart")
             && ct
@@ -220,10 +244,71 @@ fn from_message(m: &Message<'_>) -> MessageView {
             || header_raw(m, "X-Autorespond").is_some(),
         null_return_path: header_raw(m, "Return-Path").is_some_and(|r| r.replace(' ', "") == "<>"),
         report: content_type_report,
-        text,
-        html_only,
         ..MessageView::default()
     }
+}
+
+/// The body text of a parsed message and whether it came from HTML only.
+fn body_text(m: &Message<'_>) -> Option<(String, bool)> {
+    let mut text = String::new();
+    let mut html_only = true;
+    let mut any = false;
+    for idx in m.text_body.iter().take(16) {
+        let Some(part) = m.parts.get(*idx as usize) else {
+            continue;
+        };
+        let piece = match &part.body {
+            PartType::Text(t) => {
+                html_only = false;
+                t.to_string()
+            }
+            PartType::Html(h) => html::html_to_text(h),
+            _ => continue,
+        };
+        any = true;
+        if !text.is_empty() {
+            text.push_str("\n\n");
+        }
+        text.push_str(&piece);
+    }
+    any.then_some((text, html_only))
+}
+
+/// The first part that holds a forwarded message (its bytes, decoded): the parser keeps
+/// them opaque (see [`prepare`]).
+fn forwarded_bytes(m: &Message<'_>) -> Option<Vec<u8>> {
+    m.parts.iter().find_map(|p| {
+        let forwarded = p.content_type().is_some_and(|ct| {
+            ct.ctype().eq_ignore_ascii_case("message")
+                && ct.subtype().is_some_and(|s| {
+                    prepare::NEUTRALISED_MESSAGE_SUBTYPES
+                        .iter()
+                        .any(|n| s.eq_ignore_ascii_case(n))
+                })
+        });
+        match &p.body {
+            PartType::Binary(b) | PartType::InlineBinary(b) if forwarded => Some(b.to_vec()),
+            PartType::Text(t) if forwarded => Some(t.as_bytes().to_vec()),
+            _ => None,
+        }
+    })
+}
+
+/// The text of a forwarded message, looking through at most [`MAX_FORWARD_DEPTH`] levels
+/// of forwarding, one parse at a time (never recursively).
+fn forwarded_text(mut bytes: Vec<u8>) -> Option<(String, bool)> {
+    for _ in 0..MAX_FORWARD_DEPTH {
+        let prepared = prepare::prepare(&bytes);
+        let m = parser().parse(&prepared[..])?;
+        if let Some(body) = body_text(&m) {
+            return Some(body);
+        }
+        let next = forwarded_bytes(&m)?;
+        drop(m);
+        drop(prepared);
+        bytes = next;
+    }
+    None
 }
 
 #[cfg(test)]

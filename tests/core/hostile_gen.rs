@@ -1,0 +1,74 @@
+//! A generator of hostile messages, written for this project.
+//!
+//! The *kinds* of damage come from what real parser test suites exercise (mail-parser's
+//! malformed corpus, Apache mime4j, Mailgun's flanker, MimeKit): nesting, part counts,
+//! header sizes, RFC 2047 words, charsets that lie, NUL bytes, broken boundaries and
+//! transfer encodings, HTML bombs, sizes. No message is copied from them: every one is
+//! built here, deterministically, at test time (nothing big is committed).
+//!
+//! Most messages carry [`NEEDLE`] where a careful reader would find it, so tests can check
+//! that the text survived, not only that a decision came out.
+
+use base64::Engine as _;
+
+/// The sentence hidden in most hostile messages; SALES words, so it steers the decision.
+pub const NEEDLE: &str = "I would like a price quote for a new hot tub";
+
+/// Base64 with 76-character lines, as MIME writes it.
+pub fn b64_lines(data: &[u8]) -> String {
+    let flat = base64::engine::general_purpose::STANDARD.encode(data);
+    let mut out = String::with_capacity(flat.len() + flat.len() / 38 + 2);
+    for chunk in flat.as_bytes().chunks(76) {
+        out.push_str(std::str::from_utf8(chunk).unwrap_or_default());
+        out.push_str("\r\n");
+    }
+    out
+}
+
+/// An ordinary header block (no trailing blank line).
+fn head(name: &str, subject: &str) -> String {
+    format!(
+        "From: Pat Customer <pat@example.com>\r\nTo: info@hottubman.ca\r\nSubject: {subject}\r\n\
+         Message-ID: <{name}@hostile.example>\r\nDate: Tue, 3 Mar 2026 10:15:00 -0500\r\n\
+         MIME-Version: 1.0\r\n"
+    )
+}
+
+/// message/rfc822 inside message/rfc822, `depth` times, the text at the bottom.
+pub fn nested_rfc822(depth: usize) -> Vec<u8> {
+    let mut s = head("rfc822", "forwarded");
+    for i in 0..depth {
+        s.push_str(&format!(
+            "Content-Type: message/rfc822\r\n\r\nSubject: level {i}\r\nFrom: l{i}@example.com\r\n"
+        ));
+    }
+    s.push_str(&format!("Content-Type: text/plain\r\n\r\n{NEEDLE}\r\n"));
+    s.into_bytes()
+}
+
+/// The smallest possible forwarding chain, LF only, as deep as fits in `bytes`: the
+/// deepest nesting a parser can be handed within the parse limit.
+pub fn minimal_rfc822_chain(bytes: usize) -> Vec<u8> {
+    let level = "Content-Type: message/rfc822\n\n";
+    let mut s = String::from("Subject: chain\n");
+    while s.len() + level.len() + NEEDLE.len() + 40 < bytes {
+        s.push_str(level);
+    }
+    s.push_str(&format!("Content-Type: text/plain\n\n{NEEDLE}\n"));
+    s.into_bytes()
+}
+
+/// One base64-encoded message/rfc822 part whose decoded content is a forwarding chain
+/// `depth` deep: the parser opens encoded messages itself, so the chain is invisible in
+/// the raw bytes.
+pub fn rfc822_chain_inside_base64(depth: usize) -> Vec<u8> {
+    let mut inner = String::from("Subject: inner\n");
+    for _ in 0..depth {
+        inner.push_str("Content-Type: message/rfc822\n\n");
+    }
+    inner.push_str(&format!("Content-Type: text/plain\n\n{NEEDLE}\n"));
+    let mut raw = head("chain-b64", "forwarded");
+    raw.push_str("Content-Type: message/rfc822\r\nContent-Transfer-Encoding: base64\r\n\r\n");
+    raw.push_str(&b64_lines(inner.as_bytes()));
+    raw.into_bytes()
+}
