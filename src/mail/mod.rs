@@ -4,8 +4,9 @@
 //! RFC 2047 words). Malformed mail still yields a view — in the worst case an empty
 //! subject and the raw bytes as lossy text — because mail is data, never an error.
 //!
-//! Nothing recurses on the message's structure: see [`prepare`] for what is done to the
-//! bytes before the parser sees them, and why. What the view had to work around is
+//! Nothing recurses on the message's structure, and the parser is handed a budgeted
+//! amount of structure: see [`prepare`] for what is done to the bytes before the parser
+//! sees them, and why. What the view had to work around is
 //! listed in [`MessageView::repairs`].
 
 pub mod html;
@@ -37,6 +38,12 @@ pub const MAX_FORWARD_DEPTH: usize = 8;
 /// Damage found in a message and how the view worked around it, for explanations.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Repair {
+    /// A Content-Type, Content-Disposition, address or message-id field was absurdly long
+    /// and was cut.
+    LongField,
+    /// The message holds more MIME parts or header fields than the parser is given: it
+    /// was read up to there.
+    TooManyParts,
     /// The message had no text of its own: the text of a message it forwards was read.
     ForwardedMessage,
 }
@@ -44,6 +51,10 @@ pub enum Repair {
 impl fmt::Display for Repair {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
+            Repair::LongField => "an oversized header field was cut",
+            Repair::TooManyParts => {
+                "too many MIME parts or header fields: the message was read up to the limit"
+            }
             Repair::ForwardedMessage => "no text of its own: the forwarded message's text was read",
         })
     }
@@ -97,11 +108,15 @@ pub struct MessageView {
     pub size: usize,
 }
 
+/// Most addresses kept per header (To, Cc, Reply-To).
+pub const MAX_ADDRESSES: usize = 1000;
+
 fn mailboxes(addr: Option<&Address<'_>>) -> Vec<Mailbox> {
     let Some(addr) = addr else {
         return Vec::new();
     };
     addr.iter()
+        .take(MAX_ADDRESSES)
         .filter_map(|a| {
             let address = a.address()?.trim().trim_matches(['<', '>']).to_lowercase();
             if address.is_empty() {
@@ -171,9 +186,10 @@ impl MessageView {
     /// hold more than [`parse_limit`] bytes of a message (bytes past it are ignored anyway).
     pub fn parse_prefix(prefix: &[u8], size: usize, max_scan_bytes: usize) -> MessageView {
         let size = size.max(prefix.len());
-        let input = prefix.get(..parse_limit(max_scan_bytes)).unwrap_or(prefix);
+        let limit = parse_limit(max_scan_bytes);
+        let input = prefix.get(..limit).unwrap_or(prefix);
         let mut repairs = Vec::new();
-        let prepared = prepare::prepare(input);
+        let prepared = prepare::prepare(input, limit, &mut repairs);
         let mut view = match parser().parse(&prepared[..]) {
             Some(m) if !m.headers().is_empty() || m.text_body_count() > 0 => {
                 let mut view = header_view(&m);
@@ -183,7 +199,7 @@ impl MessageView {
                 };
                 drop(m);
                 let body = body.or_else(|| {
-                    let body = forwarded.and_then(forwarded_text)?;
+                    let body = forwarded.and_then(|b| forwarded_text(b, limit))?;
                     repairs.push(Repair::ForwardedMessage);
                     Some(body)
                 });
@@ -200,7 +216,9 @@ impl MessageView {
             },
         };
         view.size = size;
-        view.truncated = cap(&mut view.text, max_scan_bytes) || input.len() < size;
+        view.truncated = cap(&mut view.text, max_scan_bytes)
+            || input.len() < size
+            || repairs.contains(&Repair::TooManyParts);
         view.repairs = repairs;
         view.body = split::split(&view.text);
         view
@@ -296,9 +314,9 @@ fn forwarded_bytes(m: &Message<'_>) -> Option<Vec<u8>> {
 
 /// The text of a forwarded message, looking through at most [`MAX_FORWARD_DEPTH`] levels
 /// of forwarding, one parse at a time (never recursively).
-fn forwarded_text(mut bytes: Vec<u8>) -> Option<(String, bool)> {
+fn forwarded_text(mut bytes: Vec<u8>, limit: usize) -> Option<(String, bool)> {
     for _ in 0..MAX_FORWARD_DEPTH {
-        let prepared = prepare::prepare(&bytes);
+        let prepared = prepare::prepare(&bytes, limit, &mut Vec::new());
         let m = parser().parse(&prepared[..])?;
         if let Some(body) = body_text(&m) {
             return Some(body);

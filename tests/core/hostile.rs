@@ -3,6 +3,8 @@
 //! daemon triages (a stack overflow there aborts the whole process, so it is tested, not
 //! assumed). Each bug found is a regression test named after it.
 
+use std::time::{Duration, Instant};
+
 use mailtriage::mail::{MessageView, DEFAULT_MAX_SCAN_BYTES};
 
 use super::hostile_gen;
@@ -45,6 +47,30 @@ fn regression_digest_then_rfc822_tripped_a_parser_debug_assertion() {
     let raw = b"Content-Type: multipart/digest; boundary=a\r\n\r\n--a--\r\n\r\nContent-Type: message/rfc822\r\n\n\n--a--\r\n";
     let v = view_on_worker_stack(raw.to_vec());
     assert!(v.text.len() < 100);
+}
+
+#[test]
+fn regression_content_type_parameter_storm_was_quadratic() {
+    // 24,000 parameters plus 24,000 RFC 2231 continuations in one Content-Type (1 MiB):
+    // mail-parser merged them in quadratic time, 13 s in a debug build.
+    let raw = hostile_gen::parameter_storm(24_000);
+    assert!(raw.len() > 1_000_000);
+    let start = Instant::now();
+    let v = view_on_worker_stack(raw);
+    let elapsed = start.elapsed();
+    assert!(elapsed < Duration::from_secs(1), "took {elapsed:?}");
+    assert!(v.repairs.contains(&mailtriage::mail::Repair::LongField));
+}
+
+#[test]
+fn regression_thousands_of_parts_were_all_parsed() {
+    // mail-parser spends ~3 KB per part: 5,000 parts in under 1 MB cost 15 MB of memory
+    // (peak_rss_stays_bounded_by_the_parse_limit measures it); the message is now read
+    // up to the structure budget, and says so.
+    let v = view_on_worker_stack(hostile_gen::many_parts(5_000, "mixed", true));
+    assert!(v.text.contains(hostile_gen::NEEDLE));
+    assert!(v.truncated);
+    assert!(v.repairs.contains(&mailtriage::mail::Repair::TooManyParts));
 }
 
 #[test]

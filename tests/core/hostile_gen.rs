@@ -34,6 +34,48 @@ fn head(name: &str, subject: &str) -> String {
     )
 }
 
+/// `n` parts in one multipart of `subtype`; the first holds the needle. `attachments` makes
+/// every other part a small base64 attachment.
+pub fn many_parts(n: usize, subtype: &str, attachments: bool) -> Vec<u8> {
+    let mut s = head("many-parts", "many parts");
+    s.push_str(&format!(
+        "Content-Type: multipart/{subtype}; boundary=\"p\"\r\n\r\n--p\r\nContent-Type: text/plain\r\n\r\n{NEEDLE}\r\n"
+    ));
+    let blob = b64_lines(b"\x89PNG not really a picture");
+    for i in 1..n {
+        if attachments {
+            s.push_str(&format!(
+                "--p\r\nContent-Type: application/octet-stream; name=\"f{i}.bin\"\r\n\
+                 Content-Disposition: attachment; filename=\"f{i}.bin\"\r\n\
+                 Content-Transfer-Encoding: base64\r\n\r\n{blob}"
+            ));
+        } else {
+            s.push_str(&format!(
+                "--p\r\nContent-Type: text/plain\r\n\r\npart {i} says hello\r\n"
+            ));
+        }
+    }
+    s.push_str("--p--\r\n");
+    s.into_bytes()
+}
+
+/// A Content-Type with `n` parameters, and an RFC 2231 boundary split over `n` sections.
+pub fn parameter_storm(n: usize) -> Vec<u8> {
+    let mut s = head("params", "parameters");
+    s.push_str("Content-Type: multipart/mixed");
+    for i in 0..n {
+        s.push_str(&format!(";\r\n x-p{i}=\"v{i}\""));
+    }
+    for i in 0..n {
+        s.push_str(&format!(";\r\n boundary*{i}=\"q\""));
+    }
+    let boundary = "q".repeat(n);
+    s.push_str(&format!(
+        "\r\n\r\n--{boundary}\r\nContent-Type: text/plain\r\n\r\n{NEEDLE}\r\n--{boundary}--\r\n"
+    ));
+    s.into_bytes()
+}
+
 /// message/rfc822 inside message/rfc822, `depth` times, the text at the bottom.
 pub fn nested_rfc822(depth: usize) -> Vec<u8> {
     let mut s = head("rfc822", "forwarded");
