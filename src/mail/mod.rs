@@ -6,8 +6,9 @@
 //!
 //! Nothing recurses on the message's structure, and the parser is handed a budgeted
 //! amount of structure: see [`prepare`] for what is done to the bytes before the parser
-//! sees them, and why. What the view had to work around is
-//! listed in [`MessageView::repairs`].
+//! sees them, and why. When the structure hides the text — an unterminated or
+//! misdeclared multipart, a message that only forwards another — the view salvages the
+//! first text it can find and lists what it did in [`MessageView::repairs`].
 
 pub mod html;
 pub mod prepare;
@@ -16,14 +17,20 @@ pub mod split;
 use std::fmt;
 
 use chrono::{DateTime, FixedOffset, NaiveDate, TimeZone};
+use mail_parser::decoders::base64::base64_decode;
+use mail_parser::decoders::charsets::map::charset_decoder;
+use mail_parser::decoders::quoted_printable::quoted_printable_decode;
 use mail_parser::{
-    Address, HeaderName, HeaderValue, Message, MessageParser, MimeHeaders, PartType,
+    Address, HeaderName, HeaderValue, Message, MessageParser, MessagePart, MimeHeaders, PartType,
 };
 
 pub use split::Split;
 
 /// Default cap on the text triage scans (SPEC §3 `max_scan_bytes`).
 pub const DEFAULT_MAX_SCAN_BYTES: usize = 256 * 1024;
+
+/// How many forwarded messages deep the view looks for text when a message has none.
+pub const MAX_FORWARD_DEPTH: usize = 8;
 
 /// Most raw bytes of one message that are parsed: attachments follow the text in real
 /// mail, so parsing more than a few times the scan cap only costs memory. Readers may stop
@@ -32,30 +39,53 @@ pub fn parse_limit(max_scan_bytes: usize) -> usize {
     max_scan_bytes.saturating_mul(4).max(1024 * 1024)
 }
 
-/// How many forwarded messages deep the view looks for text when a message has none.
-pub const MAX_FORWARD_DEPTH: usize = 8;
-
 /// Damage found in a message and how the view worked around it, for explanations.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Repair {
+    /// Blank or whitespace-only lines before the header were skipped.
+    JunkBeforeHeader,
+    /// The message used bare CR line endings; they were read as LF.
+    BareCrLineEndings,
     /// A Content-Type, Content-Disposition, address or message-id field was absurdly long
     /// and was cut.
     LongField,
     /// The message holds more MIME parts or header fields than the parser is given: it
     /// was read up to there.
     TooManyParts,
+    /// No part was marked as the body (an unterminated or misdeclared multipart): the
+    /// first text part that is not an attachment was read.
+    FirstTextPart,
+    /// A multipart's declared boundary never appears (or it declares none): its body was
+    /// split on the delimiter lines it actually holds.
+    GuessedBoundary,
+    /// A multipart without a usable boundary: its raw body was read as text.
+    RawMultipartBody,
     /// The message had no text of its own: the text of a message it forwards was read.
     ForwardedMessage,
+    /// A UTF-16 part was decoded in the wrong byte order; the bytes were swapped back.
+    Utf16ByteOrder,
 }
 
 impl fmt::Display for Repair {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
+            Repair::JunkBeforeHeader => "blank lines before the header were skipped",
+            Repair::BareCrLineEndings => "bare CR line endings were read as line breaks",
             Repair::LongField => "an oversized header field was cut",
             Repair::TooManyParts => {
                 "too many MIME parts or header fields: the message was read up to the limit"
             }
+            Repair::FirstTextPart => {
+                "no part was marked as the body (broken MIME structure): the first text part was read"
+            }
+            Repair::GuessedBoundary => {
+                "the declared MIME boundary never appears: the parts were split on the one used"
+            }
+            Repair::RawMultipartBody => {
+                "a multipart without a usable boundary: its raw body was read as text"
+            }
             Repair::ForwardedMessage => "no text of its own: the forwarded message's text was read",
+            Repair::Utf16ByteOrder => "UTF-16 text in the wrong byte order was swapped back",
         })
     }
 }
@@ -185,7 +215,6 @@ impl MessageView {
     /// Builds the view from the first bytes of a message of `size` bytes: readers need not
     /// hold more than [`parse_limit`] bytes of a message (bytes past it are ignored anyway).
     pub fn parse_prefix(prefix: &[u8], size: usize, max_scan_bytes: usize) -> MessageView {
-        let size = size.max(prefix.len());
         let limit = parse_limit(max_scan_bytes);
         let input = prefix.get(..limit).unwrap_or(prefix);
         let mut repairs = Vec::new();
@@ -193,7 +222,7 @@ impl MessageView {
         let mut view = match parser().parse(&prepared[..]) {
             Some(m) if !m.headers().is_empty() || m.text_body_count() > 0 => {
                 let mut view = header_view(&m);
-                let (body, forwarded) = match body_text(&m) {
+                let (body, forwarded) = match body_text(&m, &mut repairs) {
                     Some(body) => (Some(body), None),
                     None => (None, forwarded_bytes(&m)),
                 };
@@ -203,9 +232,9 @@ impl MessageView {
                     repairs.push(Repair::ForwardedMessage);
                     Some(body)
                 });
-                if let Some((text, html_only)) = body {
-                    view.text = text;
-                    view.html_only = html_only;
+                if let Some(body) = body {
+                    view.text = body.text;
+                    view.html_only = body.html_only;
                 }
                 view
             }
@@ -215,11 +244,15 @@ impl MessageView {
                 ..MessageView::default()
             },
         };
-        view.size = size;
+        view.size = size.max(prefix.len());
         view.truncated = cap(&mut view.text, max_scan_bytes)
-            || input.len() < size
+            || input.len() < view.size
             || repairs.contains(&Repair::TooManyParts);
-        view.repairs = repairs;
+        for r in repairs {
+            if !view.repairs.contains(&r) {
+                view.repairs.push(r);
+            }
+        }
         view.body = split::split(&view.text);
         view
     }
@@ -266,30 +299,213 @@ fn header_view(m: &Message<'_>) -> MessageView {
     }
 }
 
-/// The body text of a parsed message and whether it came from HTML only.
-fn body_text(m: &Message<'_>) -> Option<(String, bool)> {
-    let mut text = String::new();
-    let mut html_only = true;
+/// A message's body text.
+struct Body {
+    text: String,
+    /// Every piece came from HTML.
+    html_only: bool,
+}
+
+/// The body text of a parsed message: the parts the parser marked as the body; else, for
+/// a multipart whose declared boundary never appears, the parts split on the boundary its
+/// body actually uses; else the first text part that is not an attachment (an
+/// unterminated or misdeclared multipart leaves every part unmarked); else the raw body
+/// of a multipart without a usable boundary.
+fn body_text(m: &Message<'_>, repairs: &mut Vec<Repair>) -> Option<Body> {
+    body_text_with(m, repairs, true)
+}
+
+fn body_text_with(
+    m: &Message<'_>,
+    repairs: &mut Vec<Repair>,
+    guess_boundary: bool,
+) -> Option<Body> {
+    let mut body = Body {
+        text: String::new(),
+        html_only: true,
+    };
     let mut any = false;
     for idx in m.text_body.iter().take(16) {
         let Some(part) = m.parts.get(*idx as usize) else {
             continue;
         };
-        let piece = match &part.body {
-            PartType::Text(t) => {
-                html_only = false;
-                t.to_string()
-            }
-            PartType::Html(h) => html::html_to_text(h),
-            _ => continue,
+        let Some(piece) = part_text(part, repairs) else {
+            continue;
         };
+        body.html_only &= piece.html_only;
         any = true;
-        if !text.is_empty() {
-            text.push_str("\n\n");
+        if !body.text.is_empty() {
+            body.text.push_str("\n\n");
         }
-        text.push_str(&piece);
+        body.text.push_str(&piece.text);
     }
-    any.then_some((text, html_only))
+    if any {
+        return Some(body);
+    }
+    if guess_boundary {
+        if let Some(body) = m.parts.iter().find_map(|p| resplit(p, repairs)) {
+            repairs.push(Repair::GuessedBoundary);
+            return Some(body);
+        }
+    }
+    let salvaged = m
+        .parts
+        .iter()
+        .filter(|p| declared_text(p) && !is_attachment(p))
+        .filter_map(|p| part_text(p, repairs))
+        .find(|piece| !piece.text.trim().is_empty());
+    if let Some(piece) = salvaged {
+        repairs.push(Repair::FirstTextPart);
+        return Some(piece);
+    }
+    let raw = m.parts.iter().find_map(|p| match &p.body {
+        PartType::Binary(b) | PartType::InlineBinary(b)
+            if p.content_type()
+                .is_some_and(|ct| ct.ctype().eq_ignore_ascii_case("multipart")) =>
+        {
+            Some(String::from_utf8_lossy(b).into_owned())
+        }
+        _ => None,
+    })?;
+    repairs.push(Repair::RawMultipartBody);
+    Some(Body {
+        text: raw,
+        html_only: false,
+    })
+}
+
+/// A multipart the parser could not split (its declared boundary never appears, or it
+/// declares none), split again on the first delimiter line its body holds.
+fn resplit(part: &MessagePart<'_>, repairs: &mut Vec<Repair>) -> Option<Body> {
+    let ct = part.content_type()?;
+    if !ct.ctype().eq_ignore_ascii_case("multipart") {
+        return None;
+    }
+    let raw: &[u8] = match &part.body {
+        PartType::Text(t) => t.as_bytes(),
+        PartType::Binary(b) | PartType::InlineBinary(b) => b,
+        _ => return None,
+    };
+    let boundary = guess_boundary(raw)?;
+    let subtype = ct
+        .subtype()
+        .filter(|s| s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+        .unwrap_or("mixed");
+    let mut message = format!("Content-Type: multipart/{subtype}; boundary=\"").into_bytes();
+    message.extend_from_slice(boundary);
+    message.extend_from_slice(b"\"\r\n\r\n");
+    message.extend_from_slice(raw);
+    let m = parser().parse(&message[..])?;
+    body_text_with(&m, repairs, false).filter(|b| !b.text.trim().is_empty())
+}
+
+/// The boundary of the first delimiter line ("--" and 1 to 70 boundary characters, not a
+/// closing "--…--") in a body.
+fn guess_boundary(body: &[u8]) -> Option<&[u8]> {
+    body.split(|&b| b == b'\n').find_map(|line| {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let b = line.strip_prefix(b"--")?.trim_ascii_end();
+        let bchar = |c: &u8| c.is_ascii_alphanumeric() || b"'()+_,-./:=? ".contains(c);
+        ((1..=70).contains(&b.len()) && b.iter().all(bchar) && !b.ends_with(b"--")).then_some(b)
+    })
+}
+
+/// Declared as text: text/*, no Content-Type (text/plain by default), or a multipart the
+/// parser could not split (its body is the message's text). An attachment cut short is
+/// kept as raw text by the parser; its declared type tells it apart.
+fn declared_text(part: &MessagePart<'_>) -> bool {
+    part.content_type().is_none_or(|ct| {
+        ct.ctype().eq_ignore_ascii_case("text") || ct.ctype().eq_ignore_ascii_case("multipart")
+    })
+}
+
+/// Declared as an attachment: a Content-Disposition of "attachment" or a file name.
+fn is_attachment(part: &MessagePart<'_>) -> bool {
+    part.content_disposition()
+        .is_some_and(|d| d.ctype().eq_ignore_ascii_case("attachment"))
+        || part.attachment_name().is_some()
+}
+
+/// The text of one text or HTML part (HTML converted).
+fn part_text(part: &MessagePart<'_>, repairs: &mut Vec<Repair>) -> Option<Body> {
+    let (decoded, html) = match &part.body {
+        PartType::Text(t) => (t, false),
+        PartType::Html(h) => (h, true),
+        _ => return None,
+    };
+    // A part the parser could not delimit (no closing boundary) is left undecoded.
+    let redecoded = if part.is_encoding_problem {
+        redecode(part, decoded)
+    } else {
+        None
+    };
+    let decoded: &str = redecoded.as_deref().unwrap_or(decoded);
+    let unswapped = unswap_utf16(decoded);
+    if unswapped.is_some() {
+        repairs.push(Repair::Utf16ByteOrder);
+    }
+    let decoded = unswapped.as_deref().unwrap_or(decoded);
+    let text = if html {
+        html::html_to_text(decoded)
+    } else {
+        decoded.to_string()
+    };
+    Some(Body {
+        text,
+        html_only: html,
+    })
+}
+
+/// Decodes the transfer encoding and charset of a part the parser left raw.
+fn redecode(part: &MessagePart<'_>, raw: &str) -> Option<String> {
+    let cte = part.content_transfer_encoding()?.trim();
+    let bytes = if cte.eq_ignore_ascii_case("base64") {
+        // A part cut short may end mid-quantum: decode the whole quanta only.
+        let clean: Vec<u8> = raw
+            .bytes()
+            .filter(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/'))
+            .collect();
+        base64_decode(clean.get(..clean.len() / 4 * 4).unwrap_or_default())?
+    } else if cte.eq_ignore_ascii_case("quoted-printable") {
+        quoted_printable_decode(raw.as_bytes())?
+    } else {
+        return None;
+    };
+    let charset = part
+        .content_type()
+        .and_then(|ct| ct.attribute("charset"))
+        .and_then(|c| charset_decoder(c.as_bytes()));
+    Some(match charset {
+        Some(decode) => decode(&bytes),
+        None => String::from_utf8_lossy(&bytes).into_owned(),
+    })
+}
+
+/// UTF-16 decoded in the wrong byte order turns ASCII text into U+XX00 characters; when
+/// most of the first characters look like that, swap every code unit back.
+fn unswap_utf16(s: &str) -> Option<String> {
+    let mut total = 0;
+    let mut swapped = 0;
+    for c in s
+        .chars()
+        .filter(|&c| c != '\u{feff}' && c != '\u{fffe}')
+        .take(64)
+    {
+        total += 1;
+        let u = u32::from(c);
+        if u <= 0xffff && u & 0xff == 0 && matches!(u >> 8, 0x09 | 0x0a | 0x0d | 0x20..=0x7e) {
+            swapped += 1;
+        }
+    }
+    if total < 4 || swapped * 4 < total * 3 {
+        return None;
+    }
+    Some(
+        char::decode_utf16(s.encode_utf16().map(u16::swap_bytes))
+            .map(|r| r.unwrap_or(char::REPLACEMENT_CHARACTER))
+            .filter(|&c| c != '\u{feff}')
+            .collect(),
+    )
 }
 
 /// The first part that holds a forwarded message (its bytes, decoded): the parser keeps
@@ -314,11 +530,12 @@ fn forwarded_bytes(m: &Message<'_>) -> Option<Vec<u8>> {
 
 /// The text of a forwarded message, looking through at most [`MAX_FORWARD_DEPTH`] levels
 /// of forwarding, one parse at a time (never recursively).
-fn forwarded_text(mut bytes: Vec<u8>, limit: usize) -> Option<(String, bool)> {
+fn forwarded_text(mut bytes: Vec<u8>, limit: usize) -> Option<Body> {
     for _ in 0..MAX_FORWARD_DEPTH {
-        let prepared = prepare::prepare(&bytes, limit, &mut Vec::new());
+        let mut ignored = Vec::new();
+        let prepared = prepare::prepare(&bytes, limit, &mut ignored);
         let m = parser().parse(&prepared[..])?;
-        if let Some(body) = body_text(&m) {
+        if let Some(body) = body_text(&m, &mut ignored) {
             return Some(body);
         }
         let next = forwarded_bytes(&m)?;
@@ -375,5 +592,26 @@ mod tests {
         let v = MessageView::parse(&raw, 1000);
         assert!(v.truncated);
         assert!(v.text.len() <= 1000);
+    }
+
+    #[test]
+    fn unterminated_encoded_text_parts_are_decoded() {
+        for (cte, body) in [
+            ("base64", "SGVsbG8gdGhlcmUsIEkgbmVlZCBhIHF1b3RlLg==\r\n"),
+            ("base64", "SGVsbG8gdGhlcmUsIEkgbmVlZCBhIHF1b3RlLg"),
+            ("quoted-printable", "Hello there, I need a =\r\nquote.=\r\n"),
+        ] {
+            let raw = format!(
+                "Subject: s\r\nContent-Type: multipart/mixed; boundary=a\r\n\r\n--a\r\n\
+                 Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: {cte}\r\n\r\n{body}"
+            );
+            let v = MessageView::parse(raw.as_bytes(), DEFAULT_MAX_SCAN_BYTES);
+            assert!(
+                v.text.starts_with("Hello there, I need a quote"),
+                "{cte}: {:?} {:?}",
+                v.text,
+                v.repairs
+            );
+        }
     }
 }

@@ -23,6 +23,9 @@
 //!   continuation: quadratic, 13 s for one 1 MiB header in a debug build); address and
 //!   message-id fields at [`MAX_LIST_FIELD`] each and [`MAX_LIST_FIELDS`] in all (every
 //!   address costs ~130 bytes). Real fields are far shorter.
+//! - **Blank or whitespace-only lines before the header are skipped** when a header
+//!   follows; otherwise the whole message, header included, would be read as body text.
+//! - **A message with bare CR line endings only** (no LF anywhere) is read with LF.
 //!
 //! Every pass keeps the byte count except the caps and the budget, and the input is copied
 //! at most once (only when something changes). Every count over-approximates what the
@@ -71,7 +74,16 @@ pub const NEUTRALISED_MESSAGE_SUBTYPES: [&str; 2] = ["x-c822", "x-obal"];
 /// Applies every pass to at most `limit` bytes (the parse limit; the budgets scale with
 /// it); records what it repaired.
 pub fn prepare<'a>(input: &'a [u8], limit: usize, repairs: &mut Vec<Repair>) -> Cow<'a, [u8]> {
+    let input = skip_junk_before_header(input, repairs);
     let mut out = Cow::Borrowed(input);
+    if !input.contains(&b'\n') && input.contains(&b'\r') {
+        for b in out.to_mut().iter_mut() {
+            if *b == b'\r' {
+                *b = b'\n';
+            }
+        }
+        repairs.push(Repair::BareCrLineEndings);
+    }
     neutralise_nesting(&mut out);
     let (capped, over_budget) = limit_structure(&mut out, limit);
     if capped {
@@ -81,6 +93,38 @@ pub fn prepare<'a>(input: &'a [u8], limit: usize, repairs: &mut Vec<Repair>) -> 
         repairs.push(Repair::TooManyParts);
     }
     out
+}
+
+/// Does `line` (up to its '\n') look like a header field ("Name: value")?
+fn is_field_line(line: &[u8]) -> bool {
+    let name_len = line
+        .iter()
+        .take_while(|&&b| b.is_ascii_graphic() && b != b':')
+        .count();
+    (1..=76).contains(&name_len) && line.get(name_len) == Some(&b':')
+}
+
+/// Skips leading lines of only whitespace when at least two header lines follow them.
+fn skip_junk_before_header<'a>(input: &'a [u8], repairs: &mut Vec<Repair>) -> &'a [u8] {
+    let start = input
+        .iter()
+        .position(|b| !matches!(b, b' ' | b'\t' | b'\r' | b'\n'))
+        .unwrap_or(input.len());
+    if start == 0 || start == input.len() || input.get(start - 1) != Some(&b'\n') {
+        return input;
+    }
+    let rest = &input[start..];
+    let mut lines = rest.split(|&b| b == b'\n');
+    let first = lines.next().unwrap_or_default();
+    let second = lines.next().unwrap_or_default();
+    let second_ok =
+        is_field_line(second) || second.first().is_some_and(|b| *b == b' ' || *b == b'\t');
+    if is_field_line(first) && second_ok {
+        repairs.push(Repair::JunkBeforeHeader);
+        rest
+    } else {
+        input
+    }
 }
 
 /// Renames every nesting subtype that has a '/' before it on its line (same length, in
@@ -345,5 +389,23 @@ mod tests {
         let (out, repairs) = run(raw.as_bytes());
         assert_eq!(repairs, vec![Repair::TooManyParts]);
         assert_eq!(out.len(), FIELDS_PER_MIB * 8);
+    }
+
+    #[test]
+    fn junk_lines_before_a_header_are_skipped() {
+        let (out, repairs) = run(b"\r\n  \r\nFrom: a@b\r\nSubject: s\r\n\r\nbody");
+        assert_eq!(out, b"From: a@b\r\nSubject: s\r\n\r\nbody".to_vec());
+        assert_eq!(repairs, vec![Repair::JunkBeforeHeader]);
+        // A body that merely starts with "Word:" is not mistaken for a header.
+        let (out, repairs) = run(b"\r\nNote: call me\r\nthanks");
+        assert_eq!(out, b"\r\nNote: call me\r\nthanks".to_vec());
+        assert!(repairs.is_empty());
+    }
+
+    #[test]
+    fn bare_cr_becomes_lf() {
+        let (out, repairs) = run(b"Subject: s\r\rbody\r");
+        assert_eq!(out, b"Subject: s\n\nbody\n".to_vec());
+        assert_eq!(repairs, vec![Repair::BareCrLineEndings]);
     }
 }

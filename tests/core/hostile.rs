@@ -59,7 +59,83 @@ fn regression_content_type_parameter_storm_was_quadratic() {
     let v = view_on_worker_stack(raw);
     let elapsed = start.elapsed();
     assert!(elapsed < Duration::from_secs(1), "took {elapsed:?}");
+    assert!(v.text.contains(hostile_gen::NEEDLE));
     assert!(v.repairs.contains(&mailtriage::mail::Repair::LongField));
+}
+
+#[test]
+fn regression_unterminated_multipart_lost_its_text() {
+    // A text part whose closing delimiter never comes (a truncated message, or one cut
+    // at the parse limit) was left out of the body: the view had no text at all.
+    let v = view_on_worker_stack(hostile_gen::nested_multipart(3, false));
+    assert_eq!(v.text.trim(), hostile_gen::NEEDLE);
+    assert!(v.repairs.contains(&mailtriage::mail::Repair::FirstTextPart));
+}
+
+#[test]
+fn regression_declared_boundary_never_used_hid_the_text() {
+    // The shape of sample-mail/58: the declared boundary never appears, the parts use
+    // another. The view read nothing; now it splits on the boundary actually used and
+    // reads the text part only (no MIME lines, no HTML).
+    let raw = std::fs::read(super::root().join("sample-mail/58-malformed-broken-boundary.eml"))
+        .expect("sample 58");
+    let v = view_on_worker_stack(raw);
+    assert!(v.text.starts_with("Hi,"), "{:?}", v.text);
+    assert!(v.text.contains("replacement part"));
+    assert!(
+        !v.text.contains("Content-Type") && !v.text.contains("<div>"),
+        "{:?}",
+        v.text
+    );
+    assert!(v
+        .repairs
+        .contains(&mailtriage::mail::Repair::GuessedBoundary));
+}
+
+#[test]
+fn regression_multipart_without_boundary_lost_its_text() {
+    let raw = format!(
+        "Subject: s\r\nContent-Type: multipart/mixed\r\n\r\n--x\r\nContent-Type: text/plain\r\n\r\n{}\r\n--x--\r\n",
+        hostile_gen::NEEDLE
+    );
+    let v = view_on_worker_stack(raw.into_bytes());
+    assert_eq!(v.text.trim(), hostile_gen::NEEDLE);
+}
+
+#[test]
+fn regression_utf16_in_the_other_byte_order_was_noise() {
+    // Big-endian UTF-16 labelled "utf-16" without a BOM (RFC 2781's default) was decoded
+    // little-endian by mail-parser: CJK noise instead of the words.
+    let mut body = Vec::new();
+    for u in hostile_gen::NEEDLE.encode_utf16() {
+        body.extend_from_slice(&u.to_be_bytes());
+    }
+    let mut raw = b"Subject: s\r\nContent-Type: text/plain; charset=utf-16\r\n\r\n".to_vec();
+    raw.extend_from_slice(&body);
+    let v = view_on_worker_stack(raw);
+    assert_eq!(v.text, hostile_gen::NEEDLE);
+    assert!(v
+        .repairs
+        .contains(&mailtriage::mail::Repair::Utf16ByteOrder));
+}
+
+#[test]
+fn regression_blank_lines_before_the_header_hid_sender_and_subject() {
+    // Exporters sometimes leave blank lines first: the whole message, header included,
+    // became body text, so the sender and the To: address could not route it.
+    let raw = b"\r\n \r\nFrom: Pat <pat@example.com>\r\nTo: mark@hottubman.ca\r\nSubject: Quote\r\n\r\nHello\r\n";
+    let v = view_on_worker_stack(raw.to_vec());
+    assert_eq!(v.from_address(), Some("pat@example.com"));
+    assert_eq!(v.subject, "Quote");
+    assert_eq!(v.text.trim(), "Hello");
+}
+
+#[test]
+fn regression_bare_cr_message_was_one_header_line() {
+    let raw = b"From: Pat <pat@example.com>\rSubject: Quote\r\rHello there\r";
+    let v = view_on_worker_stack(raw.to_vec());
+    assert_eq!(v.subject, "Quote");
+    assert_eq!(v.text.trim(), "Hello there");
 }
 
 #[test]
@@ -82,4 +158,12 @@ fn regression_forwarded_only_message_had_no_text() {
     assert!(v
         .repairs
         .contains(&mailtriage::mail::Repair::ForwardedMessage));
+}
+
+#[test]
+fn attachment_cut_at_the_parse_limit_is_not_read_as_text() {
+    // The salvage reads declared text only: a base64 PDF cut short stays an attachment.
+    let v = view_on_worker_stack(hostile_gen::text_after_attachment(2 * 1024 * 1024));
+    assert!(v.text.is_empty(), "{:?}", &v.text[..v.text.len().min(80)]);
+    assert!(v.truncated);
 }

@@ -25,6 +25,10 @@ pub fn b64_lines(data: &[u8]) -> String {
     out
 }
 
+fn b64(data: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(data)
+}
+
 /// An ordinary header block (no trailing blank line).
 fn head(name: &str, subject: &str) -> String {
     format!(
@@ -32,6 +36,28 @@ fn head(name: &str, subject: &str) -> String {
          Message-ID: <{name}@hostile.example>\r\nDate: Tue, 3 Mar 2026 10:15:00 -0500\r\n\
          MIME-Version: 1.0\r\n"
     )
+}
+
+/// `depth` levels of multipart/mixed, the text at the bottom; `closed` adds every closing
+/// delimiter on the way out.
+pub fn nested_multipart(depth: usize, closed: bool) -> Vec<u8> {
+    let mut s = head("nested", "deep");
+    s.push_str("Content-Type: multipart/mixed; boundary=\"b0\"\r\n\r\n");
+    for i in 0..depth {
+        s.push_str(&format!(
+            "--b{i}\r\nContent-Type: multipart/mixed; boundary=\"b{}\"\r\n\r\n",
+            i + 1
+        ));
+    }
+    s.push_str(&format!(
+        "--b{depth}\r\nContent-Type: text/plain\r\n\r\n{NEEDLE}\r\n"
+    ));
+    if closed {
+        for i in (0..=depth).rev() {
+            s.push_str(&format!("--b{i}--\r\n"));
+        }
+    }
+    s.into_bytes()
 }
 
 /// `n` parts in one multipart of `subtype`; the first holds the needle. `attachments` makes
@@ -113,4 +139,21 @@ pub fn rfc822_chain_inside_base64(depth: usize) -> Vec<u8> {
     raw.push_str("Content-Type: message/rfc822\r\nContent-Transfer-Encoding: base64\r\n\r\n");
     raw.push_str(&b64_lines(inner.as_bytes()));
     raw.into_bytes()
+}
+
+/// A text part *after* an attachment of `attachment_bytes`: beyond the parse limit, the text
+/// is out of reach and the view must say it was truncated.
+pub fn text_after_attachment(attachment_bytes: usize) -> Vec<u8> {
+    let mut s = format!(
+        "{}Content-Type: multipart/mixed; boundary=\"late\"\r\n\r\n--late\r\nContent-Type: application/pdf\r\nContent-Transfer-Encoding: base64\r\n\r\n",
+        head("late-text", "see attached")
+    );
+    let line: String = b64(&[7u8; 57]) + "\r\n";
+    while s.len() < attachment_bytes {
+        s.push_str(&line);
+    }
+    s.push_str(&format!(
+        "--late\r\nContent-Type: text/plain\r\n\r\n{NEEDLE}\r\n--late--\r\n"
+    ));
+    s.into_bytes()
 }
