@@ -4,11 +4,13 @@
 //! RFC 2047 words). Malformed mail still yields a view — in the worst case an empty
 //! subject and the raw bytes as lossy text — because mail is data, never an error.
 //!
-//! Nothing recurses on the message's structure, and the parser is handed a budgeted
-//! amount of structure: see [`prepare`] for what is done to the bytes before the parser
-//! sees them, and why. When the structure hides the text — an unterminated or
-//! misdeclared multipart, a message that only forwards another — the view salvages the
-//! first text it can find and lists what it did in [`MessageView::repairs`].
+//! Bounded by construction: at most [`parse_limit`] bytes are parsed, the text is cut at
+//! `max_scan_bytes` (HTML conversion stops there too), the subject at
+//! [`MAX_SUBJECT_BYTES`]; nothing recurses on the message's structure (see [`prepare`]
+//! for what is done to the bytes first, and why). When the structure hides the text —
+//! an unterminated or misdeclared multipart, a message that only forwards another — the
+//! view salvages the first text it can find and lists what it did in
+//! [`MessageView::repairs`].
 
 pub mod html;
 pub mod prepare;
@@ -28,6 +30,10 @@ pub use split::Split;
 
 /// Default cap on the text triage scans (SPEC §3 `max_scan_bytes`).
 pub const DEFAULT_MAX_SCAN_BYTES: usize = 256 * 1024;
+
+/// Longest subject kept, in bytes (real subjects are far shorter; a megabyte-long one would
+/// otherwise end up in every log line).
+pub const MAX_SUBJECT_BYTES: usize = 4 * 1024;
 
 /// How many forwarded messages deep the view looks for text when a message has none.
 pub const MAX_FORWARD_DEPTH: usize = 8;
@@ -222,30 +228,37 @@ impl MessageView {
         let mut view = match parser().parse(&prepared[..]) {
             Some(m) if !m.headers().is_empty() || m.text_body_count() > 0 => {
                 let mut view = header_view(&m);
-                let (body, forwarded) = match body_text(&m, &mut repairs) {
+                let (body, forwarded) = match body_text(&m, max_scan_bytes, &mut repairs) {
                     Some(body) => (Some(body), None),
                     None => (None, forwarded_bytes(&m)),
                 };
                 drop(m);
                 let body = body.or_else(|| {
-                    let body = forwarded.and_then(|b| forwarded_text(b, limit))?;
+                    let body = forwarded.and_then(|b| forwarded_text(b, limit, max_scan_bytes))?;
                     repairs.push(Repair::ForwardedMessage);
                     Some(body)
                 });
                 if let Some(body) = body {
                     view.text = body.text;
                     view.html_only = body.html_only;
+                    view.truncated = body.cut;
                 }
                 view
             }
             _ => MessageView {
-                text: String::from_utf8_lossy(input).into_owned(),
+                // Lossy conversion never shortens, so one byte over the cap is enough for
+                // `cap` below to notice the cut.
+                text: String::from_utf8_lossy(input.get(..=max_scan_bytes).unwrap_or(input))
+                    .into_owned(),
                 unparsed: true,
                 ..MessageView::default()
             },
         };
         view.size = size.max(prefix.len());
-        view.truncated = cap(&mut view.text, max_scan_bytes)
+        let subject_cut = cap(&mut view.subject, MAX_SUBJECT_BYTES);
+        let text_cut = cap(&mut view.text, max_scan_bytes);
+        view.truncated |= text_cut
+            || subject_cut
             || input.len() < view.size
             || repairs.contains(&Repair::TooManyParts);
         for r in repairs {
@@ -304,35 +317,44 @@ struct Body {
     text: String,
     /// Every piece came from HTML.
     html_only: bool,
+    /// Text was left out at the scan cap.
+    cut: bool,
 }
 
 /// The body text of a parsed message: the parts the parser marked as the body; else, for
 /// a multipart whose declared boundary never appears, the parts split on the boundary its
 /// body actually uses; else the first text part that is not an attachment (an
 /// unterminated or misdeclared multipart leaves every part unmarked); else the raw body
-/// of a multipart without a usable boundary.
-fn body_text(m: &Message<'_>, repairs: &mut Vec<Repair>) -> Option<Body> {
-    body_text_with(m, repairs, true)
+/// of a multipart without a usable boundary. Stops at `max` bytes.
+fn body_text(m: &Message<'_>, max: usize, repairs: &mut Vec<Repair>) -> Option<Body> {
+    body_text_with(m, max, repairs, true)
 }
 
 fn body_text_with(
     m: &Message<'_>,
+    max: usize,
     repairs: &mut Vec<Repair>,
     guess_boundary: bool,
 ) -> Option<Body> {
     let mut body = Body {
         text: String::new(),
         html_only: true,
+        cut: false,
     };
     let mut any = false;
     for idx in m.text_body.iter().take(16) {
         let Some(part) = m.parts.get(*idx as usize) else {
             continue;
         };
-        let Some(piece) = part_text(part, repairs) else {
+        if body.text.len() >= max {
+            body.cut = true;
+            break;
+        }
+        let Some(piece) = part_text(part, max - body.text.len(), repairs) else {
             continue;
         };
         body.html_only &= piece.html_only;
+        body.cut |= piece.cut;
         any = true;
         if !body.text.is_empty() {
             body.text.push_str("\n\n");
@@ -343,7 +365,7 @@ fn body_text_with(
         return Some(body);
     }
     if guess_boundary {
-        if let Some(body) = m.parts.iter().find_map(|p| resplit(p, repairs)) {
+        if let Some(body) = m.parts.iter().find_map(|p| resplit(p, max, repairs)) {
             repairs.push(Repair::GuessedBoundary);
             return Some(body);
         }
@@ -352,7 +374,7 @@ fn body_text_with(
         .parts
         .iter()
         .filter(|p| declared_text(p) && !is_attachment(p))
-        .filter_map(|p| part_text(p, repairs))
+        .filter_map(|p| part_text(p, max, repairs))
         .find(|piece| !piece.text.trim().is_empty());
     if let Some(piece) = salvaged {
         repairs.push(Repair::FirstTextPart);
@@ -363,7 +385,7 @@ fn body_text_with(
             if p.content_type()
                 .is_some_and(|ct| ct.ctype().eq_ignore_ascii_case("multipart")) =>
         {
-            Some(String::from_utf8_lossy(b).into_owned())
+            Some(String::from_utf8_lossy(b.get(..=max).unwrap_or(b)).into_owned())
         }
         _ => None,
     })?;
@@ -371,12 +393,13 @@ fn body_text_with(
     Some(Body {
         text: raw,
         html_only: false,
+        cut: false,
     })
 }
 
 /// A multipart the parser could not split (its declared boundary never appears, or it
 /// declares none), split again on the first delimiter line its body holds.
-fn resplit(part: &MessagePart<'_>, repairs: &mut Vec<Repair>) -> Option<Body> {
+fn resplit(part: &MessagePart<'_>, max: usize, repairs: &mut Vec<Repair>) -> Option<Body> {
     let ct = part.content_type()?;
     if !ct.ctype().eq_ignore_ascii_case("multipart") {
         return None;
@@ -396,7 +419,7 @@ fn resplit(part: &MessagePart<'_>, repairs: &mut Vec<Repair>) -> Option<Body> {
     message.extend_from_slice(b"\"\r\n\r\n");
     message.extend_from_slice(raw);
     let m = parser().parse(&message[..])?;
-    body_text_with(&m, repairs, false).filter(|b| !b.text.trim().is_empty())
+    body_text_with(&m, max, repairs, false).filter(|b| !b.text.trim().is_empty())
 }
 
 /// The boundary of the first delimiter line ("--" and 1 to 70 boundary characters, not a
@@ -426,8 +449,8 @@ fn is_attachment(part: &MessagePart<'_>) -> bool {
         || part.attachment_name().is_some()
 }
 
-/// The text of one text or HTML part (HTML converted).
-fn part_text(part: &MessagePart<'_>, repairs: &mut Vec<Repair>) -> Option<Body> {
+/// The text of one text or HTML part (HTML converted), at most `max` bytes.
+fn part_text(part: &MessagePart<'_>, max: usize, repairs: &mut Vec<Repair>) -> Option<Body> {
     let (decoded, html) = match &part.body {
         PartType::Text(t) => (t, false),
         PartType::Html(h) => (h, true),
@@ -445,14 +468,19 @@ fn part_text(part: &MessagePart<'_>, repairs: &mut Vec<Repair>) -> Option<Body> 
         repairs.push(Repair::Utf16ByteOrder);
     }
     let decoded = unswapped.as_deref().unwrap_or(decoded);
-    let text = if html {
-        html::html_to_text(decoded)
+    let (text, cut) = if html {
+        html::html_to_text_capped(decoded, max)
     } else {
-        decoded.to_string()
+        let end = floor_char_boundary(decoded, max);
+        (
+            decoded.get(..end).unwrap_or_default().to_string(),
+            end < decoded.len(),
+        )
     };
     Some(Body {
         text,
         html_only: html,
+        cut,
     })
 }
 
@@ -530,12 +558,12 @@ fn forwarded_bytes(m: &Message<'_>) -> Option<Vec<u8>> {
 
 /// The text of a forwarded message, looking through at most [`MAX_FORWARD_DEPTH`] levels
 /// of forwarding, one parse at a time (never recursively).
-fn forwarded_text(mut bytes: Vec<u8>, limit: usize) -> Option<Body> {
+fn forwarded_text(mut bytes: Vec<u8>, limit: usize, max: usize) -> Option<Body> {
     for _ in 0..MAX_FORWARD_DEPTH {
         let mut ignored = Vec::new();
         let prepared = prepare::prepare(&bytes, limit, &mut ignored);
         let m = parser().parse(&prepared[..])?;
-        if let Some(body) = body_text(&m, &mut ignored) {
+        if let Some(body) = body_text(&m, max, &mut ignored) {
             return Some(body);
         }
         let next = forwarded_bytes(&m)?;
@@ -544,6 +572,18 @@ fn forwarded_text(mut bytes: Vec<u8>, limit: usize) -> Option<Body> {
         bytes = next;
     }
     None
+}
+
+/// The largest index ≤ `max` on a character boundary of `s`.
+fn floor_char_boundary(s: &str, max: usize) -> usize {
+    if max >= s.len() {
+        return s.len();
+    }
+    let mut end = max;
+    while end > 0 && !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    end
 }
 
 #[cfg(test)]

@@ -150,6 +150,14 @@ fn regression_thousands_of_parts_were_all_parsed() {
 }
 
 #[test]
+fn regression_megabyte_subject_was_kept_whole() {
+    // It went into every log line and every explanation.
+    let v = view_on_worker_stack(hostile_gen::long_header_line(1_000_000, "Subject"));
+    assert!(v.subject.len() <= mailtriage::mail::MAX_SUBJECT_BYTES);
+    assert!(v.truncated);
+}
+
+#[test]
 fn regression_forwarded_only_message_had_no_text() {
     // "Forward as attachment" with no comment: the text is inside the message/rfc822
     // part, and the view had none.

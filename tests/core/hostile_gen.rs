@@ -85,6 +85,14 @@ pub fn many_parts(n: usize, subtype: &str, attachments: bool) -> Vec<u8> {
     s.into_bytes()
 }
 
+/// One header line of `len` bytes (unfolded), in the subject or in an unknown header.
+pub fn long_header_line(len: usize, header: &str) -> Vec<u8> {
+    let value: String = "quote ".chars().cycle().take(len).collect();
+    let mut raw = head("long-header", "long header");
+    raw.push_str(&format!("{header}: {value}\r\n\r\n{NEEDLE}\r\n"));
+    raw.into_bytes()
+}
+
 /// A Content-Type with `n` parameters, and an RFC 2231 boundary split over `n` sections.
 pub fn parameter_storm(n: usize) -> Vec<u8> {
     let mut s = head("params", "parameters");
