@@ -99,6 +99,7 @@ impl fmt::Display for Repair {
 /// A display name and address.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Mailbox {
+    /// The display name, trimmed, when there is one.
     pub name: Option<String>,
     /// Lowercased and trimmed.
     pub address: String,
@@ -107,20 +108,33 @@ pub struct Mailbox {
 /// What triage reads of one message.
 #[derive(Debug, Clone, Default)]
 pub struct MessageView {
+    /// The Message-ID, without angle brackets.
     pub message_id: Option<String>,
+    /// The decoded subject, trimmed, at most [`MAX_SUBJECT_BYTES`].
     pub subject: String,
+    /// The first From address.
     pub from: Option<Mailbox>,
+    /// To addresses (at most [`MAX_ADDRESSES`]).
     pub to: Vec<Mailbox>,
+    /// Cc addresses (at most [`MAX_ADDRESSES`]).
     pub cc: Vec<Mailbox>,
+    /// Reply-To addresses (at most [`MAX_ADDRESSES`]).
     pub reply_to: Vec<Mailbox>,
     /// The Date header with its own offset, when it parses.
     pub date: Option<DateTime<FixedOffset>>,
+    /// Message ids in In-Reply-To.
     pub in_reply_to: Vec<String>,
+    /// Message ids in References.
     pub references: Vec<String>,
+    /// The List-Id header, raw.
     pub list_id: Option<String>,
+    /// A List-Unsubscribe header is present.
     pub list_unsubscribe: bool,
+    /// A List-Post header is present.
     pub list_post: bool,
+    /// Precedence, lowercased.
     pub precedence: Option<String>,
+    /// Auto-Submitted, lowercased.
     pub auto_submitted: Option<String>,
     /// X-Autoreply / X-Autorespond present.
     pub x_autoreply: bool,
