@@ -4,11 +4,11 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{bail, Context as _, Result};
+use anyhow::{bail, Result};
 
 use super::{inputs, out, outln};
 use super::{ExplainFormat, TriageFormat};
-use crate::mail::{MessageView, DEFAULT_MAX_SCAN_BYTES};
+use crate::mail::{parse_limit, MessageView, DEFAULT_MAX_SCAN_BYTES};
 use crate::profile::Profile;
 use crate::triage::{explain, triage as run_triage, Context, Decision};
 
@@ -57,9 +57,8 @@ pub fn explain(
     addresses: &[String],
 ) -> Result<ExitCode> {
     let profile = resolve_profile(profile)?;
-    let bytes =
-        std::fs::read(message).with_context(|| format!("cannot read {}", message.display()))?;
-    let view = MessageView::parse(&bytes, DEFAULT_MAX_SCAN_BYTES);
+    let input = inputs::read_message(message, parse_limit(DEFAULT_MAX_SCAN_BYTES))?;
+    let view = MessageView::parse_prefix(&input.bytes, input.size, DEFAULT_MAX_SCAN_BYTES);
     let decision = run_triage(&view, &profile, &context(addresses));
     match format {
         ExplainFormat::Text => out!("{}", explain::render(&view, &decision)),
@@ -114,12 +113,16 @@ pub fn triage(
     addresses: &[String],
 ) -> Result<ExitCode> {
     let profile = resolve_profile(profile)?;
-    let inputs = inputs::collect(paths)?;
+    // One message at a time, each read only as far as the parser would look at it.
+    let inputs = inputs::messages(paths, parse_limit(DEFAULT_MAX_SCAN_BYTES))?;
     let ctx = context(addresses);
     let mut rows = Vec::new();
+    let mut count = 0usize;
     let mut per_folder: BTreeMap<String, usize> = BTreeMap::new();
-    for input in &inputs {
-        let view = MessageView::parse(&input.bytes, DEFAULT_MAX_SCAN_BYTES);
+    for input in inputs {
+        let input = input?;
+        count += 1;
+        let view = MessageView::parse_prefix(&input.bytes, input.size, DEFAULT_MAX_SCAN_BYTES);
         let d = run_triage(&view, &profile, &ctx);
         *per_folder
             .entry(
@@ -158,7 +161,7 @@ pub fn triage(
             &rows,
         )?;
         outln!();
-        outln!("{} messages", inputs.len());
+        outln!("{count} messages");
         let width = per_folder
             .keys()
             .map(|k| k.chars().count())
@@ -170,8 +173,7 @@ pub fn triage(
     } else {
         let summary: BTreeMap<&String, &usize> = per_folder.iter().collect();
         eprintln!(
-            "{} messages; per folder: {}",
-            inputs.len(),
+            "{count} messages; per folder: {}",
             serde_json::to_string(&summary)?
         );
     }

@@ -19,10 +19,19 @@ const MAX_QUOTE_DEPTH: usize = 32;
 /// material (blockquote, Gmail/Outlook/Thunderbird/Apple quote containers) becomes "> "-prefixed
 /// lines, and a recognised signature block is preceded by a "-- " line.
 pub fn html_to_text(html: &str) -> String {
+    html_to_text_capped(html, usize::MAX).0
+}
+
+/// [`html_to_text`] that stops converting once about `max_bytes` of text are out (the text
+/// returned may end a line past it); the flag says whether HTML was left unconverted.
+pub fn html_to_text_capped(html: &str, max_bytes: usize) -> (String, bool) {
     let b = html.as_bytes();
     let mut conv = Converter::default();
     let mut i = 0;
     while i < b.len() {
+        if conv.out.buf.len() + conv.out.line.len() > max_bytes {
+            return (conv.finish(), true);
+        }
         if b[i] != b'<' {
             let j = find_byte(b, i, b'<').unwrap_or(b.len());
             conv.text(sub(html, i, j));
@@ -51,7 +60,7 @@ pub fn html_to_text(html: &str) -> String {
             }
         };
     }
-    conv.finish()
+    (conv.finish(), false)
 }
 
 /// Attributes the converter cares about (first occurrence wins, values are raw).
@@ -619,7 +628,7 @@ fn decode_one(s: &str) -> Option<(char, usize)> {
 
 #[cfg(test)]
 mod tests {
-    use super::html_to_text;
+    use super::{html_to_text, html_to_text_capped};
 
     /// (name, input HTML, expected text)
     #[rustfmt::skip]
@@ -782,5 +791,17 @@ mod tests {
         println!("{} bytes in {took:?}", html.len());
         assert!(text.contains("> q\n> r"));
         assert!(took.as_secs() < 5);
+    }
+
+    #[test]
+    fn conversion_stops_at_the_cap() {
+        // 100,000 nested blockquotes expand every character into a 66-byte quoted line.
+        let html = format!("<p>first</p>{}", "<blockquote>x".repeat(100_000));
+        let (text, cut) = html_to_text_capped(&html, 10_000);
+        assert!(cut);
+        assert!(text.starts_with("first"));
+        assert!(text.len() < 10_000 + 200, "{}", text.len());
+        let (text, cut) = html_to_text_capped("<p>short</p>", 10_000);
+        assert_eq!((text.as_str(), cut), ("short", false));
     }
 }

@@ -1,6 +1,8 @@
 //! Tests of the triage core, profiles and the offline CLI — no mail server involved.
 
 mod cli;
+mod hostile;
+mod hostile_gen;
 mod invalid_profiles;
 mod no_panic;
 mod rules;
