@@ -71,30 +71,59 @@ pub const WIRE_LEVEL_CRATES: &[&str] = &[
     "oauth2",
 ];
 
+/// Crates that log every file event at debug level: capped like the wire-level ones so
+/// that `MAILTRIAGE_LOG=debug` stays readable.
+const NOISY_CRATES: &[&str] = &["notify", "mio", "tokio_util"];
+
+/// Is `target` in one of these crates (the crate itself or one of its modules)?
+fn in_crates(target: &str, crates: &[&str]) -> bool {
+    crates.iter().any(|c| {
+        target
+            .strip_prefix(c)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with("::"))
+    })
+}
+
 /// Sets up logging as configured (human text or JSON lines).
 pub fn init_logging(log: &LogConfig) {
     use std::io::IsTerminal;
-    let mut filter = tracing_subscriber::EnvFilter::try_from_env("MAILTRIAGE_LOG")
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::Layer;
+    let filter = tracing_subscriber::EnvFilter::try_from_env("MAILTRIAGE_LOG")
         .or_else(|_| tracing_subscriber::EnvFilter::try_new(&log.level))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     // Protocol libraries log raw wire data (LOGIN and AUTHENTICATE lines, message bodies)
-    // at debug/trace: never let that through, whatever level was asked for.
-    for quiet in WIRE_LEVEL_CRATES {
-        if let Ok(d) = format!("{quiet}=info").parse() {
-            filter = filter.add_directive(d);
-        }
-    }
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    // at debug/trace: never let that through, whatever level was asked for. A filter of
+    // its own, so no directive of MAILTRIAGE_LOG (however specific) can outrank it.
+    let cap = tracing_subscriber::filter::filter_fn(|meta| {
+        *meta.level() <= tracing::Level::INFO
+            || !(in_crates(meta.target(), WIRE_LEVEL_CRATES)
+                || in_crates(meta.target(), NOISY_CRATES))
+    });
+    let layer = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal());
+    let registry = tracing_subscriber::registry();
     let _ = match log.format {
-        LogFormat::Json => builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(true)
+        LogFormat::Json => registry
+            .with(
+                layer
+                    .json()
+                    .flatten_event(true)
+                    .with_current_span(true)
+                    .with_filter(filter)
+                    .with_filter(cap),
+            )
             .try_init(),
-        LogFormat::Text => builder.with_target(false).try_init(),
+        LogFormat::Text => registry
+            .with(
+                layer
+                    .with_target(false)
+                    .with_filter(filter)
+                    .with_filter(cap),
+            )
+            .try_init(),
     };
 }
 
@@ -643,4 +672,24 @@ fn seed_demo(samples: &Path, maildir: &Path) -> Result<()> {
     )?;
     info!(count = files.len(), maildir = %maildir.display(), "demo Maildir seeded from sample-mail/");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crate_targets_match_the_crate_and_its_modules_only() {
+        for (target, capped) in [
+            ("async_imap", true),
+            ("async_imap::imap_stream", true),
+            ("imap_proto::parser::core", true),
+            ("async_imap_extra", false),
+            ("mailtriage::daemon", false),
+            ("notify::inotify", true),
+        ] {
+            let got = in_crates(target, WIRE_LEVEL_CRATES) || in_crates(target, NOISY_CRATES);
+            assert_eq!(got, capped, "{target}");
+        }
+    }
 }

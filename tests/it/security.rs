@@ -825,15 +825,11 @@ fn world_readable_secret_file_gets_a_warning_private_one_does_not() {
     }
 }
 
-/// Known bug, not fixed here: the cap on protocol libraries' logging
-/// (`WIRE_LEVEL_CRATES` in `src/daemon/mod.rs`) is added as `async_imap=info`, which a
-/// more specific directive outranks: `MAILTRIAGE_LOG=async_imap::imap_stream=trace`
-/// logs `LOGIN "alice" "PASSWORD"`. The fix belongs in `init_logging` (e.g. a separate
-/// per-layer filter that caps those targets whatever the EnvFilter says), outside what
-/// this branch may change.
+/// Regression: the cap on protocol libraries' logging (`WIRE_LEVEL_CRATES`) was added as
+/// `async_imap=info`, which a more specific directive outranked:
+/// `MAILTRIAGE_LOG=async_imap::imap_stream=trace` logged `LOGIN "alice" "PASSWORD"`.
 #[test]
-#[ignore = "bug in src/daemon/mod.rs init_logging: a target-specific directive bypasses the wire-level cap"]
-fn wire_level_cap_is_bypassed_by_a_more_specific_log_directive() {
+fn wire_level_cap_holds_against_a_more_specific_log_directive() {
     let d = Dovecot::start(DovecotOptions::default());
     let s = Setup::imap(
         &d,
