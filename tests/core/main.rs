@@ -1,6 +1,9 @@
 //! Tests of the triage core, profiles and the offline CLI — no mail server involved.
 
 mod cli;
+mod folder_invariants;
+mod fuzz_props;
+mod hostile_yaml;
 mod invalid_profiles;
 mod no_panic;
 mod rules;
