@@ -268,6 +268,25 @@ fn parse_error(file: &str, err: &serde_saphyr::Error) -> Diagnostic {
         )
         .expected("a profile without deeply repeated aliases; write the values out instead");
     }
+    // Keys are read as text; the parser's words for other keys are written for programmers.
+    if message.starts_with("expected string scalar") {
+        return Diagnostic::new(
+            file,
+            loc,
+            Path::root(),
+            "a key must be text, not a list or a mapping",
+        )
+        .expected("a key such as `name:` or `keywords:` (quote it if it starts with [ or {)");
+    }
+    if message.starts_with("cannot deserialize null into string") {
+        return Diagnostic::new(
+            file,
+            loc,
+            Path::root(),
+            "a key is empty (`null`, `~` or nothing)",
+        )
+        .expected("a key such as `name:`; write \"null\" in quotes to mean the word");
+    }
     Diagnostic::new(file, loc, Path::root(), format!("YAML syntax: {message}"))
 }
 

@@ -506,3 +506,29 @@ fn ten_kib_names_aliases_and_keywords_took_minutes_to_compile() {
         "the error quotes the words whole:\n{err}"
     );
 }
+
+/// Regression (found by the YAML-shaped property): a key that is a list, a mapping or
+/// null was reported as "YAML syntax: expected string scalar" or "cannot deserialize null
+/// into string; use Option<String>" — words for programmers, not for the owner.
+#[test]
+fn non_text_keys_were_reported_in_rust_jargon() {
+    let cases: &[(&str, &str)] = &[
+        ("list-key", "business: {name: X}\n[a]: 1\n"),
+        ("explicit-list-key", "business: {name: X}\n? [a, b]\n: 1\n"),
+        ("map-key", "business: {name: X}\nroles: {{a: b}: x}\n"),
+        ("null-key", "business: {name: X}\nroles: {null: x}\n"),
+        ("tilde-key", "business: {name: X}\ncategories:\n  ~: {}\n"),
+    ];
+    let mut all = String::new();
+    for (name, y) in cases {
+        let err = refused_quiet(&format!("key-{name}"), y.as_bytes());
+        assert!(!err.contains("scalar") && !err.contains("Option<"), "{err}");
+        assert!(
+            err.contains(&format!("--> hostile/key-{name}.yaml:")),
+            "{err}"
+        );
+        all.push_str(&err);
+        all.push('\n');
+    }
+    snapshot("non-text-keys", &all);
+}
