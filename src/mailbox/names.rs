@@ -81,29 +81,82 @@ pub fn decode_mutf7(s: &str) -> Option<String> {
     Some(out)
 }
 
-/// Makes one folder level safe: no delimiter, wildcard, control character, leading dot or
-/// tilde; with `no_dots`, dots become spaces ("Dr. J. Smith" → "Dr J Smith").
+/// The characters that stand in for what a level may not contain, chosen so that none of
+/// them is the delimiter itself: (for the delimiter, for wildcards, for blanks).
+fn stand_ins(delimiter: Option<char>) -> (char, char, char) {
+    let dash = if delimiter == Some('-') { '_' } else { '-' };
+    let underscore = if delimiter == Some('_') { '-' } else { '_' };
+    let space = if delimiter == Some(' ') { dash } else { ' ' };
+    (dash, underscore, space)
+}
+
+/// Zero-width and bidirectional formatting characters: invisible in a folder list, they
+/// would let two names that look the same differ, or make one read backwards.
+fn invisible(c: char) -> bool {
+    matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{2069}' | '\u{feff}')
+}
+
+/// Makes one folder level safe: no delimiter, wildcard, control character, line separator,
+/// invisible formatting character, leading dot or tilde; with `no_dots`, dots become
+/// spaces ("Dr. J. Smith" → "Dr J Smith"). What stands in for a character is never the
+/// delimiter itself.
 pub fn neutralize(level: &str, delimiter: Option<char>, no_dots: bool) -> String {
-    let mut s: String = level
-        .chars()
-        .map(|c| match c {
-            '.' if no_dots => ' ',
-            c if Some(c) == delimiter => '-',
-            '/' | '\\' if delimiter.is_none() => '-',
-            '*' | '%' => '_',
-            c if c.is_control() => ' ',
-            c => c,
-        })
-        .collect();
+    let (dash, underscore, space) = stand_ins(delimiter);
+    let mapped = level.chars().map(|c| match c {
+        '.' if no_dots => space,
+        c if Some(c) == delimiter => dash,
+        '/' | '\\' if delimiter.is_none() => dash,
+        '*' | '%' => underscore,
+        c if c.is_control() || c.is_whitespace() => space,
+        c => c,
+    });
     // Collapse the spaces the replacements may have doubled.
-    while s.contains("  ") {
-        s = s.replace("  ", " ");
+    let mut s = String::with_capacity(level.len());
+    for c in mapped.filter(|c| !invisible(*c)) {
+        if !(c == ' ' && s.ends_with(' ')) {
+            s.push(c);
+        }
     }
-    let trimmed = s.trim().trim_start_matches(['.', '~']).trim();
-    if trimmed.is_empty() {
-        "_".to_string()
+    // Strip until stable: ". ~x" must not leave "~x" behind.
+    let mut rest = s.as_str();
+    loop {
+        let next = rest.trim().trim_start_matches(['.', '~']);
+        if next.len() == rest.len() {
+            break;
+        }
+        rest = next;
+    }
+    if rest.is_empty() {
+        underscore.to_string()
     } else {
-        trimmed.to_string()
+        rest.to_string()
+    }
+}
+
+/// One level as the server stores it: neutralised, then in modified UTF-7 unless the
+/// server takes UTF-8. Modified UTF-7 writes `&`, `-` and base64 letters; on a server whose
+/// delimiter is one of those (none of the common ones is), characters that would need them
+/// are replaced instead, so the encoding can never introduce a delimiter.
+fn server_level(level: &str, delimiter: Option<char>, utf8: bool, no_dots: bool) -> String {
+    let safe = neutralize(level, delimiter, no_dots);
+    if utf8 {
+        return safe;
+    }
+    let encoded = encode_mutf7(&safe);
+    match delimiter {
+        Some(d) if encoded.contains(d) => {
+            let (_, underscore, _) = stand_ins(delimiter);
+            safe.chars()
+                .map(|c| {
+                    if c == '&' || !(' '..='~').contains(&c) {
+                        underscore
+                    } else {
+                        c
+                    }
+                })
+                .collect()
+        }
+        _ => encoded,
     }
 }
 
@@ -117,14 +170,7 @@ pub fn server_name(
     let sep = delimiter.map(String::from).unwrap_or_default();
     levels
         .iter()
-        .map(|l| {
-            let safe = neutralize(l, delimiter, no_dots || delimiter == Some('.'));
-            if utf8 {
-                safe
-            } else {
-                encode_mutf7(&safe)
-            }
-        })
+        .map(|l| server_level(l, delimiter, utf8, no_dots || delimiter == Some('.')))
         .collect::<Vec<_>>()
         .join(&sep)
 }
@@ -182,5 +228,73 @@ mod tests {
             ),
             "MANAGER.Dr J Smith"
         );
+    }
+
+    /// Regression: `*` and `%` became `_`, a blank `-`… even when that was the server's
+    /// delimiter, so "Mark*" on a server delimited by `_` made the folder `Mark` + `_`.
+    #[test]
+    fn a_stand_in_was_the_delimiter_itself() {
+        for (delim, input) in [
+            ('_', "Mark*"),
+            ('_', "50% Off"),
+            ('-', "AC-DC"),
+            (' ', "a\tb"),
+        ] {
+            let out = server_name(&[input.to_string()], Some(delim), false, false);
+            assert!(
+                !out.contains(delim),
+                "{input:?} with {delim:?} gave {out:?}"
+            );
+        }
+        assert_eq!(neutralize("AC-DC*", Some('-'), false), "AC_DC_");
+        assert_eq!(neutralize("Mark*", Some('_'), false), "Mark-");
+        // Found by the folder_names fuzz target: an empty level's placeholder `_`.
+        assert_eq!(server_name(&["\n".into()], Some('_'), false, false), "-");
+    }
+
+    /// Regression: the leading `.`/`~` strip ran once, so ". ~root" (dot, space, tilde)
+    /// came out as "~root".
+    #[test]
+    fn a_dot_before_a_tilde_left_a_leading_tilde() {
+        for input in [". ~root", "~ .x", ". . ~ ~y", "\t~.\n~z"] {
+            let out = neutralize(input, Some('/'), false);
+            assert!(!out.starts_with(['.', '~', ' ']), "{input:?} gave {out:?}");
+        }
+        assert_eq!(neutralize(". ~root", Some('/'), false), "root");
+        assert_eq!(neutralize(". ~", Some('/'), false), "_");
+    }
+
+    /// Regression: modified UTF-7 writes `&`, `-` and base64 letters, so on a server whose
+    /// delimiter is one of them the encoding put the delimiter back into a level.
+    #[test]
+    fn modified_utf7_brought_the_delimiter_back() {
+        for delim in ['&', '-', 'A', '+', ','] {
+            for input in ["Sinéad", "Tom & Jerry", "台北", "Zoë-Müller"] {
+                let out = server_name(&[input.to_string()], Some(delim), false, false);
+                assert!(
+                    !out.contains(delim),
+                    "{input:?} with {delim:?} gave {out:?}"
+                );
+                assert!(out.is_ascii(), "{out:?}");
+            }
+        }
+        // The delimiters servers really use keep the exact encoding.
+        assert_eq!(
+            server_name(&["Sinéad".into()], Some('/'), false, false),
+            "Sin&AOk-ad"
+        );
+    }
+
+    #[test]
+    fn line_separators_and_invisible_characters_do_not_reach_the_server() {
+        assert_eq!(
+            neutralize("Mark\u{2028}Johnson", Some('/'), false),
+            "Mark Johnson"
+        );
+        assert_eq!(
+            neutralize("Mark\u{202e}nosnhoJ", Some('/'), false),
+            "MarknosnhoJ"
+        );
+        assert_eq!(neutralize("\u{feff}\u{200b}", Some('/'), false), "_");
     }
 }

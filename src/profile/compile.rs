@@ -26,6 +26,48 @@ use crate::triage::names::NameIndex;
 /// Largest compiled size of one regex (bytes of the compiled program).
 const REGEX_SIZE_LIMIT: usize = 256 * 1024;
 
+/// Longest member name, in characters. A name names a folder: servers and file systems
+/// limit a folder name to a few hundred bytes (a Maildir++ folder is one directory name of
+/// at most 255), and modified UTF-7 can take more than three bytes per character.
+pub const MAX_MEMBER_NAME_CHARS: usize = 80;
+
+/// Longest keyword, phrase or alias, in characters. Real ones are a few words; building
+/// the keyword automaton costs time quadratic in a keyword's length (a 10,000-character
+/// keyword took minutes), so longer ones are refused rather than slowing every reload.
+pub const MAX_KEYWORD_CHARS: usize = 100;
+
+/// The problem with a keyword or alias that is too long, if it is.
+fn too_long(word: &str) -> Option<String> {
+    let n = word.chars().count();
+    (n > MAX_KEYWORD_CHARS).then(|| {
+        let short: String = word.chars().take(24).collect();
+        format!("`{short}…` is {n} characters long; a keyword or alias may have at most {MAX_KEYWORD_CHARS}")
+    })
+}
+
+/// The key two folder names collide on: the same after neutralisation on a server with
+/// either common delimiter (`/`, or `.` where dots are not allowed — also Maildir++), in
+/// any case.
+fn folder_keys(name: &str) -> [String; 2] {
+    use crate::mailbox::names::neutralize;
+    [
+        neutralize(name, Some('/'), false).to_lowercase(),
+        neutralize(name, Some('.'), true)
+            .replace(['/', '\\'], "-")
+            .to_lowercase(),
+    ]
+}
+
+/// Whether a rendered folder is the inbox itself (IMAP's INBOX is case-insensitive).
+fn is_inbox(levels: &[String]) -> bool {
+    match levels {
+        [only] => {
+            crate::mailbox::names::neutralize(only, None, false).eq_ignore_ascii_case("inbox")
+        }
+        _ => false,
+    }
+}
+
 /// Collects diagnostics with locations resolved against the document.
 pub(crate) struct Checker<'a> {
     doc: &'a Document,
@@ -197,6 +239,10 @@ fn keyword_set(
                 .expect_("a word or phrase");
             continue;
         }
+        if let Some(msg) = too_long(k) {
+            c.at_key(&p, msg).expect_("a word or a short phrase");
+            continue;
+        }
         if k.trim().trim_end_matches('*').contains('*') {
             c.at_key(&p, format!("`*` may only end a keyword (`{k}`)"))
                 .expect_("a word, a phrase, or a stem ending in * such as refund*");
@@ -235,8 +281,13 @@ fn keyword_set(
                     .trim()
                     .trim_start_matches("error: ")
                     .to_string();
+                let expected = if last.contains("size limit") {
+                    "a smaller pattern: fewer or smaller repetitions ({n}), or a keyword instead"
+                } else {
+                    "a regular expression in Rust `regex` syntax (no look-around or backreferences)"
+                };
                 c.at_key(&p, format!("invalid regular expression: {last}"))
-                    .expect_("a regular expression in Rust `regex` syntax (no look-around or backreferences)");
+                    .expect_(expected);
             }
         }
     }
@@ -546,6 +597,7 @@ fn build(
     // --- team ---
     let mut members: Vec<Member> = Vec::new();
     let mut seen_names: BTreeMap<String, usize> = BTreeMap::new();
+    let mut seen_folders: BTreeMap<String, (usize, String)> = BTreeMap::new();
     let mut seen_addresses: BTreeMap<String, usize> = BTreeMap::new();
     for (i, m) in raw.team.iter().enumerate() {
         let p = root.key("team").index(i);
@@ -559,12 +611,35 @@ fn build(
                 "a name cannot contain control characters (line breaks, tabs)",
             )
             .expect_("a plain name such as Mark Johnson");
+        } else if name.chars().count() > MAX_MEMBER_NAME_CHARS {
+            let short: String = name.chars().take(24).collect();
+            c.at_value(
+                &p.key("name"),
+                format!(
+                    "the name `{short}…` is {} characters long; a name may have at most {MAX_MEMBER_NAME_CHARS}",
+                    name.chars().count()
+                ),
+            )
+            .expect_("their full name, e.g. Mark Johnson (it names their folder)");
         } else if let Some(prev) = seen_names.insert(name.to_lowercase(), i) {
             c.at_value(
                 &p.key("name"),
                 format!("`{name}` is already on the team (team[{prev}])"),
             )
             .expect_("each member's name to be unique (it names their folder)");
+        } else if let Some((prev, other)) = folder_keys(&name)
+            .iter()
+            .find_map(|k| seen_folders.get(k).cloned())
+        {
+            c.at_value(
+                &p.key("name"),
+                format!("`{name}` would get the same folder as `{other}` (team[{prev}])"),
+            )
+            .expect_("names that differ in more than `/`, `.`, `*`, `%`, spaces or case: folder names cannot hold those characters");
+        } else {
+            for k in folder_keys(&name) {
+                seen_folders.insert(k, (i, name.clone()));
+            }
         }
         if m.roles.is_empty() {
             c.at_value(&p.key("roles"), format!("{name} has no roles"))
@@ -623,6 +698,9 @@ fn build(
             if a.trim().is_empty() {
                 c.at_value(&p.key("aliases").index(j), "an empty alias names nobody")
                     .expect_("a word or phrase such as owner");
+            } else if let Some(msg) = too_long(a.trim()) {
+                c.at_value(&p.key("aliases").index(j), msg)
+                    .expect_("a word or phrase such as owner");
             } else {
                 aliases.push(a.trim().to_string());
             }
@@ -671,6 +749,61 @@ fn build(
             .unwrap_or("Unassigned"),
         &["category"],
     );
+    // A folder that is INBOX itself would file mail back where it came from.
+    let has_member = folder
+        .components
+        .iter()
+        .flatten()
+        .any(|p| *p == Piece::Member);
+    let mut template_is_inbox = false;
+    for (i, m) in members.iter().enumerate() {
+        let role_ids_of: Vec<&str> = m
+            .roles
+            .iter()
+            .filter_map(|&r| role_ids.get(r).copied())
+            .collect();
+        let roles_or_none = if role_ids_of.is_empty() {
+            vec![""]
+        } else {
+            role_ids_of
+        };
+        let hit = cat_names.iter().find_map(|cat| {
+            roles_or_none
+                .iter()
+                .map(|role| folder.render(cat, &m.name, role))
+                .find(|levels| is_inbox(levels))
+        });
+        if let Some(levels) = hit {
+            if has_member {
+                c.at_value(
+                    &root.key("team").index(i).key("name"),
+                    format!(
+                        "{}'s folder would be `{}`, the inbox mail is taken from",
+                        m.name,
+                        levels.join("/")
+                    ),
+                )
+                .expect_("another name, or a routing.folder such as \"{category}/{member}\"");
+            } else {
+                template_is_inbox = true;
+            }
+        }
+    }
+    let unassigned_is_inbox = cat_names
+        .iter()
+        .any(|cat| is_inbox(&unassigned_folder.render(cat, "", "")));
+    for (is, key) in [
+        (template_is_inbox, "folder"),
+        (unassigned_is_inbox, "unassigned_folder"),
+    ] {
+        if is {
+            c.at_value(
+                &rp.key(key),
+                "this folder would be the inbox mail is taken from",
+            )
+            .expect_("a folder other than INBOX, such as \"{category}/{member}\" or Unassigned");
+        }
+    }
     let default_category = match &raw.routing.default_category {
         Some(n) => category_ref(c, &rp.key("default_category"), n, &cat_names),
         None => cat_names.iter().position(|n| n == "SUPPORT"),
@@ -779,6 +912,18 @@ fn build(
         Some(b) => super::booking_compile::booking(c, b, &cat_names, &mut sets, &member_ref),
     };
 
+    // Every other list of words (urgency, booking, …) as a backstop: located at the top.
+    if let Some(msg) = sets
+        .iter()
+        .flat_map(|s| s.entries.iter())
+        .find_map(|e| too_long(&e.keyword))
+    {
+        c.at_value(&root, msg).expect_("a word or a short phrase");
+    }
+    // A profile that is already rejected need not pay for its automata.
+    if !c.out.is_empty() {
+        return None;
+    }
     let matcher = match Matcher::new(sets) {
         Ok(m) => m,
         Err(e) => {
@@ -901,6 +1046,11 @@ fn escalation(
                 "an empty keyword matches nothing",
             )
             .expect_("a word or phrase");
+            continue;
+        }
+        if let Some(msg) = too_long(k) {
+            c.at_key(&p.key("keywords").key(k), msg)
+                .expect_("a word or a short phrase");
             continue;
         }
         set.entries.push(Entry {

@@ -86,11 +86,11 @@ impl fmt::Display for Diagnostic {
         if let Some(src) = &self.source_line {
             let num = self.loc.line.to_string();
             let pad = " ".repeat(num.len());
+            let (shown, col) = snippet_window(src, self.loc.column.max(1) as usize);
             writeln!(f, "{pad} |")?;
-            writeln!(f, "{num} | {src}")?;
-            let col = self.loc.column.max(1) as usize;
-            let width = underline_width(src, col);
-            let lead: String = src
+            writeln!(f, "{num} | {shown}")?;
+            let width = underline_width(&shown, col);
+            let lead: String = shown
                 .chars()
                 .take(col - 1)
                 .map(|c| if c == '\t' { '\t' } else { ' ' })
@@ -105,6 +105,32 @@ impl fmt::Display for Diagnostic {
         }
         Ok(())
     }
+}
+
+/// Longest source line shown whole in a snippet, in characters.
+const SNIPPET_MAX_CHARS: usize = 120;
+
+/// The part of a source line to show and the (1-based) column within it: the whole line
+/// when it is short, else a window around `col` with `…` where it was cut (a minified or
+/// machine-written file can have a line of megabytes).
+fn snippet_window(line: &str, col: usize) -> (String, usize) {
+    let len = line.chars().count();
+    if len <= SNIPPET_MAX_CHARS {
+        return (line.to_string(), col);
+    }
+    let col = col.min(len + 1);
+    let before = 40;
+    let start = col.saturating_sub(1 + before);
+    let end = (start + SNIPPET_MAX_CHARS - 2).min(len);
+    let mut out = String::new();
+    if start > 0 {
+        out.push('…');
+    }
+    out.extend(line.chars().skip(start).take(end - start));
+    if end < len {
+        out.push('…');
+    }
+    (out, col - start + usize::from(start > 0))
 }
 
 /// How many characters of the token starting at `col` to underline.
@@ -248,6 +274,47 @@ mod tests {
                 "{typo}"
             );
         }
+    }
+
+    /// Regression: the snippet printed the whole source line, so an error in a file with
+    /// a megabyte-long line (a long anchored scalar, a one-line flow document) printed a
+    /// megabyte of text. Long lines are now cut to a window around the column.
+    #[test]
+    fn megabyte_lines_were_printed_whole_in_snippets() {
+        let line = format!(
+            "team: [{}*bad, {}x]",
+            "a, ".repeat(400_000),
+            "b, ".repeat(100)
+        );
+        let col = line.find("*bad").map_or(1, |i| i + 1);
+        let d = Diagnostic::new(
+            "p.yaml",
+            Loc {
+                line: 1,
+                column: u32::try_from(col).unwrap_or(u32::MAX),
+            },
+            Path::root(),
+            "boom",
+        )
+        .with_source(&line);
+        let text = d.to_string();
+        assert!(text.len() < 600, "{} bytes", text.len());
+        let lines: Vec<&str> = text.lines().collect();
+        let src = lines[3].trim_start_matches("1 | ");
+        let caret = lines[4].trim_start_matches("  | ");
+        let at = caret.find('^').expect("a caret");
+        assert_eq!(
+            src.chars().skip(at).take(4).collect::<String>(),
+            "*bad",
+            "{text}"
+        );
+        assert!(src.starts_with('…') && src.ends_with('…'), "{src}");
+        // Near the start of a long line, and on short lines, nothing changes.
+        let (short, c) = snippet_window("roles: [x]", 9);
+        assert_eq!((short.as_str(), c), ("roles: [x]", 9));
+        let (head, c) = snippet_window(&line, 1);
+        assert_eq!(c, 1);
+        assert!(head.starts_with("team: [a,") && head.ends_with('…'));
     }
 
     #[test]

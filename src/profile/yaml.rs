@@ -16,6 +16,15 @@ use super::diag::{Diagnostic, Loc};
 /// Largest YAML file we accept (profiles are a few KB; this stops accidents and abuse).
 pub const MAX_YAML_BYTES: usize = 4 * 1024 * 1024;
 
+/// Deepest nesting of lists and mappings we accept. The deepest real key of a profile or
+/// `mailtriage.yaml` is 5 levels down; every level costs the deserializer tens of KiB of
+/// stack in a debug build, so the budget must stop a deep file long before a 2 MiB thread
+/// stack runs out (64 levels did not: the process aborted instead of reporting an error).
+pub const MAX_DEPTH: usize = 20;
+
+/// Most keys, values and list items in one file, counting what aliases repeat.
+pub const MAX_NODES: usize = 200_000;
+
 /// One step of a path into a YAML document: a mapping key or a sequence index.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Seg {
@@ -64,10 +73,16 @@ impl fmt::Display for Path {
                     let plain = !k.is_empty()
                         && k.chars()
                             .all(|c| c.is_alphanumeric() || c == '_' || c == '-' || c == '$');
-                    if plain {
-                        f.write_str(k)?;
+                    // A key can be arbitrarily long; the path only needs to recognise it.
+                    let shown: String = if k.chars().count() > 60 {
+                        k.chars().take(40).chain(std::iter::once('…')).collect()
                     } else {
-                        write!(f, "{k:?}")?;
+                        k.clone()
+                    };
+                    if plain {
+                        f.write_str(&shown)?;
+                    } else {
+                        write!(f, "{shown:?}")?;
                     }
                 }
             }
@@ -181,8 +196,8 @@ fn options() -> serde_saphyr::Options {
         budget: serde_saphyr::budget! {
             max_aliases: 1_000,
             max_anchors: 1_000,
-            max_depth: 64,
-            max_nodes: 200_000,
+            max_depth: MAX_DEPTH,
+            max_nodes: MAX_NODES,
             max_total_scalar_bytes: MAX_YAML_BYTES,
         },
         alias_limits: alias_limits,
@@ -208,8 +223,43 @@ fn parse_error(file: &str, err: &serde_saphyr::Error) -> Diagnostic {
         },
         _ => first.to_string(),
     };
+    // Budget breaches read "budget breached: Kind { .. }"; the kind says what was too big.
+    // (Depth must be told apart from aliases: a deep file is not an alias bomb.)
+    let breach = message
+        .split_once("budget breached: ")
+        .map(|(_, kind)| kind.split([' ', '{']).next().unwrap_or_default());
     let lower = message.to_lowercase();
-    if lower.contains("alias") || lower.contains("budget") || lower.contains("anchor") {
+    let nesting = match breach {
+        Some(kind) => kind == "Depth",
+        None => {
+            !lower.contains("alias")
+                && ["depth", "nesting", "recursion"]
+                    .iter()
+                    .any(|w| lower.contains(w))
+        }
+    };
+    if nesting {
+        return Diagnostic::new(
+            file,
+            loc,
+            Path::root(),
+            format!("the file nests too deeply ({message})"),
+        )
+        .expected(format!("at most {MAX_DEPTH} levels of lists and mappings"));
+    }
+    if matches!(breach, Some("Nodes" | "Events" | "ScalarBytes")) {
+        return Diagnostic::new(
+            file,
+            loc,
+            Path::root(),
+            format!("the file holds too many values ({message})"),
+        )
+        .expected(format!(
+            "at most {MAX_NODES} keys, values and list items and {} MiB of text, counting what aliases (*name) repeat",
+            MAX_YAML_BYTES >> 20
+        ));
+    }
+    if breach.is_some() || lower.contains("alias") || lower.contains("anchor") {
         return Diagnostic::new(
             file,
             loc,
@@ -218,14 +268,24 @@ fn parse_error(file: &str, err: &serde_saphyr::Error) -> Diagnostic {
         )
         .expected("a profile without deeply repeated aliases; write the values out instead");
     }
-    if lower.contains("depth") || lower.contains("nesting") {
+    // Keys are read as text; the parser's words for other keys are written for programmers.
+    if message.starts_with("expected string scalar") {
         return Diagnostic::new(
             file,
             loc,
             Path::root(),
-            format!("the file nests too deeply ({message})"),
+            "a key must be text, not a list or a mapping",
         )
-        .expected("at most 64 levels of nesting");
+        .expected("a key such as `name:` or `keywords:` (quote it if it starts with [ or {)");
+    }
+    if message.starts_with("cannot deserialize null into string") {
+        return Diagnostic::new(
+            file,
+            loc,
+            Path::root(),
+            "a key is empty (`null`, `~` or nothing)",
+        )
+        .expected("a key such as `name:`; write \"null\" in quotes to mean the word");
     }
     Diagnostic::new(file, loc, Path::root(), format!("YAML syntax: {message}"))
 }

@@ -12,6 +12,10 @@
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use regex::Regex;
 
+/// Total folded keyword bytes up to which the automaton is a DFA (built-in rules and a
+/// large real profile are a few tens of KB).
+pub const DFA_MAX_KEYWORD_BYTES: usize = 256 * 1024;
+
 /// Identifies one keyword set (a category's keywords, a role's, …) inside a [`Matcher`].
 pub type SetId = usize;
 
@@ -261,10 +265,20 @@ impl Matcher {
         let automaton = if strings.is_empty() {
             None
         } else {
+            // A DFA is the fastest to scan with, but its size grows with the keywords'
+            // total length times the alphabet: for a profile with tens of thousands of
+            // keywords it takes seconds and hundreds of MB to build. Past a real profile's
+            // size, a contiguous NFA (still linear-time) builds in a fraction of that.
+            let bytes: usize = strings.iter().map(String::len).sum();
+            let kind = if bytes <= DFA_MAX_KEYWORD_BYTES {
+                aho_corasick::AhoCorasickKind::DFA
+            } else {
+                aho_corasick::AhoCorasickKind::ContiguousNFA
+            };
             Some(
                 AhoCorasickBuilder::new()
                     .match_kind(MatchKind::Standard)
-                    .kind(Some(aho_corasick::AhoCorasickKind::DFA))
+                    .kind(Some(kind))
                     .build(&strings)
                     .map_err(|e| format!("cannot build keyword automaton: {e}"))?,
             )

@@ -1,8 +1,11 @@
 //! Tests of the triage core, profiles and the offline CLI — no mail server involved.
 
 mod cli;
+mod folder_invariants;
+mod fuzz_props;
 mod hostile;
 mod hostile_gen;
+mod hostile_yaml;
 mod invalid_profiles;
 mod no_panic;
 mod rules;
