@@ -93,6 +93,34 @@ struct Plan {
     status: Status,
 }
 
+/// Decisions recorded but not yet filed: batches of a backlog accumulate here so that
+/// one move per destination carries thousands of messages (servers charge per MOVE, not
+/// per message). Dropping it unfiled is safe: the plans are in the store and recovery
+/// finishes them.
+#[derive(Default)]
+pub struct Planned {
+    plans: Vec<Plan>,
+    report: Report,
+}
+
+impl Planned {
+    /// Messages waiting to be filed or left.
+    pub fn len(&self) -> usize {
+        self.plans.len()
+    }
+
+    /// Nothing waiting.
+    pub fn is_empty(&self) -> bool {
+        self.plans.is_empty()
+    }
+
+    /// Takes in another batch's plans.
+    pub fn extend(&mut self, o: Planned) {
+        self.plans.extend(o.plans);
+        self.report.add(o.report);
+    }
+}
+
 /// One line per decision: what every operator wants to grep for.
 fn log_decision(
     acct: &str,
@@ -133,6 +161,18 @@ pub async fn process_new_mail<S: MailSource>(
     state: Option<FolderState>,
     not_before: Option<i64>,
 ) -> Result<Report> {
+    let planned = decide(src, acct, keys, state, not_before).await?;
+    file_planned(src, acct, planned).await
+}
+
+/// Fetches, triages and records a batch: every step before filing.
+pub async fn decide<S: MailSource>(
+    src: &mut S,
+    acct: &Account,
+    keys: &[MessageKey],
+    state: Option<FolderState>,
+    not_before: Option<i64>,
+) -> Result<Planned> {
     // fetch
     let mut fetched = src.fetch(keys, acct.max_scan_bytes).await?;
     let before = fetched.len();
@@ -143,8 +183,16 @@ pub async fn process_new_mail<S: MailSource>(
     // parse → classify → escalate → choose recipient → plan (recorded before any move)
     let (plans, mut report) = plan(src.account(), src.folder(), acct, fetched, state)?;
     report.skipped += ignored;
-    // file → record the outcome
-    file(src, acct, (plans, report)).await
+    Ok(Planned { plans, report })
+}
+
+/// Files what `decide` planned, one move per destination, and records the outcome.
+pub async fn file_planned<S: MailSource>(
+    src: &mut S,
+    acct: &Account,
+    planned: Planned,
+) -> Result<Report> {
+    file(src, acct, (planned.plans, planned.report)).await
 }
 
 /// Parses, triages and records a batch; returns what to file.

@@ -10,7 +10,7 @@ use tracing::{error, info, warn};
 
 use super::backoff::Backoff;
 use super::metrics as m;
-use super::{log_report, pause, Shared, BATCH};
+use super::{log_report, pause, Shared, BATCH, FILE_BATCH};
 use crate::config::{Backfill, ImapConfig, WatchMode};
 use crate::mailbox::imap::connect::{self as imap_connect, ConnectError};
 use crate::mailbox::imap::{ImapFolder, Woke};
@@ -290,7 +290,10 @@ async fn sync(f: &mut ImapFolder, acct: &Account, cancel: &CancellationToken) ->
             }
             break;
         }
-        for chunk in uids.chunks(BATCH) {
+        // Decided batches are filed together, up to FILE_BATCH messages per move.
+        let mut planned = pipeline::Planned::default();
+        let chunks = uids.chunks(BATCH).count();
+        for (i, chunk) in uids.chunks(BATCH).enumerate() {
             let keys: Vec<MessageKey> = chunk
                 .iter()
                 .map(|&uid| MessageKey {
@@ -302,9 +305,13 @@ async fn sync(f: &mut ImapFolder, acct: &Account, cancel: &CancellationToken) ->
                 last_uid: chunk.iter().copied().max().unwrap_or(st.last_uid),
                 ..st
             };
-            let r = pipeline::process_new_mail(f, acct, &keys, Some(next), not_before).await?;
-            report.add(r);
+            planned.extend(pipeline::decide(f, acct, &keys, Some(next), not_before).await?);
             st = next;
+            let last = i + 1 == chunks || cancel.is_cancelled();
+            if last || planned.len() >= FILE_BATCH {
+                let r = pipeline::file_planned(f, acct, std::mem::take(&mut planned)).await?;
+                report.add(r);
+            }
             if cancel.is_cancelled() {
                 return Ok(report);
             }
