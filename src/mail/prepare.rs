@@ -128,26 +128,19 @@ fn skip_junk_before_header<'a>(input: &'a [u8], repairs: &mut Vec<Repair>) -> &'
 }
 
 /// Renames every nesting subtype that has a '/' before it on its line (same length, in
-/// place). Linear: one pass over the matches and one over the bytes before them.
+/// place). Linear: the automaton only reads the rest of a line after its first '/'.
 fn neutralise_nesting(bytes: &mut Cow<'_, [u8]>) {
     let Some(ac) = NESTING_WORDS.as_ref() else {
         return;
     };
     let mut hits = Vec::new();
-    let mut cursor = 0;
-    let mut slash_on_line = false;
-    for m in ac.find_iter(&bytes[..]) {
-        for &b in &bytes[cursor..m.start()] {
-            match b {
-                b'\n' => slash_on_line = false,
-                b'/' => slash_on_line = true,
-                _ => {}
-            }
-        }
-        cursor = m.start();
-        if slash_on_line {
-            hits.push(m.start());
-        }
+    let mut at = 0;
+    while let Some(p) = memchr::memchr(b'/', bytes.get(at..).unwrap_or_default()) {
+        let from = at + p + 1;
+        let rest = bytes.get(from..).unwrap_or_default();
+        let end = memchr::memchr(b'\n', rest).map_or(bytes.len(), |q| from + q);
+        hits.extend(ac.find_iter(&bytes[from..end]).map(|m| from + m.start()));
+        at = end;
     }
     if hits.is_empty() {
         return;
@@ -201,6 +194,9 @@ fn field_kind(line: &[u8]) -> Field {
 
 /// Runs of two or more '-' in a line.
 fn dash_runs(line: &[u8]) -> usize {
+    if memchr::memchr(b'-', line).is_none() {
+        return 0;
+    }
     let mut runs = 0;
     let mut run = 0;
     for &b in line {
@@ -230,10 +226,7 @@ fn limit_structure(bytes: &mut Cow<'_, [u8]>, limit: usize) -> (bool, bool) {
     let mut list_total = 0usize;
     let mut start = 0;
     while start < bytes.len() {
-        let end = bytes[start..]
-            .iter()
-            .position(|&b| b == b'\n')
-            .map_or(bytes.len(), |p| start + p + 1);
+        let end = memchr::memchr(b'\n', &bytes[start..]).map_or(bytes.len(), |p| start + p + 1);
         let line = &bytes[start..end];
         fields += usize::from(line.contains(&b':'));
         parts += dash_runs(line);

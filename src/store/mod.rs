@@ -315,13 +315,13 @@ impl Store {
         fingerprint: &str,
     ) -> Result<Option<StoredDecision>> {
         let conn = self.conn()?;
-        conn.query_row(
-            &format!("{SELECT_DECISION} WHERE account = ?1 AND fingerprint = ?2 ORDER BY id DESC LIMIT 1"),
-            params![account, fingerprint],
-            read_decision,
-        )
-        .optional()
-        .context("cannot look up a decision")
+        // Once per message: keep the compiled statement.
+        let mut stmt = conn.prepare_cached(&format!(
+            "{SELECT_DECISION} WHERE account = ?1 AND fingerprint = ?2 ORDER BY id DESC LIMIT 1"
+        ))?;
+        stmt.query_row(params![account, fingerprint], read_decision)
+            .optional()
+            .context("cannot look up a decision")
     }
 
     /// Records decisions (and optionally the folder's new sync state) in one transaction;
