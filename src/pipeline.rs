@@ -173,17 +173,62 @@ pub async fn decide<S: MailSource>(
     state: Option<FolderState>,
     not_before: Option<i64>,
 ) -> Result<Planned> {
-    // fetch
-    let mut fetched = src.fetch(keys, acct.max_scan_bytes).await?;
-    let before = fetched.len();
+    let fetched = fetch_batch(src, acct, keys, not_before).await?;
+    plan_fetched(src.account(), src.folder(), acct, fetched, state)
+}
+
+/// A fetched batch waiting to be triaged.
+pub struct FetchedBatch {
+    messages: Vec<Fetched>,
+    /// Messages dropped because they were delivered before the rescan's baseline.
+    ignored: usize,
+}
+
+/// The fetch step of [`decide`]: messages delivered before `not_before` are dropped.
+pub async fn fetch_batch<S: MailSource>(
+    src: &mut S,
+    acct: &Account,
+    keys: &[MessageKey],
+    not_before: Option<i64>,
+) -> Result<FetchedBatch> {
+    let mut messages = src.fetch(keys, acct.max_scan_bytes).await?;
+    let before = messages.len();
     if let Some(t) = not_before {
-        fetched.retain(|m| m.internal_date.is_none_or(|d| d >= t));
+        messages.retain(|m| m.internal_date.is_none_or(|d| d >= t));
     }
-    let ignored = before - fetched.len();
-    // parse → classify → escalate → choose recipient → plan (recorded before any move)
-    let (plans, mut report) = plan(src.account(), src.folder(), acct, fetched, state)?;
-    report.skipped += ignored;
+    let ignored = before - messages.len();
+    Ok(FetchedBatch { messages, ignored })
+}
+
+/// The rest of [`decide`]: parse → classify → escalate → choose recipient → plan
+/// (recorded before any move). CPU-bound; [`plan_in_background`] runs it off the
+/// session's task so the next fetch overlaps it.
+pub fn plan_fetched(
+    account: &str,
+    folder: &str,
+    acct: &Account,
+    batch: FetchedBatch,
+    state: Option<FolderState>,
+) -> Result<Planned> {
+    let (plans, mut report) = plan(account, folder, acct, batch.messages, state)?;
+    report.skipped += batch.ignored;
     Ok(Planned { plans, report })
+}
+
+/// [`plan_fetched`] on a blocking thread, inside the caller's tracing span. The batch's
+/// decisions (and `state`) are recorded when the returned handle completes; callers
+/// await it before filing or giving up the session, so recovery never races it.
+pub fn plan_in_background(
+    account: String,
+    folder: String,
+    acct: Arc<Account>,
+    batch: FetchedBatch,
+    state: Option<FolderState>,
+) -> tokio::task::JoinHandle<Result<Planned>> {
+    let span = tracing::Span::current();
+    tokio::task::spawn_blocking(move || {
+        span.in_scope(|| plan_fetched(&account, &folder, &acct, batch, state))
+    })
 }
 
 /// Files what `decide` planned, one move per destination, and records the outcome.

@@ -157,7 +157,7 @@ async fn unless_stopped<T>(
 
 /// One session's life: select, sync, then wait and sync until shutdown or an error.
 async fn session_loop(
-    acct: &Account,
+    acct: &Arc<Account>,
     session: imap_connect::ImapSession,
     folder: &str,
     cancel: &CancellationToken,
@@ -212,6 +212,13 @@ async fn session_loop(
     }
 }
 
+/// A background triage's result; a panic in the core is an error, not a crash.
+fn joined(
+    r: Result<Result<pipeline::Planned>, tokio::task::JoinError>,
+) -> Result<pipeline::Planned> {
+    r.map_err(|e| anyhow!("triage of a batch failed: {e}"))?
+}
+
 /// The first sync of a folder: where to start, honouring `backfill`.
 async fn first_start(f: &mut ImapFolder, acct: &Account) -> Result<FolderState> {
     let sel = f.selected();
@@ -257,7 +264,11 @@ async fn first_start(f: &mut ImapFolder, acct: &Account) -> Result<FolderState> 
 }
 
 /// Brings a folder up to date: recovery of unfinished filing, then every new message.
-async fn sync(f: &mut ImapFolder, acct: &Account, cancel: &CancellationToken) -> Result<Report> {
+async fn sync(
+    f: &mut ImapFolder,
+    acct: &Arc<Account>,
+    cancel: &CancellationToken,
+) -> Result<Report> {
     let sel = f.selected();
     let name = acct.config.name.as_str();
     let folder = f.folder().to_string();
@@ -290,10 +301,12 @@ async fn sync(f: &mut ImapFolder, acct: &Account, cancel: &CancellationToken) ->
             }
             break;
         }
-        // Decided batches are filed together, up to FILE_BATCH messages per move.
+        // Decided batches are filed together, up to FILE_BATCH messages per move. Each
+        // batch is triaged on a blocking thread while the next one is fetched, so the
+        // server's work and ours overlap.
         let mut planned = pipeline::Planned::default();
-        let chunks = uids.chunks(BATCH).count();
-        for (i, chunk) in uids.chunks(BATCH).enumerate() {
+        let mut triaging: Option<tokio::task::JoinHandle<Result<pipeline::Planned>>> = None;
+        for chunk in uids.chunks(BATCH) {
             let keys: Vec<MessageKey> = chunk
                 .iter()
                 .map(|&uid| MessageKey {
@@ -301,20 +314,40 @@ async fn sync(f: &mut ImapFolder, acct: &Account, cancel: &CancellationToken) ->
                     key: format!("{}:{uid}", sel.uidvalidity),
                 })
                 .collect();
-            let next = FolderState {
-                last_uid: chunk.iter().copied().max().unwrap_or(st.last_uid),
-                ..st
-            };
-            planned.extend(pipeline::decide(f, acct, &keys, Some(next), not_before).await?);
-            st = next;
-            let last = i + 1 == chunks || cancel.is_cancelled();
-            if last || planned.len() >= FILE_BATCH {
+            let fetched = pipeline::fetch_batch(f, acct, &keys, not_before).await;
+            // The batch in flight is recorded before anything else happens, even on an
+            // error, so recovery in the next session never races it.
+            if let Some(h) = triaging.take() {
+                planned.extend(joined(h.await)?);
+            }
+            let fetched = fetched?;
+            if planned.len() >= FILE_BATCH {
                 let r = pipeline::file_planned(f, acct, std::mem::take(&mut planned)).await?;
                 report.add(r);
             }
             if cancel.is_cancelled() {
-                return Ok(report);
+                break;
             }
+            let next = FolderState {
+                last_uid: chunk.iter().copied().max().unwrap_or(st.last_uid),
+                ..st
+            };
+            triaging = Some(pipeline::plan_in_background(
+                name.to_string(),
+                folder.clone(),
+                Arc::clone(acct),
+                fetched,
+                Some(next),
+            ));
+            st = next;
+        }
+        if let Some(h) = triaging.take() {
+            planned.extend(joined(h.await)?);
+        }
+        let r = pipeline::file_planned(f, acct, planned).await?;
+        report.add(r);
+        if cancel.is_cancelled() {
+            return Ok(report);
         }
     }
     Ok(report)

@@ -75,8 +75,9 @@ fn survive_chaos(
     );
     let mut daemon = s.start(&[PW]);
     // A stream of new mail while the backlog is being worked through, kept up until the
-    // proxy has cut at least `min_cuts` times (or two minutes passed).
-    let stream_deadline = Instant::now() + Duration::from_secs(120);
+    // proxy has cut at least `min_cuts` times (or four minutes passed: on a loaded
+    // machine sessions cut before making progress back off for longer).
+    let stream_deadline = Instant::now() + Duration::from_secs(240);
     let mut i = 0;
     while i < stream || (proxy.stats().cuts() < min_cuts && Instant::now() < stream_deadline) {
         let m = message(
