@@ -76,8 +76,11 @@ fn unfold(text: &str) -> Vec<String> {
     lines
 }
 
+/// A content line's parameters, names upper-cased: `[("TZID", "Europe/Berlin")]`.
+type Params = Vec<(String, String)>;
+
 /// Splits `NAME;P=V;P2="a:b":VALUE` into upper-cased name, parameters and value.
-fn property(line: &str) -> Option<(String, Vec<(String, String)>, &str)> {
+fn property(line: &str) -> Option<(String, Params, &str)> {
     let mut quoted = false;
     let mut colon = None;
     for (i, ch) in line.char_indices() {
@@ -436,8 +439,8 @@ END:VCALENDAR\r\n";
             p.busy,
             vec![
                 (
-                    ts("2026-03-03T09:00:00+01:00"),
-                    ts("2026-03-03T10:00:00+01:00")
+                    ts("2026-03-03T10:00:00+01:00"),
+                    ts("2026-03-03T11:00:00+01:00")
                 ),
                 (ts("2026-03-03T14:00:00Z"), ts("2026-03-03T15:00:00Z")),
                 (

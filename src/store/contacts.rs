@@ -74,6 +74,15 @@ pub fn learned(conn: &Connection) -> Result<BTreeMap<String, Vec<String>>> {
 
 /// One customer's providers, most assignments first (`history --contact`).
 pub fn of_contact(conn: &Connection, contact: &str) -> Result<Vec<ProviderCount>> {
+    // A database last written by an older version (opened read-only, not migrated).
+    let exists: i64 = conn.query_row(
+        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'contact_providers'",
+        [],
+        |r| r.get(0),
+    )?;
+    if exists == 0 {
+        return Ok(Vec::new());
+    }
     let mut stmt = conn.prepare(
         "SELECT member, assignments, first_at, last_at, learned_at FROM contact_providers
          WHERE contact = ?1 ORDER BY assignments DESC, last_at DESC, member",

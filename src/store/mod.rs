@@ -9,7 +9,7 @@
 mod contacts;
 mod schema;
 
-pub use contacts::{ProviderCount, LEARN_AFTER};
+pub use contacts::{of_contact as contacts_of, ProviderCount, LEARN_AFTER};
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};

@@ -173,8 +173,8 @@ fn booking_section(out: &mut String, b: &BookingDecision) {
     if !b.candidates.is_empty() {
         let _ = writeln!(
             out,
-            "  {:<22} {:>6} {:>8} {:>6} {:>6} {:>7}  {}",
-            "candidate", "pref", "service", "avail", "total", "load7d", "availability"
+            "  {:<22} {:>6} {:>8} {:>6} {:>6} {:>7}  availability",
+            "candidate", "pref", "service", "avail", "total", "load7d"
         );
         for c in &b.candidates {
             let chosen = b.provider.as_deref() == Some(c.member.as_str());

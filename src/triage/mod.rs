@@ -250,11 +250,23 @@ pub fn triage(msg: &MessageView, profile: &Profile, ctx: &Context) -> Decision {
         };
     }
 
-    // Booking requests go to a provider (SPEC §7) unless booking hands back to §5.
+    // Booking requests go to a provider (SPEC §7) unless booking hands back to §5. An
+    // urgent booking request (URGENT won, BOOKING also reached its threshold) is one too:
+    // it keeps its URGENT category and escalation, and goes to the provider free earliest.
+    let booking_reached = |b: &crate::profile::Booking| {
+        profile.categories.get(b.category).is_some_and(|c| {
+            classified
+                .scores
+                .get(&c.name)
+                .is_some_and(|&s| s > 0.0 && s >= c.threshold)
+        })
+    };
     let booked = profile
         .booking
         .as_ref()
-        .filter(|b| b.category == classified.category)
+        .filter(|b| {
+            b.category == classified.category || (category == "URGENT" && booking_reached(b))
+        })
         .map(|b| {
             booking::choose(
                 profile,
