@@ -239,20 +239,25 @@ pub fn choose(
         .map(|(i, p)| score_of(i, p))
         .collect();
     rank(&mut cands);
-    for p in &booking.providers {
-        let name = &profile.members[p.member].name;
-        if p.busy_calendar.is_some() {
+    // What the owner should know about each provider's calendar (shown for candidates).
+    let calendar_notes: BTreeMap<usize, String> = booking
+        .providers
+        .iter()
+        .filter(|p| p.busy_calendar.is_some())
+        .filter_map(|p| {
+            let name = &profile.members.get(p.member)?.name;
             match calendars.get(name) {
                 Some(BusyCalendar { note: Some(n), .. }) => {
-                    notes.push(format!("{name}'s calendar: {n}"))
+                    Some((p.member, format!("{name}'s calendar: {n}")))
                 }
-                Some(_) => {}
-                None => notes.push(format!(
-                    "{name}'s calendar was not loaded: treated as free within their hours"
+                Some(_) => None,
+                None => Some((
+                    p.member,
+                    format!("{name}'s calendar was not loaded: treated as free within their hours"),
                 )),
             }
-        }
-    }
+        })
+        .collect();
 
     let mut out = BookingDecision {
         strategy: String::new(),
@@ -273,9 +278,12 @@ pub fn choose(
             .or_else(|| svc_def.and_then(|s| s.link.clone()))
     };
 
-    // 1. Explicit request: the strongest-named member, if a provider.
+    // 1. Explicit request: the most strongly named provider.
     let named = super::recipient::named_members(profile, msg, text);
-    if let Some((m, how, words)) = named.first() {
+    let named_provider = named
+        .iter()
+        .find(|(m, _, _)| booking.provider_of(*m).is_some());
+    if let Some((m, how, words)) = named_provider {
         let name = profile.members[*m].name.clone();
         if let Some(p) = booking.provider_of(*m) {
             if !cands.iter().any(|c| c.member == *m) {
@@ -295,9 +303,12 @@ pub fn choose(
             out.notes
                 .insert(0, format!("{name} was named ({how}: \"{words}\")"));
             out.strategy = "explicit_request".into();
-            return finish(out, *m, name, link_of(*m), cands);
+            return finish(out, *m, name, link_of(*m), cands, &calendar_notes);
         }
-        // A member who is not a provider (front desk, owner) was addressed.
+    }
+    if let Some((m, how, words)) = named.first() {
+        // Only members who are not providers (front desk, owner) were named.
+        let name = profile.members[*m].name.clone();
         out.strategy = "staff_named".into();
         out.notes.insert(
             0,
@@ -362,7 +373,7 @@ pub fn choose(
                         d.format("%a %Y-%m-%d")
                     ),
                 );
-                return finish(out, m, name, link_of(m), cands);
+                return finish(out, m, name, link_of(m), cands, &calendar_notes);
             }
         }
         out.notes.push(match search.first() {
@@ -412,7 +423,7 @@ pub fn choose(
             }
         }
     };
-    finish(out, m, name, link_of(m), cands)
+    finish(out, m, name, link_of(m), cands, &calendar_notes)
 }
 
 fn rank(cands: &mut [Cand]) {
@@ -432,7 +443,13 @@ fn finish(
     name: String,
     link: Option<String>,
     cands: Vec<Cand>,
+    calendar_notes: &BTreeMap<usize, String>,
 ) -> Outcome {
+    out.notes.extend(
+        cands
+            .iter()
+            .filter_map(|c| calendar_notes.get(&c.member).cloned()),
+    );
     // The chosen provider first, then the rest as ranked.
     let mut scores: Vec<ProviderScore> = Vec::with_capacity(cands.len());
     let mut rest = Vec::new();

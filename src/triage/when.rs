@@ -207,6 +207,10 @@ fn resolve(caps: &Captures<'_>, base: Option<NaiveDate>, order: DateOrder) -> Re
         let (Some(a), Some(b)) = (a, b) else {
             return Resolved::Invalid;
         };
+        // "24/7" means always, not 24 July.
+        if (a, b) == (24, 7) && caps.name("n3").is_none() {
+            return Resolved::Invalid;
+        }
         let (day, month) = match order {
             DateOrder::Dmy => (a, b),
             DateOrder::Mdy => (b, a),
@@ -321,6 +325,10 @@ mod tests {
         );
         assert_eq!(
             requested("", "see you at 3.5 pm", Some(mon), DateOrder::Dmy),
+            Asked::Nothing
+        );
+        assert_eq!(
+            requested("", "are you open 24/7?", Some(mon), DateOrder::Dmy),
             Asked::Nothing
         );
         assert_eq!(

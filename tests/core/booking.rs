@@ -680,3 +680,63 @@ fn calendar_urls_are_refused_with_a_clear_message() {
         "{err}"
     );
 }
+
+/// The clinic with a receptionist who is not a provider.
+fn clinic_with_receptionist() -> Profile {
+    let yaml = std::fs::read_to_string(root().join("profiles/clinic.yaml"))
+        .expect("clinic profile")
+        .replace(
+            "\nroles:\n",
+            "\n  - name: Rosa Diaz\n    email: rosa@sothismassage.ca\n    roles: [support_lead]\n\nroles:\n",
+        );
+    let file = root().join("profiles/clinic-with-receptionist.yaml");
+    Profile::from_bytes(&file.display().to_string(), yaml.as_bytes())
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[test]
+fn named_staff_who_are_not_providers() {
+    let p = clinic_with_receptionist();
+    assert!(p.member_index("Rosa Diaz").is_some(), "Rosa is on the team");
+    // A provider named after greeting the receptionist: the customer asked for Marcus.
+    let msg = message(
+        PAT,
+        Some(MON),
+        "Hot stone",
+        "Hi Rosa,\n\ncan I book a hot stone massage with Marcus on Saturday?",
+    );
+    let d = triage(&msg, &p, &Context::default());
+    let b = d.booking.clone().expect("booking block");
+    assert_eq!(
+        (d.recipient.as_deref(), d.reason, b.strategy.as_str()),
+        (
+            Some("Marcus Chen"),
+            Reason::BookingProvider,
+            "explicit_request"
+        ),
+        "{}",
+        render(&msg, &d)
+    );
+    // Only the receptionist named: the normal rules (name mention) decide.
+    let msg = message(
+        PAT,
+        Some(MON),
+        "Hot stone",
+        "Hi Rosa,\n\ncan I book a hot stone massage on Saturday?",
+    );
+    let d = triage(&msg, &p, &Context::default());
+    let b = d.booking.clone().expect("booking block");
+    assert_eq!(
+        (d.recipient.as_deref(), d.reason, b.strategy.as_str()),
+        (Some("Rosa Diaz"), Reason::NameMention, "staff_named"),
+        "{}",
+        render(&msg, &d)
+    );
+    assert_eq!(d.folder.as_deref(), Some("BOOKING/Rosa Diaz"));
+    assert!(
+        b.notes[0].contains("is not a booking provider"),
+        "{:?}",
+        b.notes
+    );
+    assert_eq!(b.provider, None);
+}
