@@ -560,3 +560,80 @@ pub fn available_on(
         ),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TZ: Tz = chrono_tz::America::Toronto;
+
+    fn at(s: &str) -> i64 {
+        chrono::DateTime::parse_from_rfc3339(s)
+            .map(|d| d.timestamp())
+            .unwrap_or(i64::MIN)
+    }
+
+    fn provider(mon: Vec<(u16, u16)>) -> Provider {
+        let mut hours: [Vec<(u16, u16)>; 7] = Default::default();
+        hours[0] = mon;
+        Provider {
+            member: 0,
+            services: Vec::new(),
+            hours,
+            busy_calendar: None,
+            link: None,
+        }
+    }
+
+    #[test]
+    fn a_free_stretch_of_the_service_length_is_needed() {
+        // Monday 2 March 2026, 09:00-12:00 and 13:00-14:00 local (EST, -05:00).
+        let p = provider(vec![(540, 720), (780, 840)]);
+        let day = NaiveDate::from_ymd_opt(2026, 3, 2).unwrap_or_default();
+        let cal = BusyCalendar {
+            busy: vec![
+                (
+                    at("2026-03-02T09:00:00-05:00"),
+                    at("2026-03-02T10:00:00-05:00"),
+                ),
+                (
+                    at("2026-03-02T10:30:00-05:00"),
+                    at("2026-03-02T11:00:00-05:00"),
+                ),
+            ],
+            note: None,
+        };
+        let (ok, why) = available_on(&p, day, 30, TZ, Some(&cal));
+        assert!(ok && why.ends_with("free from 10:00"), "{why}");
+        let (ok, why) = available_on(&p, day, 60, TZ, Some(&cal));
+        assert!(ok && why.ends_with("free from 11:00"), "{why}");
+        // 90 minutes fit in neither range.
+        let (ok, why) = available_on(&p, day, 90, TZ, Some(&cal));
+        assert!(!ok && why.contains("no free 90 min"), "{why}");
+        // Busy stretches outside the hours change nothing; no calendar = free.
+        let (ok, _) = available_on(&p, day, 180, TZ, None);
+        assert!(ok);
+        // Not working that weekday.
+        let tuesday = day.succ_opt().unwrap_or_default();
+        let (ok, why) = available_on(&p, tuesday, 30, TZ, None);
+        assert!(!ok && why.contains("does not work on Tue"), "{why}");
+    }
+
+    #[test]
+    fn hours_up_to_midnight_and_across_the_dst_gap() {
+        // Sunday 8 March 2026: 02:00-03:00 does not exist in Toronto.
+        let mut p = provider(Vec::new());
+        p.hours[6] = vec![(60, 24 * 60)];
+        let day = NaiveDate::from_ymd_opt(2026, 3, 8).unwrap_or_default();
+        // 01:00 EST = 06:00Z; midnight after = 04:00Z next day (EDT): 22 real hours.
+        assert_eq!(instant(TZ, day, 60), Some(at("2026-03-08T06:00:00Z")));
+        assert_eq!(instant(TZ, day, 24 * 60), Some(at("2026-03-09T04:00:00Z")));
+        assert_eq!(instant(TZ, day, 150), Some(at("2026-03-08T07:30:00Z")));
+        let busy_all = BusyCalendar {
+            busy: vec![(at("2026-03-08T06:00:00Z"), at("2026-03-09T03:30:00Z"))],
+            note: None,
+        };
+        let (ok, why) = available_on(&p, day, 30, TZ, Some(&busy_all));
+        assert!(ok && why.ends_with("free from 23:30"), "{why}");
+    }
+}
