@@ -740,3 +740,60 @@ fn named_staff_who_are_not_providers() {
     );
     assert_eq!(b.provider, None);
 }
+
+#[test]
+fn check_and_explain_show_the_booking_setup_and_candidate_table() {
+    let run = |args: &[&str]| {
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_mailtriage"))
+            .args(args)
+            .current_dir(root())
+            .output()
+            .expect("mailtriage runs");
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let out = run(&["check", "profiles/clinic.yaml"]);
+    for needle in [
+        "booking requests as provider → BOOKING/Nancy Reyes",
+        "offers: Deep Tissue Massage (primary), Prenatal Massage (primary), Swedish Massage (secondary)",
+        "hours: Mon 09:00-17:00; Tue 09:00-17:00; Wed 09:00-17:00; Thu 12:00-20:00",
+        "busy calendar profiles/calendars/nancy.ics (2 busy time(s))",
+        "busy calendar profiles/calendars/marcus.ics (1 busy time(s))",
+        "Sat 10:00-16:00; Sun 10:00-16:00",
+    ] {
+        assert!(out.contains(needle), "missing {needle:?} in:\n{out}");
+    }
+    let dir = std::env::temp_dir().join(format!("mt-booking-explain-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    let eml = dir.join("olivia.eml");
+    std::fs::write(
+        &eml,
+        "From: Olivia Grant <olivia.grant@example.com>\r\nTo: info@sothismassage.ca\r\nSubject: Deep tissue\r\nDate: Mon, 2 Mar 2026 10:00:00 -0500\r\n\r\nCould I book a deep tissue massage on Wednesday?\r\n",
+    )
+    .expect("write message");
+    let eml = eml.display().to_string();
+    let out = run(&["explain", &eml, "--profile", "profiles/clinic.yaml"]);
+    for needle in [
+        "Reason    booking_provider — booking request assigned to Nancy Reyes by preference",
+        "Booking   strategy preference",
+        "preferences  Nancy Reyes (profile)",
+        "provider     Nancy Reyes, booking link https://cal.com/sothis/nancy",
+        "candidate                pref  service  avail  total  load7d  availability",
+        "Wed 2026-03-04: works 09:00-17:00 but has no free 60 min (calendar) [primary]  ← chosen",
+        "Marcus Chen                 0       25     30     55       0",
+    ] {
+        assert!(out.contains(needle), "missing {needle:?} in:\n{out}");
+    }
+    let json = run(&[
+        "explain",
+        &eml,
+        "--profile",
+        "profiles/clinic.yaml",
+        "--format",
+        "json",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&json).expect("JSON");
+    assert_eq!(v["booking"]["candidates"][0]["preference"], 100.0);
+    assert_eq!(v["booking"]["candidates"][0]["available"], false);
+    let _ = std::fs::remove_dir_all(&dir);
+}
