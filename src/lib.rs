@@ -20,11 +20,14 @@
 //! - [`triage`] — the heart: `triage(view, profile, context) → Decision`. Pure functions
 //!   of their inputs (no I/O, clock or randomness); the decision carries every keyword,
 //!   weight, role subtotal, candidate and tie-break that produced it.
+//! - [`calendar`] — busy calendars of booking providers: a small iCalendar reader and a
+//!   cache re-read on an interval; its snapshot enters triage through the context.
 //! - [`cli`] — the `mailtriage` command: `check`, `explain`, `triage`, `schema`.
 //!
 //! The triage core never sees a half-loaded profile: callers hold an `Arc<Profile>` per
 //! message, so a reload can never change the rules halfway through one.
 
+pub mod calendar;
 pub mod cli;
 pub mod config;
 pub mod daemon;

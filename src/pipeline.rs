@@ -33,6 +33,8 @@ pub struct Account {
     pub dry_run: bool,
     /// Counts work recorded (decisions, filings): a session that moved it forward is healthy.
     pub progress: std::sync::atomic::AtomicU64,
+    /// Busy calendars of the profile's booking providers, re-read on their interval.
+    pub calendars: crate::calendar::CalendarCache,
 }
 
 impl Account {
@@ -250,11 +252,18 @@ fn plan(
 ) -> Result<(Vec<Plan>, Report)> {
     let profile = acct.profile.snapshot();
     let store = &acct.store;
+    // The snapshot the pure core may consult: history and busy calendars.
     let ctx = Context {
         account_addresses: acct.config.addresses.clone(),
         history: History {
             load_7d: store.load_7d(crate::store::now())?,
+            learned: if profile.booking.is_some() {
+                store.learned_preferences()?
+            } else {
+                Default::default()
+            },
         },
+        calendars: acct.calendars.snapshot(&profile),
     };
     let mut report = Report::default();
     let mut rows: Vec<NewDecision> = Vec::new();
@@ -315,6 +324,11 @@ fn plan(
             profile_version: profile.version.clone(),
             dry_run: acct.dry_run,
             status,
+            booked_provider: d
+                .booking
+                .as_ref()
+                .filter(|_| d.reason == triage::Reason::BookingProvider)
+                .and_then(|b| b.provider.clone()),
         });
         keys.push(m.key);
     }

@@ -146,7 +146,70 @@ fn folder_of(p: &Profile, category: &str, member: &str, role: &str) -> String {
     p.routing.folder.render(category, member, role).join("/")
 }
 
-/// The responsibilities preview for a valid profile.
+/// What member `mi` provides for booking: services, hours, busy calendar.
+fn provider_line(p: &Profile, mi: usize) -> Option<String> {
+    let b = p.booking.as_ref()?;
+    let pr = b.provider_of(mi)?;
+    let cat = p.categories.get(b.category)?;
+    let services: Vec<String> = pr
+        .services
+        .iter()
+        .filter_map(|(si, rank)| {
+            b.services.get(*si).map(|s| {
+                let r = match rank {
+                    crate::profile::ServiceRank::Primary => "primary",
+                    crate::profile::ServiceRank::Secondary => "secondary",
+                };
+                format!("{} ({r})", s.name)
+            })
+        })
+        .collect();
+    const DAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
+    let hours: Vec<String> = pr
+        .hours
+        .iter()
+        .zip(DAYS)
+        .filter(|(r, _)| !r.is_empty())
+        .map(|(r, d)| {
+            let ranges: Vec<String> = r
+                .iter()
+                .map(|(a, b)| format!("{:02}:{:02}-{:02}:{:02}", a / 60, a % 60, b / 60, b % 60))
+                .collect();
+            format!("{d} {}", ranges.join(","))
+        })
+        .collect();
+    let calendar = match &pr.busy_calendar {
+        None => "no busy calendar".to_string(),
+        Some(path) => match crate::calendar::read(path, p.business.timezone) {
+            Ok(c) => format!(
+                "busy calendar {} ({} busy time(s){})",
+                path.display(),
+                c.busy.len(),
+                c.note().map(|n| format!("; {n}")).unwrap_or_default()
+            ),
+            Err(e) => format!("busy calendar UNREADABLE: {e:#} (treated as free)"),
+        },
+    };
+    Some(format!(
+        "  • booking requests as provider → {}
+      offers: {}
+      hours: {}
+      {calendar}",
+        folder_of(p, &cat.name, &p.members.get(mi)?.name, ""),
+        if services.is_empty() {
+            "nothing yet".to_string()
+        } else {
+            services.join(", ")
+        },
+        if hours.is_empty() {
+            "none (never available)".to_string()
+        } else {
+            hours.join("; ")
+        },
+    ))
+}
+
+/// The responsibilities preview of a profile.
 pub fn preview(p: &Profile) -> String {
     let mut out = String::new();
     let _ = writeln!(
@@ -202,7 +265,10 @@ pub fn preview(p: &Profile) -> String {
                 .filter(|(oi, o)| *oi != mi && o.roles.iter().any(|r| via.contains(r)))
                 .map(|(_, o)| o.name.as_str())
                 .collect();
-            let shared = if others.is_empty() {
+            let is_booking = p.booking.as_ref().is_some_and(|b| b.category == ci);
+            let shared = if is_booking {
+                "  (booking requests the providers below cannot take: nobody offers the service, or staff named)".to_string()
+            } else if others.is_empty() {
                 String::new()
             } else {
                 format!(
@@ -247,6 +313,9 @@ pub fn preview(p: &Profile) -> String {
                     about.join("; ")
                 );
             }
+        }
+        if let Some(line) = provider_line(p, mi) {
+            let _ = writeln!(out, "{line}");
         }
         if fallback.is_some_and(|f| m.roles.contains(&f)) {
             let _ = writeln!(

@@ -77,30 +77,56 @@ struct Row {
     status: String,
 }
 
+/// Which decisions `history` shows.
+pub struct Filter<'a> {
+    /// How far back, e.g. 7d.
+    pub since: &'a str,
+    /// Only this recipient.
+    pub member: Option<&'a str>,
+    /// Only mail from this customer address.
+    pub contact: Option<&'a str>,
+    /// Most rows (0: all).
+    pub limit: usize,
+}
+
+/// A customer's providers, for `history --contact`.
+#[derive(Debug, Serialize)]
+struct ContactReport<'a> {
+    contact: String,
+    /// Providers they were assigned to, most often first; `learned` once it counts as a preference.
+    providers: Vec<ContactProvider>,
+    learned_preferences: Vec<String>,
+    decisions: &'a [Row],
+}
+
+#[derive(Debug, Serialize)]
+struct ContactProvider {
+    member: String,
+    assignments: i64,
+    last: String,
+    learned: bool,
+}
+
 /// `history`.
-pub fn history(
-    db: &Path,
-    since: &str,
-    member: Option<&str>,
-    limit: usize,
-    format: Format,
-) -> Result<ExitCode> {
+pub fn history(db: &Path, f: &Filter<'_>, format: Format) -> Result<ExitCode> {
     let conn = open(db)?;
+    let contact = f.contact.map(|c| c.trim().to_lowercase());
     let mut stmt = conn.prepare(
         "SELECT decided_at, account, message_id, sender, subject, category, recipient, dest_folder,
                 reason, escalation, status
          FROM decisions
          WHERE decided_at >= ?1 AND (?2 IS NULL OR recipient = ?2)
+           AND (?4 IS NULL OR lower(sender) = ?4)
          ORDER BY decided_at DESC, id DESC
          LIMIT ?3",
     )?;
-    let limit = if limit == 0 {
+    let limit = if f.limit == 0 {
         i64::MAX
     } else {
-        i64::try_from(limit).unwrap_or(i64::MAX)
+        i64::try_from(f.limit).unwrap_or(i64::MAX)
     };
     let rows: Vec<Row> = stmt
-        .query_map(params![since_ts(since)?, member, limit], |r| {
+        .query_map(params![since_ts(f.since)?, f.member, limit, contact], |r| {
             Ok(Row {
                 time: format_time(r.get(0)?),
                 account: r.get(1)?,
@@ -116,13 +142,68 @@ pub fn history(
             })
         })?
         .collect::<rusqlite::Result<_>>()?;
-    match format {
-        Format::Json => {
-            for r in &rows {
-                outln!("{}", serde_json::to_string(r)?);
-            }
+    let report = match &contact {
+        Some(c) => {
+            let providers: Vec<ContactProvider> = store::contacts_of(&conn, c)?
+                .into_iter()
+                .map(|p| ContactProvider {
+                    learned: p.assignments >= store::LEARN_AFTER,
+                    member: p.member,
+                    assignments: p.assignments,
+                    last: format_time(p.last_at),
+                })
+                .collect();
+            Some(ContactReport {
+                contact: c.clone(),
+                learned_preferences: providers
+                    .iter()
+                    .filter(|p| p.learned)
+                    .map(|p| p.member.clone())
+                    .collect(),
+                providers,
+                decisions: &rows,
+            })
         }
+        None => None,
+    };
+    match format {
+        Format::Json => match &report {
+            Some(r) => outln!("{}", serde_json::to_string(r)?),
+            None => {
+                for r in &rows {
+                    outln!("{}", serde_json::to_string(r)?);
+                }
+            }
+        },
         Format::Table => {
+            if let Some(r) = &report {
+                outln!("Contact   {}", r.contact);
+                if r.providers.is_empty() {
+                    outln!("  no booking assignments recorded");
+                }
+                for p in &r.providers {
+                    outln!(
+                        "  {:<24} {} booking(s), last {} UTC{}",
+                        p.member,
+                        p.assignments,
+                        p.last,
+                        if p.learned {
+                            "  — learned preference"
+                        } else {
+                            ""
+                        }
+                    );
+                }
+                outln!(
+                    "  learned preferences: {} (a booking.contacts entry in the profile overrides them)",
+                    if r.learned_preferences.is_empty() {
+                        "none".to_string()
+                    } else {
+                        r.learned_preferences.join(", ")
+                    }
+                );
+                outln!();
+            }
             let cut = |s: &str, n: usize| {
                 let t: String = s.chars().take(n).collect();
                 if s.chars().count() > n {
@@ -158,9 +239,14 @@ pub fn history(
                 );
             }
             outln!(
-                "{} decision(s) since {since} ago{}",
+                "{} decision(s) since {} ago{}{}",
                 rows.len(),
-                member.map(|m| format!(" for {m}")).unwrap_or_default()
+                f.since,
+                f.member.map(|m| format!(" for {m}")).unwrap_or_default(),
+                contact
+                    .as_deref()
+                    .map(|c| format!(" from {c}"))
+                    .unwrap_or_default()
             );
         }
     }

@@ -125,6 +125,10 @@ pub enum Command {
         /// Only decisions for this member.
         #[arg(long)]
         member: Option<String>,
+        /// Only mail from this customer address, with the providers they were assigned
+        /// to and their learned booking preferences.
+        #[arg(long)]
+        contact: Option<String>,
         /// Most rows to print (0: all).
         #[arg(long, default_value_t = 100)]
         limit: usize,
@@ -207,15 +211,19 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::History {
             since,
             member,
+            contact,
             limit,
             format,
             state,
             config,
         } => history::history(
             &history::state_path(state.as_deref(), config.as_deref())?,
-            &since,
-            member.as_deref(),
-            limit,
+            &history::Filter {
+                since: &since,
+                member: member.as_deref(),
+                contact: contact.as_deref(),
+                limit,
+            },
             format,
         ),
         Command::Stats {

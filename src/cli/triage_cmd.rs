@@ -42,9 +42,11 @@ pub fn resolve_profile(given: Option<&Path>) -> Result<Profile> {
     Profile::load(&path).map_err(|e| anyhow::anyhow!("invalid profile\n{e}"))
 }
 
-fn context(addresses: &[String]) -> Context {
+/// The context offline: no history; busy calendars read from the profile's files.
+fn context(addresses: &[String], profile: &Profile) -> Context {
     Context {
         account_addresses: addresses.iter().map(|a| a.trim().to_lowercase()).collect(),
+        calendars: crate::calendar::CalendarCache::default().snapshot(profile),
         ..Context::default()
     }
 }
@@ -59,7 +61,7 @@ pub fn explain(
     let profile = resolve_profile(profile)?;
     let input = inputs::read_message(message, parse_limit(DEFAULT_MAX_SCAN_BYTES))?;
     let view = MessageView::parse_prefix(&input.bytes, input.size, DEFAULT_MAX_SCAN_BYTES);
-    let decision = run_triage(&view, &profile, &context(addresses));
+    let decision = run_triage(&view, &profile, &context(addresses, &profile));
     match format {
         ExplainFormat::Text => out!("{}", explain::render(&view, &decision)),
         ExplainFormat::Json => outln!("{}", serde_json::to_string_pretty(&decision)?),
@@ -115,7 +117,7 @@ pub fn triage(
     let profile = resolve_profile(profile)?;
     // One message at a time, each read only as far as the parser would look at it.
     let inputs = inputs::messages(paths, parse_limit(DEFAULT_MAX_SCAN_BYTES))?;
-    let ctx = context(addresses);
+    let ctx = context(addresses, &profile);
     let mut rows = Vec::new();
     let mut count = 0usize;
     let mut per_folder: BTreeMap<String, usize> = BTreeMap::new();

@@ -265,6 +265,7 @@ impl Supervisor {
             max_scan_bytes: self.cfg.max_scan_bytes,
             dry_run: self.opts.dry_run || a.dry_run,
             progress: Default::default(),
+            calendars: Default::default(),
         });
         match &a.backend {
             Backend::Imap(imap_cfg) => {

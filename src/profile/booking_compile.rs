@@ -133,13 +133,7 @@ pub(crate) fn booking(
             },
         };
         if let Some(link) = &s.link {
-            let l = link.trim();
-            if !(l.starts_with("https://") || l.starts_with("http://"))
-                || l.contains(char::is_whitespace)
-            {
-                c.at_value(&sp.key("link"), format!("`{link}` is not a web address"))
-                    .expect_("an https:// booking link, e.g. https://cal.com/clinic/deep-tissue");
-            }
+            check_link(c, &sp.key("link"), link);
         }
         let mut words = vec![name.clone()];
         words.extend(s.keywords.iter().cloned());
@@ -194,18 +188,38 @@ pub(crate) fn booking(
                 }
             }
         }
+        let mut busy_calendar = None;
         if let Some(cal) = &rp.busy_calendar {
-            if cal.trim().is_empty() {
+            let t = cal.trim();
+            let lower = t.to_ascii_lowercase();
+            if t.is_empty() {
                 c.at_value(&pp.key("busy_calendar"), "the calendar location is empty")
-                    .expect_("an .ics file path or an https:// URL");
+                    .expect_("the path of an .ics file, e.g. calendars/nancy.ics");
+            } else if ["http://", "https://", "webcal://"]
+                .iter()
+                .any(|s| lower.starts_with(s))
+            {
+                c.at_value(
+                    &pp.key("busy_calendar"),
+                    format!("calendar URLs are not fetched yet (`{t}`)"),
+                )
+                .expect_(
+                    "the path of an .ics file; download the feed to a file (e.g. curl from cron) and name that file",
+                );
+            } else {
+                busy_calendar = Some(resolve_beside(c.file(), t));
             }
+        }
+        if let Some(link) = &rp.link {
+            check_link(c, &pp.key("link"), link);
         }
         if let Some(m) = member {
             providers.push(Provider {
                 member: m,
                 services: offered,
                 hours,
-                busy_calendar: rp.busy_calendar.clone(),
+                busy_calendar,
+                link: rp.link.as_ref().map(|l| l.trim().to_string()),
             });
         }
     }
@@ -253,6 +267,25 @@ pub(crate) fn booking(
         secondary: weight("secondary", rw.secondary, 25.0),
         available: weight("available", rw.available, 30.0),
     };
+    let calendar_refresh_secs = match &b.calendar_refresh {
+        None => DEFAULT_CALENDAR_REFRESH_SECS,
+        Some(d) => match parse_duration(d) {
+            Ok(secs) if secs >= 10 => secs,
+            Ok(_) => {
+                c.at_value(
+                    &p.key("calendar_refresh"),
+                    format!("`{d}` would re-read calendars too often"),
+                )
+                .expect_("10s or more, e.g. 15m");
+                DEFAULT_CALENDAR_REFRESH_SECS
+            }
+            Err(e) => {
+                c.at_value(&p.key("calendar_refresh"), e)
+                    .expect_("a duration such as 15m");
+                DEFAULT_CALENDAR_REFRESH_SECS
+            }
+        },
+    };
     let category = cat_names.iter().position(|n| n == "BOOKING")?;
     Some(Booking {
         services,
@@ -260,7 +293,33 @@ pub(crate) fn booking(
         contacts,
         weights,
         category,
+        date_order: b.date_order.unwrap_or_default(),
+        calendar_refresh_secs,
     })
+}
+
+/// Busy calendars are read again after this long unless the profile says otherwise.
+pub const DEFAULT_CALENDAR_REFRESH_SECS: u64 = 15 * 60;
+
+/// Checks a booking link: an http(s) address without spaces.
+fn check_link(c: &mut Checker<'_>, at: &Path, link: &str) {
+    let l = link.trim();
+    if !(l.starts_with("https://") || l.starts_with("http://")) || l.contains(char::is_whitespace) {
+        c.at_value(at, format!("`{link}` is not a web address"))
+            .expect_("an https:// booking link, e.g. https://cal.com/clinic/deep-tissue");
+    }
+}
+
+/// A path written in a profile: absolute as is, relative to the profile's directory.
+fn resolve_beside(profile_file: &str, path: &str) -> std::path::PathBuf {
+    let p = std::path::Path::new(path);
+    if p.is_absolute() {
+        return p.to_path_buf();
+    }
+    match std::path::Path::new(profile_file).parent() {
+        Some(dir) => dir.join(p),
+        None => p.to_path_buf(),
+    }
 }
 
 #[cfg(test)]

@@ -82,6 +82,11 @@ impl<'a> Checker<'a> {
         }
     }
 
+    /// The file being checked, as named in messages.
+    pub(crate) fn file(&self) -> &str {
+        &self.doc.file
+    }
+
     /// A problem with the value at `path`.
     pub(crate) fn at_value(&mut self, path: &Path, msg: impl Into<String>) -> &mut Diagnostic {
         let loc = self.doc.root.locate_value(path);

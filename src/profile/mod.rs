@@ -23,7 +23,7 @@ use std::path::Path as FsPath;
 use chrono_tz::Tz;
 
 pub use diag::{ConfigError, Diagnostic, Loc};
-pub use raw::{EscalationMode, FirstNames, ServiceRank};
+pub use raw::{DateOrder, EscalationMode, FirstNames, ServiceRank};
 
 use crate::triage::decision::Level;
 use crate::triage::matcher::{Matcher, SetId};
@@ -215,7 +215,20 @@ pub struct Provider {
     pub services: Vec<(usize, ServiceRank)>,
     /// Working ranges per weekday, Monday first, in minutes since midnight.
     pub hours: [Vec<(u16, u16)>; 7],
-    pub busy_calendar: Option<String>,
+    /// The busy calendar file, resolved against the profile's directory.
+    pub busy_calendar: Option<std::path::PathBuf>,
+    /// The provider's own booking link, if any.
+    pub link: Option<String>,
+}
+
+impl Provider {
+    /// How the provider offers service `s`, if at all.
+    pub fn rank_of(&self, s: usize) -> Option<ServiceRank> {
+        self.services
+            .iter()
+            .find(|(si, _)| *si == s)
+            .map(|(_, r)| *r)
+    }
 }
 
 /// A known customer's preferences.
@@ -244,6 +257,17 @@ pub struct Booking {
     pub weights: BookingWeights,
     /// Index into categories of BOOKING.
     pub category: usize,
+    /// How numeric dates (12/3) are read.
+    pub date_order: DateOrder,
+    /// Seconds between two reads of a busy calendar.
+    pub calendar_refresh_secs: u64,
+}
+
+impl Booking {
+    /// The provider entry of member `m`, if they provide services.
+    pub fn provider_of(&self, m: usize) -> Option<&Provider> {
+        self.providers.iter().find(|p| p.member == m)
+    }
 }
 
 impl Profile {

@@ -358,6 +358,23 @@ pub struct RawBooking {
     /// Words that signal a booking request (added to the built-in ones), with weights.
     #[serde(default)]
     pub keywords: KeywordWeights,
+    /// How numeric dates such as 12/3 are read: `dmy` (12 March, the default) or `mdy` (3 December).
+    #[serde(default)]
+    pub date_order: Option<DateOrder>,
+    /// How often busy calendars are read again, e.g. 15m (the default).
+    #[serde(default)]
+    pub calendar_refresh: Option<String>,
+}
+
+/// The order of day and month in numeric dates.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum DateOrder {
+    /// Day first: 12/3 is 12 March (most of the world).
+    #[default]
+    Dmy,
+    /// Month first: 12/3 is 3 December (United States, Canada in English).
+    Mdy,
 }
 
 /// A bookable service.
@@ -389,9 +406,12 @@ pub struct RawProvider {
     /// Weekly working hours in the business's time zone, e.g. {mon: "09:00-17:00"}.
     #[serde(default)]
     pub hours: RawHours,
-    /// iCalendar file path or http(s) URL whose events mark busy time.
+    /// iCalendar (.ics) file whose events mark busy time; a relative path is read from the profile's directory.
     #[serde(default)]
     pub busy_calendar: Option<String>,
+    /// This provider's own booking link (e.g. their Cal.com page); else the service's link is used.
+    #[serde(default)]
+    pub link: Option<String>,
 }
 
 /// How central a service is to a provider.

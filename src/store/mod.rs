@@ -6,7 +6,10 @@
 //! written with status `planned` *before* the mail server is touched; the status then
 //! becomes `filed`, `failed` (retried) or stays visible for recovery after a crash.
 
+mod contacts;
 mod schema;
+
+pub use contacts::{of_contact as contacts_of, ProviderCount, LEARN_AFTER};
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
@@ -112,6 +115,8 @@ pub struct NewDecision {
     pub profile_version: String,
     pub dry_run: bool,
     pub status: Status,
+    /// The booking provider assigned (counts toward the sender's learned preferences).
+    pub booked_provider: Option<String>,
 }
 
 /// A decision read back.
@@ -386,6 +391,7 @@ impl Store {
                 ids.push(id);
             }
         }
+        contacts::count_assignments(&tx, rows)?;
         if let Some((account, folder, st)) = folder_state {
             write_folder_state(&tx, account, folder, st)?;
         }
@@ -676,6 +682,7 @@ mod tests {
             profile_version: "v".into(),
             dry_run: false,
             status: Status::Planned,
+            booked_provider: None,
         };
         let st = FolderState {
             uidvalidity: 7,

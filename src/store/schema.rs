@@ -4,8 +4,10 @@ use rusqlite_migration::{Migrations, M};
 
 /// Every migration, in order.
 pub fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![M::up(
-        "
+    Migrations::new(vec![
+        // 1: decisions (audit log and filing journal) and per-folder sync state.
+        M::up(
+            "
         CREATE TABLE folder_state (
             account     TEXT    NOT NULL,
             folder      TEXT    NOT NULL,
@@ -50,7 +52,23 @@ pub fn migrations() -> Migrations<'static> {
         CREATE INDEX decisions_time ON decisions (decided_at);
         CREATE INDEX decisions_message_id ON decisions (message_id);
         ",
-    )])
+        ),
+        // 2: booking — how often each customer was assigned to each provider; two or more
+        // assignments make a learned preference.
+        M::up(
+            "
+        CREATE TABLE contact_providers (
+            contact     TEXT    NOT NULL,
+            member      TEXT    NOT NULL,
+            assignments INTEGER NOT NULL DEFAULT 0,
+            first_at    INTEGER NOT NULL,
+            last_at     INTEGER NOT NULL,
+            learned_at  INTEGER,
+            PRIMARY KEY (contact, member)
+        ) STRICT;
+        ",
+        ),
+    ])
 }
 
 #[cfg(test)]

@@ -66,6 +66,8 @@ pub enum Reason {
     NotRoutedOwnMail,
     /// Matched no category and the profile leaves such mail alone (`routing.unmatched`).
     NotRoutedUnmatched,
+    /// A booking request assigned to a provider (SPEC §7); `booking.strategy` says how.
+    BookingProvider,
 }
 
 impl Reason {
@@ -84,6 +86,7 @@ impl Reason {
             Reason::NotRoutedAutoReply => "not_routed_auto_reply",
             Reason::NotRoutedOwnMail => "not_routed_own_mail",
             Reason::NotRoutedUnmatched => "not_routed_unmatched",
+            Reason::BookingProvider => "booking_provider",
         }
     }
 }
@@ -264,6 +267,77 @@ pub struct Decision {
     pub tie_break: Option<String>,
     pub signals: Signals,
     pub sentiment: Option<Sentiment>,
+    /// Booking requests (category BOOKING): service, day, provider and how it was chosen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub booking: Option<BookingDecision>,
+}
+
+/// How a booking request was assigned (SPEC §7), with every candidate's score terms.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BookingDecision {
+    /// explicit_request | urgent_availability | preference | service_match | availability
+    /// | load_balance | only_candidate; or, when no provider was chosen, no_provider |
+    /// staff_named | sender_rule (the normal recipient rules decided).
+    pub strategy: String,
+    /// The provider chosen (also the decision's recipient); None when the normal rules decided.
+    pub provider: Option<String>,
+    /// The service asked for, if one was recognised.
+    pub service: Option<String>,
+    /// The keywords that identified the service.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub service_keywords: Vec<String>,
+    /// Where the customer can book: the provider's own link, else the service's.
+    pub booking_link: Option<String>,
+    /// The day asked for, resolved against the message's Date header.
+    pub requested_day: Option<RequestedDay>,
+    /// The urgency word that fired, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub urgent: Option<String>,
+    /// Every provider considered, best first, with their score terms.
+    pub candidates: Vec<ProviderScore>,
+    /// The customer's preferred providers at the time of the decision.
+    pub preference_snapshot: Vec<PreferenceEntry>,
+    /// Sentences worth a human's attention (explicit request outside the provider's
+    /// services, unreadable calendar, no provider for the service, …).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+}
+
+/// The requested day and how it was read.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RequestedDay {
+    /// The words that asked for it.
+    pub text: String,
+    /// The day(s) as YYYY-MM-DD (two for a weekend); empty when it could not be resolved.
+    pub dates: Vec<String>,
+    /// What relative words were resolved against (the Date header, in the business's zone).
+    pub resolved_against: String,
+}
+
+/// One provider's score for a booking request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProviderScore {
+    pub member: String,
+    /// "primary", "secondary", or None when they do not offer the service.
+    pub offers: Option<String>,
+    pub preference: f64,
+    pub service_match: f64,
+    pub availability: f64,
+    pub total: f64,
+    /// Assignments over the last 7 days (tie-break), from the history snapshot.
+    pub load_7d: u32,
+    /// Free on the requested day; None when no day was asked for.
+    pub available: Option<bool>,
+    /// Why they are (not) available: hours, calendar.
+    pub availability_detail: String,
+}
+
+/// One preferred provider in the snapshot.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PreferenceEntry {
+    pub member: String,
+    /// "profile" (booking.contacts) or "learned" (two or more past assignments).
+    pub source: String,
 }
 
 /// Rounds a score for reporting and comparison (4 decimals; removes float noise such as

@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use super::decision::{Candidate, Decision, KeywordHit, Reason, RoleMatch};
+use super::decision::{BookingDecision, Candidate, Decision, KeywordHit, Reason, RoleMatch};
 use crate::mail::MessageView;
 
 fn num(x: f64) -> String {
@@ -91,6 +91,110 @@ fn reason_text(d: &Decision) -> String {
         Reason::NotRoutedUnmatched => {
             "no category reached its threshold, and this profile leaves such mail alone".to_string()
         }
+        Reason::BookingProvider => format!(
+            "booking request assigned to {who} by {}",
+            d.booking.as_ref().map_or("?", |b| b.strategy.as_str())
+        ),
+    }
+}
+
+fn strategy_text(s: &str) -> &'static str {
+    match s {
+        "explicit_request" => "the customer asked for this provider by name",
+        "urgent_availability" => "urgent: the provider free earliest wins over preference",
+        "preference" => "highest total; the customer's preference is its largest term",
+        "service_match" => "highest total; offering the service is its largest term",
+        "availability" => "highest total; availability on the requested day is its largest term",
+        "load_balance" => "best totals tied: fewest assignments in 7 days, then profile order",
+        "only_candidate" => "the only provider offering it, with no score",
+        "no_provider" => "no provider could be chosen; the normal rules decided",
+        "staff_named" => "a staff member who is not a provider was named; the normal rules decided",
+        "sender_rule" => "a sender rule applies; the normal rules decided",
+        _ => "",
+    }
+}
+
+/// The booking block: service, day, preferences, and the candidate table.
+fn booking_section(out: &mut String, b: &BookingDecision) {
+    let _ = writeln!(out);
+    let _ = writeln!(
+        out,
+        "Booking   strategy {} — {}",
+        b.strategy,
+        strategy_text(&b.strategy)
+    );
+    let service = match &b.service {
+        Some(s) if b.service_keywords.is_empty() => s.clone(),
+        Some(s) => format!("{s} (\"{}\")", b.service_keywords.join("\", \"")),
+        None => "not recognised (every provider is a candidate)".to_string(),
+    };
+    let _ = writeln!(out, "  service      {service}");
+    match &b.requested_day {
+        Some(r) if r.dates.is_empty() => {
+            let _ = writeln!(
+                out,
+                "  day          \"{}\" (unresolved; {})",
+                r.text, r.resolved_against
+            );
+        }
+        Some(r) => {
+            let _ = writeln!(
+                out,
+                "  day          \"{}\" → {} ({})",
+                r.text,
+                r.dates.join(" + "),
+                r.resolved_against
+            );
+        }
+        None => {
+            let _ = writeln!(out, "  day          none requested");
+        }
+    }
+    if let Some(u) = &b.urgent {
+        let _ = writeln!(out, "  urgent       \"{u}\"");
+    }
+    let prefs = if b.preference_snapshot.is_empty() {
+        "none".to_string()
+    } else {
+        b.preference_snapshot
+            .iter()
+            .map(|p| format!("{} ({})", p.member, p.source))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let _ = writeln!(out, "  preferences  {prefs}");
+    if let Some(p) = &b.provider {
+        let _ = writeln!(
+            out,
+            "  provider     {p}, booking link {}",
+            b.booking_link.as_deref().unwrap_or("(none)")
+        );
+    }
+    if !b.candidates.is_empty() {
+        let _ = writeln!(
+            out,
+            "  {:<22} {:>6} {:>8} {:>6} {:>6} {:>7}  availability",
+            "candidate", "pref", "service", "avail", "total", "load7d"
+        );
+        for c in &b.candidates {
+            let chosen = b.provider.as_deref() == Some(c.member.as_str());
+            let offers = c.offers.as_deref().unwrap_or("does not offer it");
+            let _ = writeln!(
+                out,
+                "  {:<22} {:>6} {:>8} {:>6} {:>6} {:>7}  {} [{offers}]{}",
+                c.member,
+                num(c.preference),
+                num(c.service_match),
+                num(c.availability),
+                num(c.total),
+                c.load_7d,
+                c.availability_detail,
+                if chosen { "  ← chosen" } else { "" }
+            );
+        }
+    }
+    for n in &b.notes {
+        let _ = writeln!(out, "  note: {n}");
     }
 }
 
@@ -270,9 +374,19 @@ pub fn render_with(h: &Header, d: &Decision) -> String {
                 let _ = writeln!(out, "  tie: {t}");
             }
         }
+        Reason::BookingProvider => {
+            let _ = writeln!(
+                out,
+                "Recipient {} (booking provider; see Booking below)",
+                d.recipient.as_deref().unwrap_or("nobody")
+            );
+        }
         _ => {
             let _ = writeln!(out, "Recipient nobody");
         }
+    }
+    if let Some(b) = &d.booking {
+        booking_section(&mut out, b);
     }
 
     let _ = writeln!(out);

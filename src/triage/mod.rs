@@ -3,6 +3,7 @@
 //! the same inputs always give the same [`Decision`], and the decision carries the full
 //! explanation, built while scoring.
 
+pub mod booking;
 pub mod classify;
 pub mod decision;
 pub mod escalate;
@@ -11,6 +12,7 @@ pub mod matcher;
 pub mod names;
 pub mod recipient;
 pub mod sentiment;
+pub mod when;
 
 use std::collections::BTreeMap;
 
@@ -25,6 +27,9 @@ use decision::Signals;
 pub struct History {
     /// Assignments per member name over the last 7 days (load-balancing tie-break).
     pub load_7d: BTreeMap<String, u32>,
+    /// Learned preferences: customer address (lowercased) → providers they were assigned
+    /// to at least twice, most assignments first (booking `preference`).
+    pub learned: BTreeMap<String, Vec<String>>,
 }
 
 impl History {
@@ -40,6 +45,8 @@ pub struct Context {
     /// Addresses of the watched mailbox itself (lowercased); its own mail is not routed.
     pub account_addresses: Vec<String>,
     pub history: History,
+    /// Busy calendars of booking providers, by member name (read by the caller).
+    pub calendars: BTreeMap<String, booking::BusyCalendar>,
 }
 
 /// Only the first this-many bytes of the new text are scored for sentiment (keywords still
@@ -239,18 +246,72 @@ pub fn triage(msg: &MessageView, profile: &Profile, ctx: &Context) -> Decision {
             tie_break: None,
             signals,
             sentiment,
+            booking: None,
         };
     }
 
-    let routed = recipient::choose(
-        profile,
-        msg,
-        &text,
-        &scan,
-        classified.category,
-        forced_member,
-        &ctx.history,
-    );
+    // Booking requests go to a provider (SPEC §7) unless booking hands back to §5. An
+    // urgent booking request (URGENT won, BOOKING also reached its threshold) is one too:
+    // it keeps its URGENT category and escalation, and goes to the provider free earliest.
+    let booking_reached = |b: &crate::profile::Booking| {
+        profile.categories.get(b.category).is_some_and(|c| {
+            classified
+                .scores
+                .get(&c.name)
+                .is_some_and(|&s| s > 0.0 && s >= c.threshold)
+        })
+    };
+    let booked = profile
+        .booking
+        .as_ref()
+        .filter(|b| {
+            b.category == classified.category || (category == "URGENT" && booking_reached(b))
+        })
+        .map(|b| {
+            booking::choose(
+                profile,
+                b,
+                msg,
+                &text,
+                &scan,
+                &ctx.history,
+                &ctx.calendars,
+                forced_member,
+            )
+        });
+    let (routed, booking) = match booked {
+        Some(booking::Outcome::Provider(member, b)) => {
+            let mut r = recipient::Routed::simple(
+                Some(member),
+                Reason::BookingProvider,
+                recipient::role_for(profile, member, classified.category),
+            );
+            let c = recipient::content_score(
+                profile,
+                &scan,
+                member,
+                &profile.members[member].roles,
+                &ctx.history,
+            );
+            r.total_score = c.score;
+            r.matched_roles = c.roles;
+            (r, Some(b))
+        }
+        other => (
+            recipient::choose(
+                profile,
+                msg,
+                &text,
+                &scan,
+                classified.category,
+                forced_member,
+                &ctx.history,
+            ),
+            other.map(|o| match o {
+                booking::Outcome::Provider(_, b) | booking::Outcome::Normal(b) => b,
+            }),
+        ),
+    };
     let member_name = routed.member.map(|m| profile.members[m].name.clone());
     let role_id = routed
         .role
@@ -291,5 +352,6 @@ pub fn triage(msg: &MessageView, profile: &Profile, ctx: &Context) -> Decision {
         tie_break: routed.tie_break,
         signals,
         sentiment,
+        booking,
     }
 }

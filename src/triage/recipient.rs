@@ -33,7 +33,8 @@ pub struct Routed {
 }
 
 impl Routed {
-    fn simple(member: Option<usize>, reason: Reason, role: Option<usize>) -> Routed {
+    /// A choice without content candidates.
+    pub(crate) fn simple(member: Option<usize>, reason: Reason, role: Option<usize>) -> Routed {
         Routed {
             member,
             reason,
@@ -50,7 +51,7 @@ impl Routed {
 }
 
 /// A member's content score over a set of their roles.
-fn content_score(
+pub(crate) fn content_score(
     profile: &Profile,
     scan: &Scan,
     member: usize,
@@ -118,7 +119,7 @@ fn rank(cands: &[(usize, Candidate)]) -> (Vec<usize>, Option<String>) {
 }
 
 /// The first role of `member` that handles `category`, else their first role.
-fn role_for(profile: &Profile, member: usize, category: usize) -> Option<usize> {
+pub(crate) fn role_for(profile: &Profile, member: usize, category: usize) -> Option<usize> {
     let m = profile.members.get(member)?;
     m.roles
         .iter()
@@ -138,6 +139,33 @@ fn name_mention(
     msg: &MessageView,
     text: &Folded<'_>,
 ) -> Option<(usize, NameMention)> {
+    let named = named_members(profile, msg, text);
+    let (member, how, text) = named.first().cloned()?;
+    let mut also: Vec<String> = Vec::new();
+    for (m, _, _) in &named {
+        let n = &profile.members[*m].name;
+        if *m != member && !also.contains(n) {
+            also.push(n.clone());
+        }
+    }
+    Some((
+        member,
+        NameMention {
+            member: profile.members[member].name.clone(),
+            how: how.to_string(),
+            text,
+            also_named: also,
+        },
+    ))
+}
+
+/// Every member addressed or named (never the sender), strongest first:
+/// address > greeting > subject > body; each with how and the words that named them.
+pub(crate) fn named_members(
+    profile: &Profile,
+    msg: &MessageView,
+    text: &Folded<'_>,
+) -> Vec<(usize, &'static str, String)> {
     let sender = msg.from_address();
     let is_sender = |member: usize| {
         sender.is_some_and(|s| profile.members[member].addresses.iter().any(|a| a == s))
@@ -180,23 +208,7 @@ fn name_mention(
     for h in body_hits.iter().filter(|h| h.start >= greeting_end) {
         named.push((h.member, "body", h.text.clone()));
     }
-    let (member, how, text) = named.first().cloned()?;
-    let mut also: Vec<String> = Vec::new();
-    for (m, _, _) in &named {
-        let n = &profile.members[*m].name;
-        if *m != member && !also.contains(n) {
-            also.push(n.clone());
-        }
-    }
-    Some((
-        member,
-        NameMention {
-            member: profile.members[member].name.clone(),
-            how: how.to_string(),
-            text,
-            also_named: also,
-        },
-    ))
+    named
 }
 
 const SALUTATIONS: &[&str] = &[

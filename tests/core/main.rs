@@ -1,5 +1,6 @@
 //! Tests of the triage core, profiles and the offline CLI — no mail server involved.
 
+mod booking;
 mod cli;
 mod folder_invariants;
 mod fuzz_props;

@@ -5,6 +5,7 @@
 //! `harness_smoke` proves the harness itself works. Needs `dovecot` (dovecot-core,
 //! dovecot-imapd); as root, mail is owned by uid/gid 5000.
 
+mod booking;
 mod daemon;
 mod daemon_imap;
 mod daemon_maildir;

@@ -1,0 +1,185 @@
+//! Booking end to end on a real Dovecot over IMAP, with the clinic profile and its busy
+//! calendars: requests land in the right provider's folder, and a customer assigned to
+//! the same provider twice is routed to them afterwards (a learned preference, shown by
+//! `history --contact` and in the stored receipt).
+
+use std::process::Command;
+
+use super::daemon::{assert_exactly_once, root, Conf, Setup};
+use super::harness::{Dovecot, DovecotOptions};
+
+const PW: (&str, &str) = ("MT_TEST_PASSWORD", "alicepw");
+
+/// A booking request sent on Monday 2 March 2026 (Nancy is away all Wednesday 4 March).
+fn request(id: &str, from: &str, subject: &str, body: &str) -> Vec<u8> {
+    format!(
+        "From: {from}\r\nTo: info@sothismassage.ca\r\nSubject: {subject}\r\nDate: Mon, 2 Mar 2026 10:00:00 -0500\r\nMessage-ID: <{id}@test.example>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{body}\r\n"
+    )
+    .into_bytes()
+}
+
+fn holds(d: &Dovecot, folder: &str, id: &str) -> bool {
+    let needle = format!("<{id}@test.example>");
+    d.messages("alice", folder)
+        .iter()
+        .any(|m| String::from_utf8_lossy(&m.raw).contains(&needle))
+}
+
+fn cli(args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_mailtriage"))
+        .args(args)
+        .output()
+        .expect("mailtriage runs");
+    assert!(
+        out.status.success(),
+        "mailtriage {args:?} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn booking_requests_reach_providers_and_learned_preferences_change_routing() {
+    let d = Dovecot::start(DovecotOptions::default());
+    let s = Setup::imap(
+        &d,
+        Conf {
+            profile: root().join("profiles/clinic.yaml"),
+            user: "alice",
+            password_env: PW.0,
+            extra: "    backfill: all\n",
+        },
+    );
+    const JANE: &str = "Jane Doe <jane@example.com>";
+    let mut originals = Vec::new();
+
+    // Round 1: one request per strategy.
+    let round1 = [
+        (
+            "pref",
+            "Tasha Morgan <tasha.morgan@example.com>",
+            "Appointment",
+            "Could I book a Swedish massage on Wednesday?",
+        ),
+        (
+            "avail",
+            "Pat Customer <pat@example.com>",
+            "Deep tissue",
+            "Do you have availability for a deep tissue massage on Wednesday?",
+        ),
+        (
+            "cupping",
+            "Pat Customer <pat@example.com>",
+            "Cupping",
+            "I'd like to book a cupping appointment.",
+        ),
+        (
+            "jane-1",
+            JANE,
+            "Deep tissue",
+            "Can I book a deep tissue massage with Marcus?",
+        ),
+    ];
+    for (id, from, subject, body) in round1 {
+        let m = request(id, from, subject, body);
+        d.deliver("alice", "INBOX", &m);
+        originals.push(m);
+    }
+    let (status, log) = s.run_once(&[PW]);
+    assert!(status.success(), "{log}");
+    for (folder, id) in [
+        ("BOOKING/Sinéad O'Brien", "pref"),
+        // Nancy's calendar has her away all Wednesday: Marcus is free.
+        ("BOOKING/Marcus Chen", "avail"),
+        // Nobody offers cupping: the normal rules (BOOKING role holders) decide.
+        ("BOOKING/Nancy Reyes", "cupping"),
+        ("BOOKING/Marcus Chen", "jane-1"),
+    ] {
+        assert!(
+            holds(&d, folder, id),
+            "{id} not in {folder}\n{}",
+            s.log_text()
+        );
+    }
+
+    // Round 2: Jane asks for Marcus again — her second assignment to him.
+    let m = request(
+        "jane-2",
+        JANE,
+        "Again",
+        "Could I book another deep tissue massage with Marcus?",
+    );
+    d.deliver("alice", "INBOX", &m);
+    originals.push(m);
+    let (status, log) = s.run_once(&[PW]);
+    assert!(status.success(), "{log}");
+    assert!(
+        holds(&d, "BOOKING/Marcus Chen", "jane-2"),
+        "{}",
+        s.log_text()
+    );
+
+    // Round 3: the same words from Jane and from a new customer. Deep tissue is Nancy's
+    // primary service, so without a preference it goes to her; Jane's learned preference
+    // sends hers to Marcus.
+    let plain = "I would like to book a deep tissue massage.";
+    for (id, from) in [("jane-3", JANE), ("kim-1", "Kim Park <kim@example.com>")] {
+        let m = request(id, from, "Massage", plain);
+        d.deliver("alice", "INBOX", &m);
+        originals.push(m);
+    }
+    let (status, log) = s.run_once(&[PW]);
+    assert!(status.success(), "{log}");
+    assert!(
+        holds(&d, "BOOKING/Marcus Chen", "jane-3"),
+        "{}",
+        s.log_text()
+    );
+    assert!(
+        holds(&d, "BOOKING/Nancy Reyes", "kim-1"),
+        "{}",
+        s.log_text()
+    );
+    assert_exactly_once(&d, "alice", &originals);
+
+    // The learned preference is visible, and the receipt says why Jane went to Marcus.
+    let state = s.state.display().to_string();
+    let history = cli(&[
+        "history",
+        "--state",
+        &state,
+        "--contact",
+        "JANE@example.com",
+    ]);
+    assert!(
+        history.contains("Marcus Chen") && history.contains("3 booking(s)"),
+        "{history}"
+    );
+    assert!(
+        history.contains("learned preferences: Marcus Chen"),
+        "{history}"
+    );
+    let json = cli(&[
+        "history",
+        "--state",
+        &state,
+        "--contact",
+        "kim@example.com",
+        "--format",
+        "json",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(json.trim()).expect("one JSON object");
+    assert_eq!(v["learned_preferences"], serde_json::json!([]), "{json}");
+    assert_eq!(v["providers"][0]["member"], "Nancy Reyes", "{json}");
+    let receipt = cli(&[
+        "explain",
+        "--state",
+        &state,
+        "--message-id",
+        "jane-3@test.example",
+    ]);
+    assert!(
+        receipt.contains("strategy preference") && receipt.contains("Marcus Chen (learned)"),
+        "{receipt}"
+    );
+}
