@@ -20,6 +20,10 @@
 //! - [`triage`] — the heart: `triage(view, profile, context) → Decision`. Pure functions
 //!   of their inputs (no I/O, clock or randomness); the decision carries every keyword,
 //!   weight, role subtotal, candidate and tie-break that produced it.
+//! - [`outbox`] — mail the daemon sends (escalation alerts, acknowledgements, digests):
+//!   queued in the state database with the decision, sent over SMTP by one worker with
+//!   retries. Escalation *actions* on the mailbox (\Flagged, keywords, a copy) are
+//!   journalled the same way and carried out by the pipeline before the message moves.
 //! - [`cli`] — the `mailtriage` command: `check`, `explain`, `triage`, `schema`.
 //!
 //! The triage core never sees a half-loaded profile: callers hold an `Arc<Profile>` per
@@ -30,6 +34,7 @@ pub mod config;
 pub mod daemon;
 pub mod mail;
 pub mod mailbox;
+pub mod outbox;
 pub mod pipeline;
 pub mod profile;
 pub mod store;

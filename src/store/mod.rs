@@ -6,6 +6,7 @@
 //! written with status `planned` *before* the mail server is touched; the status then
 //! becomes `filed`, `failed` (retried) or stays visible for recovery after a crash.
 
+pub mod outbox;
 mod schema;
 
 use std::collections::BTreeMap;
@@ -331,6 +332,17 @@ impl Store {
         rows: &[NewDecision],
         folder_state: Option<(&str, &str, FolderState)>,
     ) -> Result<Vec<i64>> {
+        self.record_with(rows, &[], folder_state)
+    }
+
+    /// Like [`Store::record`], with each decision's escalation actions and queued mail
+    /// (`extras[i]` belongs to `rows[i]`; missing entries mean none) in the same transaction.
+    pub fn record_with(
+        &self,
+        rows: &[NewDecision],
+        extras: &[outbox::Extras],
+        folder_state: Option<(&str, &str, FolderState)>,
+    ) -> Result<Vec<i64>> {
         let mut conn = self.conn()?;
         let tx = conn
             .transaction()
@@ -383,6 +395,9 @@ impl Store {
                     ],
                     |r| r.get(0),
                 )?;
+                if let Some(x) = extras.get(ids.len()) {
+                    outbox::insert_extras(&tx, id, x)?;
+                }
                 ids.push(id);
             }
         }

@@ -4,8 +4,9 @@ use rusqlite_migration::{Migrations, M};
 
 /// Every migration, in order.
 pub fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![M::up(
-        "
+    Migrations::new(vec![
+        M::up(
+            "
         CREATE TABLE folder_state (
             account     TEXT    NOT NULL,
             folder      TEXT    NOT NULL,
@@ -50,7 +51,43 @@ pub fn migrations() -> Migrations<'static> {
         CREATE INDEX decisions_time ON decisions (decided_at);
         CREATE INDEX decisions_message_id ON decisions (message_id);
         ",
-    )])
+        ),
+        // 2: escalation actions (the journal that makes flagging and copying exactly-once)
+        // and the outbox of mail to send (alerts, acknowledgements, digests).
+        M::up(
+            "
+        CREATE TABLE actions (
+            decision_id INTEGER NOT NULL REFERENCES decisions (id) ON DELETE CASCADE,
+            kind        TEXT    NOT NULL,
+            arg         TEXT    NOT NULL,
+            status      TEXT    NOT NULL DEFAULT 'planned',
+            attempts    INTEGER NOT NULL DEFAULT 0,
+            last_error  TEXT,
+            updated_at  INTEGER NOT NULL,
+            PRIMARY KEY (decision_id, kind)
+        ) STRICT;
+        CREATE INDEX actions_open ON actions (status) WHERE status IN ('planned', 'started');
+
+        CREATE TABLE outbox (
+            id              INTEGER PRIMARY KEY,
+            purpose         TEXT    NOT NULL,
+            ref_key         TEXT    NOT NULL,
+            rcpt            TEXT    NOT NULL,
+            account         TEXT    NOT NULL DEFAULT '',
+            envelope_from   TEXT    NOT NULL,
+            message         BLOB    NOT NULL,
+            status          TEXT    NOT NULL DEFAULT 'pending',
+            attempts        INTEGER NOT NULL DEFAULT 0,
+            next_attempt_at INTEGER NOT NULL,
+            last_error      TEXT,
+            created_at      INTEGER NOT NULL,
+            sent_at         INTEGER,
+            UNIQUE (purpose, ref_key, rcpt)
+        ) STRICT;
+        CREATE INDEX outbox_due ON outbox (next_attempt_at) WHERE status = 'pending';
+        ",
+        ),
+    ])
 }
 
 #[cfg(test)]
