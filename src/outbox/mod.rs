@@ -24,9 +24,8 @@ use std::time::Duration;
 use anyhow::{anyhow, Context as _, Result};
 use lettre::address::Envelope;
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
-use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
+use lettre::transport::smtp::client::{AsyncSmtpConnection, Certificate, TlsParameters};
 use lettre::transport::smtp::extension::ClientId;
-use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
@@ -43,8 +42,12 @@ pub use compose::Sender;
 /// Longest time one message may take to send (lettre's own timeout covers each
 /// command, not the whole exchange).
 pub const SEND_TIMEOUT: Duration = Duration::from_secs(60);
+/// Longest wait for one SMTP command or the connection.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
 /// Attempts before a message is given up (about two days of retries).
 pub const MAX_SEND_ATTEMPTS: i64 = 100;
+/// Messages read from the outbox at a time.
+const BATCH: usize = 200;
 /// Longest pause between attempts, seconds.
 const MAX_RETRY_SECS: i64 = 1800;
 
@@ -148,45 +151,93 @@ pub fn retry_delay(attempts: i64) -> i64 {
     (2i64 << exp).min(MAX_RETRY_SECS)
 }
 
-/// The SMTP transport for the configured server (password resolved now).
-pub fn transport(cfg: &SmtpConfig, sender: &Sender) -> Result<AsyncSmtpTransport<Tokio1Executor>> {
-    let domain = sender.mailbox.email.domain().to_string();
-    let mut b = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(cfg.host.clone())
-        .port(cfg.port)
-        .hello_name(ClientId::Domain(domain))
-        .timeout(Some(Duration::from_secs(30)));
-    let tls = || -> Result<TlsParameters> {
-        let mut p = TlsParameters::builder(cfg.host.clone());
-        if let Some(ca) = &cfg.ca_file {
-            let pem = std::fs::read(ca)
-                .with_context(|| format!("cannot read the SMTP CA file {}", ca.display()))?;
-            p = p.add_root_certificate(
-                Certificate::from_pem(&pem)
-                    .map_err(|e| anyhow!("{} is not a PEM certificate: {e}", ca.display()))?,
-            );
-        }
-        p.build_rustls()
-            .map_err(|e| anyhow!("cannot set up TLS for {}: {e}", cfg.host))
-    };
-    b = match cfg.tls {
-        TlsMode::Implicit => b.tls(Tls::Wrapper(tls()?)),
-        TlsMode::Starttls => b.tls(Tls::Required(tls()?)),
-        TlsMode::None => b.tls(Tls::None),
-    };
-    if let Some(user) = &cfg.user {
-        let password = match &cfg.password {
-            Some(s) => s
-                .resolve()
-                .with_context(|| format!("cannot get the SMTP password ({})", s.describe()))?
-                .expose()
-                .to_string(),
-            None => String::new(),
+/// How to reach the configured server: TLS parameters and credentials, resolved once
+/// per batch (a password command runs once per batch, not once per message).
+pub struct Smtp {
+    host: String,
+    port: u16,
+    mode: TlsMode,
+    hello: ClientId,
+    tls: Option<TlsParameters>,
+    credentials: Option<Credentials>,
+}
+
+impl Smtp {
+    /// Resolves the configuration (password, CA file) for a batch of sends.
+    pub fn new(cfg: &SmtpConfig, sender: &Sender) -> Result<Smtp> {
+        let tls = match cfg.tls {
+            TlsMode::None => None,
+            TlsMode::Implicit | TlsMode::Starttls => {
+                let mut p = TlsParameters::builder(cfg.host.clone());
+                if let Some(ca) = &cfg.ca_file {
+                    let pem = std::fs::read(ca).with_context(|| {
+                        format!("cannot read the SMTP CA file {}", ca.display())
+                    })?;
+                    p =
+                        p.add_root_certificate(Certificate::from_pem(&pem).map_err(|e| {
+                            anyhow!("{} is not a PEM certificate: {e}", ca.display())
+                        })?);
+                }
+                Some(
+                    p.build_rustls()
+                        .map_err(|e| anyhow!("cannot set up TLS for {}: {e}", cfg.host))?,
+                )
+            }
         };
-        b = b
-            .credentials(Credentials::new(user.clone(), password))
-            .authentication(vec![Mechanism::Plain, Mechanism::Login]);
+        let credentials = match &cfg.user {
+            None => None,
+            Some(user) => {
+                let password = match &cfg.password {
+                    Some(s) => s
+                        .resolve()
+                        .with_context(|| {
+                            format!("cannot get the SMTP password ({})", s.describe())
+                        })?
+                        .expose()
+                        .to_string(),
+                    None => String::new(),
+                };
+                Some(Credentials::new(user.clone(), password))
+            }
+        };
+        Ok(Smtp {
+            host: cfg.host.clone(),
+            port: cfg.port,
+            mode: cfg.tls,
+            hello: ClientId::Domain(sender.mailbox.email.domain().to_string()),
+            tls,
+            credentials,
+        })
     }
-    Ok(b.build())
+
+    /// Connects, secures (implicit TLS or STARTTLS, required) and logs in (PLAIN or LOGIN).
+    async fn connect(&self) -> Result<AsyncSmtpConnection, lettre::transport::smtp::Error> {
+        let wrapper = match self.mode {
+            TlsMode::Implicit => self.tls.clone(),
+            _ => None,
+        };
+        let mut conn = AsyncSmtpConnection::connect_tokio1(
+            (self.host.as_str(), self.port),
+            Some(COMMAND_TIMEOUT),
+            &self.hello,
+            wrapper,
+            None,
+        )
+        .await?;
+        if let (TlsMode::Starttls, Some(p)) = (self.mode, &self.tls) {
+            conn.starttls(p.clone(), &self.hello).await?;
+        }
+        if let Some(c) = &self.credentials {
+            conn.auth(&[Mechanism::Plain, Mechanism::Login], c).await?;
+        }
+        Ok(conn)
+    }
+}
+
+/// Is a refusal final? 5xx, except authentication trouble (a fixed password helps).
+fn permanent(e: &lettre::transport::smtp::Error) -> bool {
+    let auth = matches!(e.status().map(u16::from), Some(530 | 534 | 535 | 538));
+    e.is_permanent() && !auth
 }
 
 /// What one pass over the outbox did.
@@ -197,16 +248,32 @@ pub struct Pass {
     pub deferred: usize,
 }
 
-/// Sends every message due now. A temporary failure (server down, timeout, 4xx,
+/// Sends every message due at `at`. A temporary failure (server down, timeout, 4xx,
 /// authentication) defers the rest of the queue to the same retry time, so an outage
 /// costs one attempt per pass, not one per message.
-pub async fn pass(store: &Store, cfg: &SmtpConfig, sender: &Sender) -> Result<Pass> {
+pub async fn pass(store: &Store, cfg: &SmtpConfig, sender: &Sender, at: i64) -> Result<Pass> {
+    let mut total = Pass::default();
+    loop {
+        let p = batch(store, cfg, sender, at).await?;
+        total.sent += p.sent;
+        total.failed += p.failed;
+        total.deferred += p.deferred;
+        // Done when nothing was due, or an outage deferred the rest.
+        if p.sent + p.failed == 0 || p.deferred > 0 {
+            return Ok(total);
+        }
+    }
+}
+
+/// Up to BATCH due messages over one connection: each is recorded as sent the moment
+/// the server's 250 arrives, before the next one (or QUIT) is sent.
+async fn batch(store: &Store, cfg: &SmtpConfig, sender: &Sender, at: i64) -> Result<Pass> {
     let mut report = Pass::default();
-    let due = store.due_mail(now(), 200)?;
+    let due = store.due_mail(at, BATCH)?;
     if due.is_empty() {
         return Ok(report);
     }
-    let transport = match transport(cfg, sender) {
+    let smtp = match Smtp::new(cfg, sender) {
         Ok(t) => t,
         Err(e) => {
             // A configuration problem (password command failing): retry like an outage.
@@ -217,6 +284,7 @@ pub async fn pass(store: &Store, cfg: &SmtpConfig, sender: &Sender) -> Result<Pa
             return Ok(report);
         }
     };
+    let mut conn: Option<AsyncSmtpConnection> = None;
     for mail in due {
         let envelope = match (mail.envelope_from.parse(), mail.rcpt.parse()) {
             (Ok(from), Ok(to)) => Envelope::new(Some(from), vec![to]),
@@ -225,15 +293,16 @@ pub async fn pass(store: &Store, cfg: &SmtpConfig, sender: &Sender) -> Result<Pa
         let outcome: Result<(), (bool, String)> = match envelope {
             Err(e) => Err((true, format!("invalid envelope: {e}"))),
             Ok(env) => {
-                match tokio::time::timeout(SEND_TIMEOUT, transport.send_raw(&env, &mail.message))
-                    .await
-                {
-                    Ok(Ok(_)) => Ok(()),
-                    Ok(Err(e)) => {
-                        let code = e.status().map(u16::from);
-                        let auth = matches!(code, Some(530 | 534 | 535 | 538));
-                        Err((e.is_permanent() && !auth, format!("{e}")))
-                    }
+                let send = async {
+                    let c = match conn.take() {
+                        Some(c) => c,
+                        None => smtp.connect().await?,
+                    };
+                    conn.insert(c).send(&env, &mail.message).await.map(|_| ())
+                };
+                match tokio::time::timeout(SEND_TIMEOUT, send).await {
+                    Ok(Ok(())) => Ok(()),
+                    Ok(Err(e)) => Err((permanent(&e), format!("{e}"))),
                     Err(_) => Err((
                         false,
                         format!("no answer within {}s", SEND_TIMEOUT.as_secs()),
@@ -247,9 +316,13 @@ pub async fn pass(store: &Store, cfg: &SmtpConfig, sender: &Sender) -> Result<Pa
                 store.mark_sent(mail.id)?;
                 report.sent += 1;
                 metrics::counter!(m::MAIL_SENT, "purpose" => mail.purpose.clone()).increment(1);
-                info!(purpose = %mail.purpose, rcpt = %mail.rcpt, attempts = mail.attempts + 1, "sent {} to {}", mail.purpose, mail.rcpt);
+                info!(purpose = %mail.purpose, rcpt = %mail.rcpt, attempts = mail.attempts + 1, "sent the {} to {}", mail.purpose, mail.rcpt);
             }
             Err((permanent, why)) => {
+                // A failed exchange leaves the session in doubt: start the next one afresh.
+                if let Some(mut c) = conn.take() {
+                    let _ = tokio::time::timeout(COMMAND_TIMEOUT, c.abort()).await;
+                }
                 let attempts = mail.attempts + 1;
                 let give_up = permanent || attempts >= MAX_SEND_ATTEMPTS;
                 let next = now() + retry_delay(attempts);
@@ -258,15 +331,18 @@ pub async fn pass(store: &Store, cfg: &SmtpConfig, sender: &Sender) -> Result<Pa
                     report.failed += 1;
                     metrics::counter!(m::MAIL_FAILED, "purpose" => mail.purpose.clone())
                         .increment(1);
-                    warn!(purpose = %mail.purpose, rcpt = %mail.rcpt, attempts, "giving up on a {} to {}: {why}", mail.purpose, mail.rcpt);
+                    warn!(purpose = %mail.purpose, rcpt = %mail.rcpt, attempts, "giving up on the {} to {}: {why}", mail.purpose, mail.rcpt);
                     continue;
                 }
                 warn!(purpose = %mail.purpose, rcpt = %mail.rcpt, attempts,
-                    "cannot send a {} to {}: {why}; retrying in {}s", mail.purpose, mail.rcpt, next - now());
+                    "cannot send the {} to {}: {why}; retrying in {}s", mail.purpose, mail.rcpt, next - now());
                 report.deferred += 1 + store.defer_due(next)?;
                 break;
             }
         }
+    }
+    if let Some(mut c) = conn {
+        let _ = tokio::time::timeout(COMMAND_TIMEOUT, c.quit()).await;
     }
     Ok(report)
 }
@@ -290,7 +366,7 @@ pub async fn run(
         if let Err(e) = digest::queue_due(&store, &settings, now()) {
             warn!("cannot queue digests: {e:#}");
         }
-        match pass(&store, &cfg, &settings.sender).await {
+        match pass(&store, &cfg, &settings.sender, now()).await {
             Ok(p) if p.sent + p.failed > 0 => debug!(?p, "outbox pass"),
             Ok(_) => {}
             Err(e) => warn!("outbox pass failed: {e:#}"),
@@ -308,10 +384,11 @@ pub async fn run(
     }
 }
 
-/// `run --once`: one pass over what is due (no waiting for retries), then return.
+/// `run --once`: one attempt at everything pending — also what is waiting for a retry
+/// (a one-shot run is a deliberate "try now") — then return.
 pub async fn drain_once(store: &Store, cfg: &SmtpConfig, settings: &MailSettings) -> Result<Pass> {
     digest::queue_due(store, settings, now())?;
-    let p = pass(store, cfg, &settings.sender).await?;
+    let p = pass(store, cfg, &settings.sender, i64::MAX).await?;
     set_pending_gauge(store);
     Ok(p)
 }

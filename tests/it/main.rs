@@ -8,6 +8,7 @@
 mod daemon;
 mod daemon_imap;
 mod daemon_maildir;
+mod escalation;
 mod faults;
 mod harness;
 mod harness_smoke;
