@@ -7,7 +7,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::daemon::{mailbox_contents, Conf, Setup};
-use super::harness::{Dovecot, DovecotOptions, Received, SmtpSink, StoredMessage, TempDir};
+use super::harness::{
+    free_port, poll, Dovecot, DovecotOptions, Received, SmtpSink, StoredMessage, TempDir,
+};
+use super::ops::scrape;
 
 const PW: (&str, &str) = ("MT_TEST_PASSWORD", "alicepw");
 
@@ -89,6 +92,15 @@ fn alerts_about(got: &[Received], id: &str) -> Vec<Received> {
         .filter(|m| m.header("Auto-Submitted").as_deref() == Some("auto-generated"))
         .cloned()
         .collect()
+}
+
+/// Sum of a metric's samples (any labels) in Prometheus text.
+fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
 }
 
 fn has(flags: &[String], f: &str) -> bool {
@@ -238,12 +250,20 @@ fn smtp_down_then_up_delivers_each_alert_exactly_once() {
         "INBOX",
         &msg("outage", "Cover", "I will call my lawyer."),
     );
+    let metrics = free_port();
+    let cfg = fs::read_to_string(&s.config).expect("config");
+    fs::write(&s.config, format!("metrics: 127.0.0.1:{metrics}\n{cfg}")).expect("config");
     let mut daemon = s.start(&[PW]);
     assert!(
         daemon.wait_log("cannot send the alert", Duration::from_secs(20)),
         "{}",
         daemon.log()
     );
+    let pending = poll(Duration::from_secs(10), || {
+        let m = scrape(metrics)?;
+        (metric(&m, "mailtriage_mail_pending") == 2.0).then_some(())
+    });
+    assert!(pending.is_some(), "{:?}", scrape(metrics));
     // The message was filed and flagged meanwhile: mail trouble never holds up filing.
     let copies = copies_of(&d, "outage");
     assert!(
@@ -257,6 +277,10 @@ fn smtp_down_then_up_delivers_each_alert_exactly_once() {
     assert_eq!(alerts_about(&got, "outage").len(), 2, "{}", daemon.log());
     std::thread::sleep(Duration::from_secs(4));
     assert_eq!(sink.messages().len(), 2, "sent twice:\n{}", daemon.log());
+    let m = scrape(metrics).unwrap_or_default();
+    assert_eq!(metric(&m, "mailtriage_mail_sent_total"), 2.0, "{m}");
+    assert_eq!(metric(&m, "mailtriage_mail_pending"), 0.0, "{m}");
+    assert_eq!(metric(&m, "mailtriage_mail_failed_total"), 0.0, "{m}");
     assert_eq!(
         daemon.term(Duration::from_secs(20)).map(|s| s.success()),
         Some(true),
