@@ -6,7 +6,7 @@ use std::fs;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::daemon::{mailbox_contents, Conf, Setup};
+use super::daemon::{mailbox_contents, wait_count, Conf, Setup};
 use super::harness::{
     free_port, poll, Dovecot, DovecotOptions, Received, SmtpSink, StoredMessage, TempDir,
 };
@@ -620,4 +620,40 @@ fn sigkill_at_random_points_never_copies_twice_and_loses_no_alert() {
     }
     eprintln!("sigkill: {extra} alert(s) resent after 8 kills");
     assert!(extra <= 8, "{extra} resent alerts after 8 kills");
+}
+
+/// Regression: a deleted escalation folder stayed in the session's cache of known
+/// folders, so every copy into it was refused until the daemon restarted.
+#[test]
+fn regression_escalation_folder_deleted_under_us_was_never_created_again() {
+    let d = Dovecot::start(DovecotOptions::default());
+    let sink = SmtpSink::start();
+    let pdir = TempDir::new("profile");
+    let s = imap_setup(&d, profile(&pdir, "keyword_only", ""), sink.port(), "");
+    let daemon = s.start(&[PW]);
+    assert!(daemon.wait_log("connected", Duration::from_secs(10)));
+    d.deliver(
+        "alice",
+        "INBOX",
+        &msg("esc-del1", "Cover", "I will call my lawyer."),
+    );
+    assert!(
+        wait_count(&d, "alice", "ESCALATED", 1, Duration::from_secs(10)),
+        "{}",
+        daemon.log()
+    );
+    d.delete_folder("alice", "ESCALATED");
+    d.deliver(
+        "alice",
+        "INBOX",
+        &msg("esc-del2", "Cover", "I will call my lawyer."),
+    );
+    assert!(
+        wait_count(&d, "alice", "ESCALATED", 1, Duration::from_secs(10)),
+        "{}",
+        daemon.log()
+    );
+    let copies = copies_of(&d, "esc-del2");
+    assert!(copies.iter().any(|(f, _)| f == "ESCALATED"), "{copies:?}");
+    assert!(d.messages("alice", "INBOX").is_empty(), "{}", daemon.log());
 }

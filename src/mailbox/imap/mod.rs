@@ -649,16 +649,29 @@ impl MailSource for ImapFolder {
     async fn copy_to(&mut self, keys: &[MessageKey], dest: &[String]) -> Result<(), FileError> {
         let uids: Vec<u32> = keys.iter().map(|k| k.uid).collect();
         for set in uid_sets(&uids) {
-            let name = self.ensure_folder(dest).await?;
-            let timeout = self.timeout;
-            let session = self.session().map_err(FileError::Broken)?;
-            let r = timed(
-                &format!("copying to {name}"),
-                timeout,
-                session.uid_copy(&set, &name),
-            )
-            .await;
-            classify(r)?;
+            let mut retried = false;
+            loop {
+                let name = self.ensure_folder(dest).await?;
+                let timeout = self.timeout;
+                let session = self.session().map_err(FileError::Broken)?;
+                let r = timed(
+                    &format!("copying to {name}"),
+                    timeout,
+                    session.uid_copy(&set, &name),
+                )
+                .await;
+                match classify(r) {
+                    // Deleted under us: create it again, once (as when filing).
+                    Err(FileError::Refused(m)) if !retried && folder_missing(&m) => {
+                        self.known.remove(&name);
+                        retried = true;
+                    }
+                    other => {
+                        other?;
+                        break;
+                    }
+                }
+            }
         }
         Ok(())
     }
