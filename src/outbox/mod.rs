@@ -17,19 +17,18 @@
 pub mod ack;
 pub mod compose;
 pub mod digest;
+mod transport;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use anyhow::{anyhow, Context as _, Result};
+use anyhow::Result;
 use lettre::address::Envelope;
-use lettre::transport::smtp::authentication::{Credentials, Mechanism};
-use lettre::transport::smtp::client::{AsyncSmtpConnection, Certificate, TlsParameters};
-use lettre::transport::smtp::extension::ClientId;
+use lettre::transport::smtp::client::AsyncSmtpConnection;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use crate::config::{SmtpConfig, TlsMode};
+use crate::config::SmtpConfig;
 use crate::daemon::metrics as m;
 use crate::mail::MessageView;
 use crate::profile::{LiveProfile, Profile};
@@ -38,12 +37,11 @@ use crate::store::{now, Store};
 use crate::triage::Decision;
 
 pub use compose::Sender;
+use transport::{Failure, Smtp, COMMAND_TIMEOUT};
 
 /// Longest time one message may take to send (lettre's own timeout covers each
 /// command, not the whole exchange).
 pub const SEND_TIMEOUT: Duration = Duration::from_secs(60);
-/// Longest wait for one SMTP command or the connection.
-const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
 /// Attempts before a message is given up (about two days of retries).
 pub const MAX_SEND_ATTEMPTS: i64 = 100;
 /// Messages read from the outbox at a time.
@@ -151,95 +149,6 @@ pub fn retry_delay(attempts: i64) -> i64 {
     (2i64 << exp).min(MAX_RETRY_SECS)
 }
 
-/// How to reach the configured server: TLS parameters and credentials, resolved once
-/// per batch (a password command runs once per batch, not once per message).
-pub struct Smtp {
-    host: String,
-    port: u16,
-    mode: TlsMode,
-    hello: ClientId,
-    tls: Option<TlsParameters>,
-    credentials: Option<Credentials>,
-}
-
-impl Smtp {
-    /// Resolves the configuration (password, CA file) for a batch of sends.
-    pub fn new(cfg: &SmtpConfig, sender: &Sender) -> Result<Smtp> {
-        let tls = match cfg.tls {
-            TlsMode::None => None,
-            TlsMode::Implicit | TlsMode::Starttls => {
-                let mut p = TlsParameters::builder(cfg.host.clone());
-                if let Some(ca) = &cfg.ca_file {
-                    let pem = std::fs::read(ca).with_context(|| {
-                        format!("cannot read the SMTP CA file {}", ca.display())
-                    })?;
-                    p =
-                        p.add_root_certificate(Certificate::from_pem(&pem).map_err(|e| {
-                            anyhow!("{} is not a PEM certificate: {e}", ca.display())
-                        })?);
-                }
-                Some(
-                    p.build_rustls()
-                        .map_err(|e| anyhow!("cannot set up TLS for {}: {e}", cfg.host))?,
-                )
-            }
-        };
-        let credentials = match &cfg.user {
-            None => None,
-            Some(user) => {
-                let password = match &cfg.password {
-                    Some(s) => s
-                        .resolve()
-                        .with_context(|| {
-                            format!("cannot get the SMTP password ({})", s.describe())
-                        })?
-                        .expose()
-                        .to_string(),
-                    None => String::new(),
-                };
-                Some(Credentials::new(user.clone(), password))
-            }
-        };
-        Ok(Smtp {
-            host: cfg.host.clone(),
-            port: cfg.port,
-            mode: cfg.tls,
-            hello: ClientId::Domain(sender.mailbox.email.domain().to_string()),
-            tls,
-            credentials,
-        })
-    }
-
-    /// Connects, secures (implicit TLS or STARTTLS, required) and logs in (PLAIN or LOGIN).
-    async fn connect(&self) -> Result<AsyncSmtpConnection, lettre::transport::smtp::Error> {
-        let wrapper = match self.mode {
-            TlsMode::Implicit => self.tls.clone(),
-            _ => None,
-        };
-        let mut conn = AsyncSmtpConnection::connect_tokio1(
-            (self.host.as_str(), self.port),
-            Some(COMMAND_TIMEOUT),
-            &self.hello,
-            wrapper,
-            None,
-        )
-        .await?;
-        if let (TlsMode::Starttls, Some(p)) = (self.mode, &self.tls) {
-            conn.starttls(p.clone(), &self.hello).await?;
-        }
-        if let Some(c) = &self.credentials {
-            conn.auth(&[Mechanism::Plain, Mechanism::Login], c).await?;
-        }
-        Ok(conn)
-    }
-}
-
-/// Is a refusal final? 5xx, except authentication trouble (a fixed password helps).
-fn permanent(e: &lettre::transport::smtp::Error) -> bool {
-    let auth = matches!(e.status().map(u16::from), Some(530 | 534 | 535 | 538));
-    e.is_permanent() && !auth
-}
-
 /// What one pass over the outbox did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Pass {
@@ -298,11 +207,15 @@ async fn batch(store: &Store, cfg: &SmtpConfig, sender: &Sender, at: i64) -> Res
                         Some(c) => c,
                         None => smtp.connect().await?,
                     };
-                    conn.insert(c).send(&env, &mail.message).await.map(|_| ())
+                    conn.insert(c)
+                        .send(&env, &mail.message)
+                        .await
+                        .map(|_| ())
+                        .map_err(Failure::from)
                 };
                 match tokio::time::timeout(SEND_TIMEOUT, send).await {
                     Ok(Ok(())) => Ok(()),
-                    Ok(Err(e)) => Err((permanent(&e), format!("{e}"))),
+                    Ok(Err(f)) => Err((f.permanent, f.why)),
                     Err(_) => Err((
                         false,
                         format!("no answer within {}s", SEND_TIMEOUT.as_secs()),

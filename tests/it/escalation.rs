@@ -657,3 +657,55 @@ fn regression_escalation_folder_deleted_under_us_was_never_created_again() {
     assert!(copies.iter().any(|(f, _)| f == "ESCALATED"), "{copies:?}");
     assert!(d.messages("alice", "INBOX").is_empty(), "{}", daemon.log());
 }
+
+#[test]
+fn alerts_go_out_over_implicit_tls_and_starttls_with_verified_certificates() {
+    for mode in ["implicit", "starttls"] {
+        let d = Dovecot::start(DovecotOptions::default());
+        d.deliver(
+            "alice",
+            "INBOX",
+            &msg(&format!("tls-{mode}"), "Cover", "I will call my lawyer."),
+        );
+        let sink = SmtpSink::start_tls(mode, "alerts@hottubman.ca", "tls-secret");
+        let pdir = TempDir::new("profile");
+        let host = if mode == "implicit" {
+            "127.0.0.1"
+        } else {
+            "localhost"
+        };
+        let block = |ca: &str| {
+            format!(
+                "smtp: {{host: {host}, port: {}, tls: {mode}, user: alerts@hottubman.ca, password: {{env: MT_SMTP_PASSWORD}}, from: \"Triage <alerts@hottubman.ca>\"{ca}}}\n",
+                sink.port()
+            )
+        };
+        let profile = profile(&pdir, "keyword_only", "");
+        let env = [("MT_SMTP_PASSWORD", "tls-secret")];
+        // Unknown CA: refused, nothing sent, the alerts stay queued.
+        let s = maildir_setup(&d, profile.clone(), &block(""));
+        let (status, log) = s.run_once(&env);
+        assert!(status.success(), "{mode}: {log}");
+        assert!(log.contains("cannot send the alert"), "{mode}: {log}");
+        assert!(
+            log.contains("UnknownIssuer"),
+            "{mode}: not a certificate refusal: {log}"
+        );
+        assert!(
+            sink.messages().is_empty(),
+            "{mode}: sent without a verified certificate"
+        );
+        // The CA trusted: the queued alerts go out, encrypted and authenticated.
+        let ca = format!(", ca_file: {}", sink.ca_file().display());
+        let cfg = fs::read_to_string(&s.config).expect("config");
+        fs::write(&s.config, cfg.replace(&block(""), &block(&ca))).expect("config");
+        let (status, log) = s.run_once(&env);
+        assert!(status.success(), "{mode}: {log}");
+        let got = sink.wait_for(2, Duration::from_secs(10));
+        assert_eq!(
+            alerts_about(&got, &format!("tls-{mode}")).len(),
+            2,
+            "{mode}: {log}"
+        );
+    }
+}

@@ -49,6 +49,16 @@ def auth(server, session, envelope, mechanism, auth_data):
 kw = {}
 if user is not None:
     kw = dict(authenticator=auth, auth_required=True, auth_require_tls=False)
+tls = os.environ.get("SINK_TLS")
+if tls:
+    import ssl
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(os.environ["SINK_CERT"], os.environ["SINK_KEY"])
+    if tls == "implicit":
+        kw["ssl_context"] = ctx
+    else:
+        kw["tls_context"] = ctx
+        kw["require_starttls"] = True
 c = Controller(Handler(), hostname="127.0.0.1", port=port, **kw)
 c.start()
 print("ready", flush=True)
@@ -112,6 +122,8 @@ pub struct SmtpSink {
     port: u16,
     child: Option<Child>,
     auth: Option<(String, String)>,
+    /// `implicit` or `starttls`, with the test CA's certificate for localhost/127.0.0.1.
+    tls: Option<String>,
 }
 
 impl SmtpSink {
@@ -125,6 +137,7 @@ impl SmtpSink {
             port: free_port(),
             child: None,
             auth: None,
+            tls: None,
         }
     }
 
@@ -141,6 +154,23 @@ impl SmtpSink {
         s.auth = Some((user.to_string(), password.to_string()));
         s.up();
         s
+    }
+
+    /// A running server speaking implicit TLS (`implicit`) or requiring STARTTLS
+    /// (`starttls`) with a certificate from a throwaway CA (see [`SmtpSink::ca_file`]),
+    /// and requiring LOGIN/PLAIN with these credentials.
+    pub fn start_tls(mode: &str, user: &str, password: &str) -> SmtpSink {
+        let mut s = Self::reserve();
+        super::tls::make_certs(&s.dir.path().join("tls"), super::tls::DEFAULT_NAMES);
+        s.auth = Some((user.to_string(), password.to_string()));
+        s.tls = Some(mode.to_string());
+        s.up();
+        s
+    }
+
+    /// The CA that signed the TLS server's certificate.
+    pub fn ca_file(&self) -> PathBuf {
+        self.dir.path().join("tls/ca.pem")
     }
 
     /// The port on 127.0.0.1.
@@ -170,6 +200,12 @@ impl SmtpSink {
             );
         if let Some((u, p)) = &self.auth {
             cmd.env("SINK_USER", u).env("SINK_PASSWORD", p);
+        }
+        if let Some(mode) = &self.tls {
+            let tls = self.dir.path().join("tls");
+            cmd.env("SINK_TLS", mode)
+                .env("SINK_CERT", tls.join("server.pem"))
+                .env("SINK_KEY", tls.join("server.key"));
         }
         let child = cmd
             .spawn()
