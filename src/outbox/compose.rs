@@ -236,42 +236,102 @@ pub fn alert(sender: &Sender, member: &str, address: &str, f: &AlertFacts<'_>) -
         .folder
         .as_deref()
         .map_or_else(|| "left where it arrived".to_string(), |f| one_line(f, 200));
-    let mut text = format!(
-        "{level} escalation at {business}\n\n\
-         Customer:  {customer}\n\
-         Subject:   {subject_line}\n\
-         Level:     {level} (by {by})\n\
-         Why:       {why}\n\
-         Category:  {category}\n\
-         For:       {who}\n\
-         Filed in:  {filed}\n",
-        business = one_line(f.business, 100),
-        by = d.escalation.as_ref().map_or("-", |e| e.by.as_str()),
-        why = why(d),
-        category = d.category,
-        who = d.recipient.as_deref().unwrap_or("nobody (unassigned)"),
-    );
+    let business = one_line(f.business, 100);
+    let rows: [(&str, String); 7] = [
+        ("Customer", customer.clone()),
+        ("Subject", subject_line.clone()),
+        (
+            "Level",
+            format!(
+                "{level} (by {})",
+                d.escalation.as_ref().map_or("-", |e| e.by.as_str())
+            ),
+        ),
+        ("Why", why(d)),
+        ("Category", d.category.clone()),
+        (
+            "For",
+            d.recipient
+                .clone()
+                .unwrap_or_else(|| "nobody (unassigned)".into()),
+        ),
+        ("Filed in", filed),
+    ];
     let lines = first_lines(f.original.new_text, 8);
+    let footer = "Sent by mailtriage; reply to the customer from the original message.";
+    // Plain text …
+    let mut text = format!("{level} escalation at {business}\n\n");
+    for (k, v) in &rows {
+        text.push_str(&format!("{:<10} {v}\n", format!("{k}:")));
+    }
     if !lines.is_empty() {
         text.push_str("\nThe new text begins:\n\n");
-        for l in lines {
+        for l in &lines {
             text.push_str(&format!("  > {l}\n"));
         }
     }
-    text.push_str("\n-- \nSent by mailtriage; reply to the customer from the original message.\n");
+    text.push_str(&format!("\n-- \n{footer}\n"));
+    // … and the same as HTML, every value escaped.
+    let mut html = format!(
+        "<!DOCTYPE html><html><body style=\"font-family:sans-serif\">\n<h2>{} escalation at {}</h2>\n<table>\n",
+        esc(level),
+        esc(&business)
+    );
+    for (k, v) in &rows {
+        html.push_str(&format!(
+            "<tr><th align=\"left\" valign=\"top\">{}</th><td>{}</td></tr>\n",
+            esc(k),
+            esc(v)
+        ));
+    }
+    html.push_str("</table>\n");
+    if !lines.is_empty() {
+        html.push_str("<p>The new text begins:</p>\n<blockquote>");
+        html.push_str(
+            &lines
+                .iter()
+                .map(|l| esc(l))
+                .collect::<Vec<_>>()
+                .join("<br>\n"),
+        );
+        html.push_str("</blockquote>\n");
+    }
+    html.push_str(&format!(
+        "<p><small>{}</small></p>\n</body></html>\n",
+        esc(footer)
+    ));
     let rcpt = address.trim().to_lowercase();
     let mut b = Message::builder()
         .from(sender.mailbox.clone())
         .to(mailbox(Some(member), address)?)
         .subject(format!("[{level}] {subject_line} - {customer}"))
         .message_id(Some(our_id(sender, "alert", f.ref_key, &rcpt)))
-        .header(AutoSubmitted("auto-generated"))
-        .header(lettre::message::header::ContentType::TEXT_PLAIN);
+        .header(AutoSubmitted("auto-generated"));
     if let Some((irt, refs)) = f.original.threading() {
         b = b.in_reply_to(irt).references(refs);
     }
-    let msg = b.body(text).context("cannot build an alert")?;
+    let msg = b
+        .multipart(lettre::message::MultiPart::alternative_plain_html(
+            text, html,
+        ))
+        .context("cannot build an alert")?;
     Ok(queued("alert", f.ref_key, &rcpt, f.account, sender, msg))
+}
+
+/// Text made safe for HTML.
+fn esc(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// An acknowledgement to a customer (RFC 3834: `Auto-Submitted: auto-replied`, threaded
@@ -366,6 +426,31 @@ mod tests {
         out
     }
 
+    /// The message with quoted-printable undone (soft breaks joined, `=XX` decoded).
+    fn unqp(raw: &[u8]) -> String {
+        let t = String::from_utf8_lossy(raw).replace("=\r\n", "");
+        let b = t.as_bytes();
+        let mut out = Vec::with_capacity(b.len());
+        let mut i = 0;
+        while i < b.len() {
+            let hex = b
+                .get(i + 1..i + 3)
+                .and_then(|h| std::str::from_utf8(h).ok())
+                .and_then(|h| u8::from_str_radix(h, 16).ok());
+            match (b[i], hex) {
+                (b'=', Some(v)) => {
+                    out.push(v);
+                    i += 3;
+                }
+                (c, _) => {
+                    out.push(c);
+                    i += 1;
+                }
+            }
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
     #[test]
     fn header_injection_in_subject_name_or_message_id_adds_no_header() {
         let d = decision();
@@ -447,7 +532,7 @@ mod tests {
         let m = alert(&sender, "Mark Johnson", "Mark@Example.com", &facts).expect("builds");
         assert_eq!(m.rcpt, "mark@example.com");
         assert_eq!(m.envelope_from, "alerts@hottubman.ca");
-        let text = String::from_utf8_lossy(&m.message).into_owned();
+        let text = unqp(&m.message);
         for want in [
             "In-Reply-To: <orig@example.com>",
             "References: <first@example.com> <orig@example.com>",
@@ -458,6 +543,13 @@ mod tests {
         ] {
             assert!(text.contains(want), "{want} missing in\n{text}");
         }
+        // The HTML part says the same, escaped.
+        assert!(text.contains("Content-Type: text/html"), "{text}");
+        assert!(
+            text.contains("Pat Customer &lt;pat@example.com&gt;"),
+            "{text}"
+        );
+        assert!(!text.contains("<pat@example.com></td>"), "{text}");
         // Resending renders the same Message-ID.
         let again = alert(&sender, "Mark Johnson", "mark@example.com", &facts).expect("builds");
         let id = |t: &[u8]| {

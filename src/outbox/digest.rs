@@ -133,6 +133,48 @@ mod tests {
     use super::*;
 
     #[test]
+    fn digest_is_queued_once_after_its_local_time_and_not_before() {
+        let dir = std::env::temp_dir().join(format!("mt-digest-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let store = Store::open(&dir.join("state.db")).expect("opens");
+        let p = Profile::from_bytes(
+            "p.yaml",
+            b"business: {name: B, timezone: America/Toronto}\nteam:\n  - {name: Mark Johnson, email: mark@example.com, roles: [owner]}\n  - {name: No Mail, roles: [owner]}\ndigest: {time: \"18:00\"}\n",
+        )
+        .expect("valid");
+        let settings = MailSettings::new("T <alerts@example.com>").expect("sender");
+        settings.set_account(
+            "a",
+            Some(std::sync::Arc::new(crate::profile::LiveProfile::new(p))),
+        );
+        // 2026-03-02 17:59 and 18:00 in Toronto (UTC-5).
+        let before = chrono::Utc
+            .with_ymd_and_hms(2026, 3, 2, 22, 59, 0)
+            .single()
+            .map(|t| t.timestamp())
+            .expect("time");
+        assert_eq!(queue_due(&store, &settings, before).expect("runs"), 0);
+        assert_eq!(queue_due(&store, &settings, before + 60).expect("runs"), 1);
+        assert_eq!(
+            queue_due(&store, &settings, before + 3600).expect("runs"),
+            0
+        );
+        assert!(store
+            .queued("digest", "a:2026-03-02", "mark@example.com")
+            .expect("reads"));
+        // The next local day gets its own, at its own 18:00.
+        assert_eq!(
+            queue_due(&store, &settings, before + 86_400).expect("runs"),
+            0
+        );
+        assert_eq!(
+            queue_due(&store, &settings, before + 86_400 + 60).expect("runs"),
+            1
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
     fn digest_counts_the_members_mail_and_lists_escalations() {
         let p = Profile::from_bytes(
             "p.yaml",

@@ -185,7 +185,7 @@ fn each_escalation_mode_flags_copies_and_alerts_exactly_the_right_messages() {
                     a.header("References").as_deref(),
                     Some(format!("<{id}@test.example>").as_str())
                 );
-                let body = a.body();
+                let body = a.text();
                 for part in [
                     "Pat Customer <pat@example.com>",
                     "Filed in:",
@@ -466,9 +466,9 @@ fn acknowledgements_answer_customers_once_a_day_and_never_automatic_mail() {
         Some("<ack-1@test.example>")
     );
     assert!(
-        ack.body().contains("Hello Pat Customer,\r\nthanks for writing to Hot Tub Man. Mark Johnson will answer you shortly."),
+        ack.text().contains("Hello Pat Customer,\r\nthanks for writing to Hot Tub Man. Mark Johnson will answer you shortly."),
         "{}",
-        ack.body()
+        ack.text()
     );
     // Later the same day, a third message from Pat: still one acknowledgement.
     d.deliver("alice", "INBOX", &m("ack-3", pat));

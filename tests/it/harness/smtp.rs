@@ -107,6 +107,32 @@ impl Received {
         out
     }
 
+    /// The body with quoted-printable undone (soft line breaks joined, `=XX` decoded):
+    /// what a reader sees of every text part.
+    pub fn text(&self) -> String {
+        let body = self.body().replace("=\r\n", "");
+        let b = body.as_bytes();
+        let mut out = Vec::with_capacity(b.len());
+        let mut i = 0;
+        while i < b.len() {
+            let hex = b
+                .get(i + 1..i + 3)
+                .and_then(|h| std::str::from_utf8(h).ok())
+                .and_then(|h| u8::from_str_radix(h, 16).ok());
+            match (b[i], hex) {
+                (b'=', Some(v)) => {
+                    out.push(v);
+                    i += 3;
+                }
+                (c, _) => {
+                    out.push(c);
+                    i += 1;
+                }
+            }
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
     /// The body (after the header).
     pub fn body(&self) -> String {
         self.raw
