@@ -7,6 +7,10 @@ cd "$(dirname "$0")/.."
 need_apt=()
 # Integration tests talk to a real Dovecot started by the harness.
 command -v dovecot >/dev/null 2>&1 || need_apt+=(dovecot-core dovecot-imapd)
+# SMTP tests (alerts, acknowledgements, digests) talk to a real aiosmtpd on 127.0.0.1.
+# (Debian's python3, as the harness uses: a pyenv/venv python3 would not see the package.)
+py=/usr/bin/python3; [ -x "$py" ] || py=python3
+"$py" -c 'import aiosmtpd' >/dev/null 2>&1 || need_apt+=(python3-aiosmtpd)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "==> installing ${need_apt[*]}"
   if [ "$(id -u)" -eq 0 ]; then SUDO=""; else SUDO="sudo"; fi

@@ -22,6 +22,10 @@
 //!   weight, role subtotal, candidate and tie-break that produced it.
 //! - [`calendar`] — busy calendars of booking providers: a small iCalendar reader and a
 //!   cache re-read on an interval; its snapshot enters triage through the context.
+//! - [`outbox`] — mail the daemon sends (escalation alerts, acknowledgements, digests):
+//!   queued in the state database with the decision, sent over SMTP by one worker with
+//!   retries. Escalation *actions* on the mailbox (\Flagged, keywords, a copy) are
+//!   journalled the same way and carried out by the pipeline before the message moves.
 //! - [`cli`] — the `mailtriage` command: `check`, `explain`, `triage`, `schema`.
 //!
 //! The triage core never sees a half-loaded profile: callers hold an `Arc<Profile>` per
@@ -33,6 +37,7 @@ pub mod config;
 pub mod daemon;
 pub mod mail;
 pub mod mailbox;
+pub mod outbox;
 pub mod pipeline;
 pub mod profile;
 pub mod store;

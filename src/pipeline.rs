@@ -1,12 +1,16 @@
 //! The pipeline for a batch of new messages, step by step:
 //!
-//! fetch → parse → classify → escalate → choose recipient → plan (record) → file → record
+//! fetch → parse → classify → escalate → choose recipient → plan (record) → act → file →
+//! record → notify
 //!
-//! The plan — every decision with its destination, status `planned` — is written to the
-//! state database in one transaction *before* the server is touched; filing then moves
-//! one group per destination and marks the rows `filed` (or `failed`, to be retried).
-//! After a crash, [`recover`] re-reads the plan and finishes it without duplicating or
-//! losing a message.
+//! The plan — every decision with its destination, status `planned`, its escalation
+//! actions and the mail it sends — is written to the state database in one transaction
+//! *before* the server is touched. Escalation actions (\Flagged and keywords, a copy
+//! into the escalation folder) are carried out next, on the message where it arrived;
+//! filing then moves one group per destination (flags travel with the message) and
+//! marks the rows `filed` (or `failed`, to be retried). The outbox worker sends the
+//! queued alerts and acknowledgements. After a crash, [`recover`] re-reads the plan and
+//! finishes it without duplicating or losing a message, a flag or a copy.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -18,8 +22,10 @@ use crate::config::AccountConfig;
 use crate::daemon::metrics as m;
 use crate::mail::MessageView;
 use crate::mailbox::{normalize_message_id, Fetched, FileError, MailSource, MessageKey};
+use crate::outbox::{MailInput, MailSettings};
 use crate::profile::compile::fingerprint;
-use crate::profile::LiveProfile;
+use crate::profile::{LiveProfile, Profile};
+use crate::store::outbox::{ActionKind, ActionStatus, Extras, NewAction, OpenAction};
 use crate::store::{FolderState, NewDecision, Status, Store, StoredDecision};
 use crate::triage::{self, Context, Decision, History};
 
@@ -35,6 +41,8 @@ pub struct Account {
     pub progress: std::sync::atomic::AtomicU64,
     /// Busy calendars of the profile's booking providers, re-read on their interval.
     pub calendars: crate::calendar::CalendarCache,
+    /// Sending mail (alerts, acknowledgements), when an `smtp:` block is configured.
+    pub mail: Option<Arc<MailSettings>>,
 }
 
 impl Account {
@@ -266,6 +274,11 @@ fn plan(
         calendars: acct.calendars.snapshot(&profile),
     };
     let mut report = Report::default();
+    let today = chrono::Utc::now()
+        .with_timezone(&profile.business.timezone)
+        .date_naive()
+        .to_string();
+    let mut extras: Vec<Extras> = Vec::new();
     let mut rows: Vec<NewDecision> = Vec::new();
     let mut keys: Vec<MessageKey> = Vec::new();
     let mut resumed: Vec<Plan> = Vec::new();
@@ -305,6 +318,39 @@ fn plan(
             (None, false) => Status::Left,
             (Some(_), false) => Status::Planned,
         };
+        // Escalation actions and mail: planned with the decision, never in shadow mode.
+        let x = if acct.dry_run {
+            Extras::default()
+        } else {
+            Extras {
+                actions: plan_actions(&profile, &d, dest.as_deref()),
+                mail: acct.mail.as_ref().map_or_else(Vec::new, |ms| {
+                    crate::outbox::plan_mail(
+                        &ms.sender,
+                        &MailInput {
+                            account,
+                            profile: &profile,
+                            view: &view,
+                            decision: &d,
+                            fingerprint: &fp,
+                            own_addresses: &acct.config.addresses,
+                            today: &today,
+                        },
+                    )
+                }),
+            }
+        };
+        if acct.mail.is_none()
+            && d.escalation
+                .as_ref()
+                .is_some_and(|e| !e.actions.notify.is_empty())
+        {
+            tracing::debug!(
+                account,
+                "an alert is configured but no `smtp:` block is: not sending it"
+            );
+        }
+        extras.push(x);
         rows.push(NewDecision {
             account: account.to_string(),
             folder: folder.to_string(),
@@ -334,8 +380,13 @@ fn plan(
     }
     report.decided = rows.len();
     let folder_state = state.map(|s| (account, folder, s));
-    let ids = store.record(&rows, folder_state)?;
+    let ids = store.record_with(&rows, &extras, folder_state)?;
     acct.note_progress();
+    if let Some(ms) = &acct.mail {
+        if extras.iter().any(|x| !x.mail.is_empty()) {
+            ms.wake.notify_one();
+        }
+    }
     let mut plans: Vec<Plan> = ids
         .into_iter()
         .zip(rows)
@@ -367,6 +418,9 @@ async fn file<S: MailSource>(
     planned: (Vec<Plan>, Report),
 ) -> Result<Report> {
     let (plans, mut report) = planned;
+    // Escalation actions first, on the message where it is: flags travel with the move.
+    let ids: Vec<i64> = plans.iter().map(|p| p.id).collect();
+    run_actions(src, acct, Some(&ids)).await?;
     let mut groups: BTreeMap<Vec<String>, Vec<&Plan>> = BTreeMap::new();
     for p in &plans {
         match (&p.dest, p.status) {
@@ -415,6 +469,8 @@ pub async fn recover<S: MailSource>(
     acct: &Account,
     uidvalidity: Option<u32>,
 ) -> Result<Report> {
+    // Actions planned or started before the stop (their messages are still here).
+    run_actions(src, acct, None).await?;
     let pending: Vec<StoredDecision> = acct
         .store
         .pending(src.account(), src.folder())?
@@ -512,4 +568,237 @@ pub async fn recover<S: MailSource>(
     let r = file(src, acct, (refile, Report::default())).await?;
     report.add(r);
     Ok(report)
+}
+
+/// What a `mark` action sets.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+struct MarkArg {
+    flag: bool,
+    keywords: Vec<String>,
+}
+
+/// The mailbox actions an escalated decision asks for (pure): a mark when \Flagged or
+/// keywords are wanted, a copy when the level has `copy_to` (unless that is where the
+/// message is filed anyway).
+pub fn plan_actions(
+    profile: &Profile,
+    d: &crate::triage::Decision,
+    dest: Option<&[String]>,
+) -> Vec<NewAction> {
+    let Some(e) = &d.escalation else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    if e.actions.flag || !e.actions.keywords.is_empty() {
+        let arg = MarkArg {
+            flag: e.actions.flag,
+            keywords: e.actions.keywords.clone(),
+        };
+        out.push(NewAction {
+            kind: ActionKind::Mark,
+            arg: serde_json::to_string(&arg).unwrap_or_default(),
+        });
+    }
+    let copy_to = profile
+        .escalation
+        .actions
+        .get(e.level as usize)
+        .and_then(|a| a.copy_to.clone())
+        .filter(|c| !c.is_empty() && Some(c.as_slice()) != dest);
+    if let Some(levels) = copy_to {
+        out.push(NewAction {
+            kind: ActionKind::Copy,
+            arg: serde_json::to_string(&levels).unwrap_or_default(),
+        });
+    }
+    out
+}
+
+fn key_of(a: &OpenAction) -> MessageKey {
+    MessageKey {
+        uid: a.uid,
+        key: a.source_key.clone(),
+    }
+}
+
+/// Carries out open escalation actions of this folder (only those of `only`'s decisions,
+/// when given): marks grouped by what they set, copies grouped by folder. A copy is
+/// journalled `started` before the server is asked; a started copy is looked for in the
+/// escalation folder before it is made again, so a crash never leaves two copies.
+async fn run_actions<S: MailSource>(
+    src: &mut S,
+    acct: &Account,
+    only: Option<&[i64]>,
+) -> Result<()> {
+    let store = &acct.store;
+    let open = store.open_actions(src.account(), src.folder(), only)?;
+    if open.is_empty() {
+        return Ok(());
+    }
+    let keys: Vec<MessageKey> = open.iter().map(key_of).collect();
+    let present: std::collections::HashSet<MessageKey> =
+        src.present(&keys).await?.into_iter().collect();
+    let mut marks: BTreeMap<String, Vec<&OpenAction>> = BTreeMap::new();
+    let mut copies: BTreeMap<String, Vec<&OpenAction>> = BTreeMap::new();
+    for a in &open {
+        if !present.contains(&key_of(a)) {
+            store.set_actions(
+                &[a.decision_id],
+                a.kind,
+                ActionStatus::Skipped,
+                Some("the message left the folder first"),
+            )?;
+            continue;
+        }
+        match a.kind {
+            ActionKind::Mark => marks.entry(a.arg.clone()).or_default().push(a),
+            ActionKind::Copy => copies.entry(a.arg.clone()).or_default().push(a),
+        }
+    }
+    let account = src.account().to_string();
+    for (arg, group) in marks {
+        let m: MarkArg = serde_json::from_str(&arg).unwrap_or_default();
+        let ids: Vec<i64> = group.iter().map(|a| a.decision_id).collect();
+        let keys: Vec<MessageKey> = group.iter().map(|a| key_of(a)).collect();
+        match src.mark(&keys, m.flag, &m.keywords).await {
+            Ok(skipped) => {
+                let note = (!skipped.is_empty())
+                    .then(|| format!("the folder does not keep keywords {}", skipped.join(" ")));
+                store.set_actions(&ids, ActionKind::Mark, ActionStatus::Done, note.as_deref())?;
+            }
+            Err(FileError::Refused(why)) => {
+                warn!(
+                    account,
+                    count = ids.len(),
+                    "the server refused to flag escalated messages: {why}; retrying later"
+                );
+                store.set_actions(&ids, ActionKind::Mark, ActionStatus::Failed, Some(&why))?;
+            }
+            Err(FileError::Broken(e)) => return Err(e.context("flagging escalated messages")),
+        }
+    }
+    for (arg, group) in copies {
+        let dest: Vec<String> = serde_json::from_str(&arg).unwrap_or_default();
+        if dest.is_empty() {
+            let ids: Vec<i64> = group.iter().map(|a| a.decision_id).collect();
+            store.set_actions(
+                &ids,
+                ActionKind::Copy,
+                ActionStatus::Skipped,
+                Some("no folder"),
+            )?;
+            continue;
+        }
+        // Interrupted before: maybe copied already.
+        let started: Vec<&OpenAction> = group
+            .iter()
+            .copied()
+            .filter(|a| a.status == ActionStatus::Started)
+            .collect();
+        let mut copied: Vec<i64> = Vec::new();
+        if !started.is_empty() {
+            let ids: Vec<String> = started
+                .iter()
+                .filter_map(|a| a.message_id.as_deref().map(normalize_message_id))
+                .collect();
+            let there = src.holds_many(&dest, &ids).await?;
+            for a in &started {
+                let found = match a.message_id.as_deref() {
+                    Some(id) if there.contains(&normalize_message_id(id)) => true,
+                    // No Message-ID, or a backend that finds copies by key (Maildir).
+                    _ => src.holds_key(&dest, &key_of(a)).await?,
+                };
+                if found {
+                    copied.push(a.decision_id);
+                }
+            }
+            store.set_actions(&copied, ActionKind::Copy, ActionStatus::Done, None)?;
+        }
+        let todo: Vec<&OpenAction> = group
+            .into_iter()
+            .filter(|a| !copied.contains(&a.decision_id))
+            .collect();
+        if todo.is_empty() {
+            continue;
+        }
+        let ids: Vec<i64> = todo.iter().map(|a| a.decision_id).collect();
+        let keys: Vec<MessageKey> = todo.iter().map(|a| key_of(a)).collect();
+        store.set_actions(&ids, ActionKind::Copy, ActionStatus::Started, None)?;
+        match src.copy_to(&keys, &dest).await {
+            Ok(()) => {
+                store.set_actions(&ids, ActionKind::Copy, ActionStatus::Done, None)?;
+                info!(
+                    account,
+                    count = ids.len(),
+                    folder = dest.join("/"),
+                    "copied escalated message(s)"
+                );
+            }
+            Err(FileError::Refused(why)) => {
+                warn!(
+                    account,
+                    count = ids.len(),
+                    folder = dest.join("/"),
+                    "the server refused to copy escalated messages: {why}; retrying later"
+                );
+                store.set_actions(&ids, ActionKind::Copy, ActionStatus::Failed, Some(&why))?;
+            }
+            Err(FileError::Broken(e)) => {
+                return Err(e.context(format!("copying into {}", dest.join("/"))))
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decide(profile: &Profile, body: &str) -> crate::triage::Decision {
+        let raw = format!("From: pat@example.com\r\nSubject: Heater\r\n\r\n{body}\r\n");
+        let view = MessageView::parse(raw.as_bytes(), 65536);
+        triage::triage(&view, profile, &Context::default())
+    }
+
+    fn profile(mode: &str) -> Profile {
+        let yaml = format!(
+            "business: {{name: B}}\nteam:\n  - {{name: Mark Johnson, email: m@example.com, roles: [owner]}}\nescalation:\n  mode: {mode}\n  actions:\n    URGENT: {{flag: true, copy_to: ESCALATED, notify: [recipient]}}\n    HIGH: {{flag: false, keywords: []}}\n"
+        );
+        Profile::from_bytes("p.yaml", yaml.as_bytes()).expect("valid")
+    }
+
+    #[test]
+    fn actions_follow_the_level_and_manual_only_plans_none() {
+        let p = profile("keyword_only");
+        let d = decide(&p, "I will call my lawyer.");
+        let acts = plan_actions(&p, &d, d.folder_path.as_deref());
+        assert_eq!(
+            acts,
+            vec![
+                NewAction {
+                    kind: ActionKind::Mark,
+                    arg: r#"{"flag":true,"keywords":["$Escalated","$Priority_URGENT"]}"#.into()
+                },
+                NewAction {
+                    kind: ActionKind::Copy,
+                    arg: r#"["ESCALATED"]"#.into()
+                },
+            ]
+        );
+        // Copying into the folder it is filed in would make a duplicate: no copy.
+        let esc = vec!["ESCALATED".to_string()];
+        assert_eq!(plan_actions(&p, &d, Some(&esc)).len(), 1);
+        // HIGH with neither flag nor keywords: nothing to do on the mailbox.
+        let d = decide(&p, "This is unacceptable.");
+        assert_eq!(
+            d.escalation.as_ref().map(|e| e.level),
+            Some(crate::triage::decision::Level::HIGH)
+        );
+        assert!(plan_actions(&p, &d, None).is_empty());
+        let manual = profile("manual_only");
+        let d = decide(&manual, "I will call my lawyer.");
+        assert!(d.escalation.is_none());
+        assert!(plan_actions(&manual, &d, None).is_empty());
+    }
 }

@@ -34,6 +34,13 @@ pub const TRIAGE_SECONDS: &str = "mailtriage_triage_seconds";
 /// Seconds to file one group of messages into one folder.
 pub const FILING_SECONDS: &str = "mailtriage_filing_seconds";
 
+/// Mail sent (alerts, acknowledgements, digests), by purpose.
+pub const MAIL_SENT: &str = "mailtriage_mail_sent_total";
+/// Mail given up after permanent refusal or too many attempts, by purpose.
+pub const MAIL_FAILED: &str = "mailtriage_mail_failed_total";
+/// Mail waiting in the outbox.
+pub const MAIL_PENDING: &str = "mailtriage_mail_pending";
+
 fn describe() {
     use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
     describe_counter!(
@@ -48,6 +55,15 @@ fn describe() {
     describe_counter!(RELOADS, "Configuration and profile reloads, by result.");
     describe_gauge!(IDLE_SESSIONS, "IMAP sessions waiting in IDLE.");
     describe_gauge!(ACCOUNTS, "Accounts being watched.");
+    describe_counter!(
+        MAIL_SENT,
+        "Mail sent over SMTP, by purpose (alert, ack, digest)."
+    );
+    describe_counter!(MAIL_FAILED, "Mail given up, by purpose.");
+    describe_gauge!(
+        MAIL_PENDING,
+        "Mail waiting in the outbox (including retries)."
+    );
     describe_histogram!(
         TRIAGE_SECONDS,
         Unit::Seconds,

@@ -239,6 +239,8 @@ struct Supervisor {
     shared: Arc<Shared>,
     generation: u64,
     failed: usize,
+    /// Sending mail, when `smtp:` is configured.
+    mail: Option<Arc<crate::outbox::MailSettings>>,
 }
 
 impl Supervisor {
@@ -266,7 +268,11 @@ impl Supervisor {
             dry_run: self.opts.dry_run || a.dry_run,
             progress: Default::default(),
             calendars: Default::default(),
+            mail: self.mail.clone(),
         });
+        if let Some(ms) = &self.mail {
+            ms.set_account(&a.name, Some(acct.profile.clone()));
+        }
         match &a.backend {
             Backend::Imap(imap_cfg) => {
                 let tls = imap_connect::tls_config(imap_cfg.ca_file.as_deref())
@@ -318,6 +324,9 @@ impl Supervisor {
 
     /// Stops an account's tasks (they finish their batch and log out).
     fn stop_account(&mut self, name: &str) {
+        if let Some(ms) = &self.mail {
+            ms.set_account(name, None);
+        }
         if let Some(r) = self.running.remove(name) {
             r.cancel.cancel();
             self.shared.ready.done(name);
@@ -373,8 +382,11 @@ impl Supervisor {
         if new_cfg.state != self.cfg.state
             || new_cfg.metrics != self.cfg.metrics
             || new_cfg.log != self.cfg.log
+            || new_cfg.smtp != self.cfg.smtp
         {
-            warn!("changes to state, metrics or log settings take effect at the next restart");
+            warn!(
+                "changes to state, metrics, log or smtp settings take effect at the next restart"
+            );
         }
         // Profiles: each file is accepted or rejected whole.
         let paths: BTreeSet<PathBuf> = new_cfg.accounts.iter().map(|a| a.profile.clone()).collect();
@@ -440,15 +452,17 @@ impl Supervisor {
             }
         }
         self.profiles.retain(|p, _| paths.contains(p));
-        let (state, metrics_addr, log) = (
+        let (state, metrics_addr, log, smtp) = (
             self.cfg.state.clone(),
             self.cfg.metrics,
             self.cfg.log.clone(),
+            self.cfg.smtp.clone(),
         );
         self.cfg = Config {
             state,
             metrics: metrics_addr,
             log,
+            smtp,
             ..new_cfg
         };
         if ok {
@@ -499,7 +513,24 @@ pub async fn run(cfg: Config, opts: RunOptions) -> Result<()> {
     if let (Some(addr), false) = (cfg.metrics, opts.once) {
         metrics::serve(addr, root.clone()).await?;
     }
+    // The outbox: alerts, acknowledgements and digests over SMTP, when configured.
+    let mail = match &cfg.smtp {
+        Some(smtp) => Some(Arc::new(
+            crate::outbox::MailSettings::new(&smtp.from).context("smtp.from")?,
+        )),
+        None => None,
+    };
+    let outbox_task = match (&cfg.smtp, &mail, opts.once) {
+        (Some(smtp), Some(ms), false) => Some(tokio::spawn(crate::outbox::run(
+            store.clone(),
+            smtp.clone(),
+            ms.clone(),
+            root.child_token(),
+        ))),
+        _ => None,
+    };
     let mut sup = Supervisor {
+        mail: mail.clone(),
         cfg: cfg.clone(),
         opts,
         store: store.clone(),
@@ -519,6 +550,29 @@ pub async fn run(cfg: Config, opts: RunOptions) -> Result<()> {
         sup.start_account(a)?;
     }
     let result = supervise(&mut sup).await;
+    match (outbox_task, &cfg.smtp, &mail) {
+        (Some(task), _, _) => {
+            root.cancel();
+            if tokio::time::timeout(SHUTDOWN_GRACE, task).await.is_err() {
+                warn!(
+                    "the outbox did not stop in time; unsent mail stays queued for the next start"
+                );
+            }
+        }
+        (None, Some(smtp), Some(ms)) if result.is_ok() => {
+            // --once: one attempt at everything queued; what fails stays for the next run.
+            match crate::outbox::drain_once(&store, smtp, ms).await {
+                Ok(p) => info!(
+                    sent = p.sent,
+                    failed = p.failed,
+                    deferred = p.deferred,
+                    "outbox drained"
+                ),
+                Err(e) => warn!("cannot send queued mail: {e:#}"),
+            }
+        }
+        _ => {}
+    }
     info!(counts = ?store.status_counts().unwrap_or_default(), "mailtriage stopped");
     result?;
     if sup.failed > 0 {

@@ -93,6 +93,108 @@ fn give_to(_path: &Path, _owner: Option<(u32, u32)>) -> Result<()> {
     Ok(())
 }
 
+/// Dovecot's keyword table of one Maildir folder (`dovecot-keywords`: lines "N name";
+/// keyword N is the letter `a`+N in file names' flags). At most 26 keywords.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Keywords {
+    names: Vec<Option<String>>,
+    changed: bool,
+}
+
+/// Letters available for keywords.
+const KEYWORD_LETTERS: usize = 26;
+
+impl Keywords {
+    /// Reads the table of the folder at `dir` (empty when there is none).
+    pub fn load(dir: &Path) -> Result<Keywords> {
+        let path = dir.join("dovecot-keywords");
+        let text = match fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+        };
+        let mut names: Vec<Option<String>> = Vec::new();
+        for line in text.lines() {
+            let Some((n, name)) = line.split_once(' ') else {
+                continue;
+            };
+            let Ok(n) = n.parse::<usize>() else { continue };
+            if n >= KEYWORD_LETTERS || name.is_empty() {
+                continue;
+            }
+            if names.len() <= n {
+                names.resize(n + 1, None);
+            }
+            if let Some(slot) = names.get_mut(n) {
+                *slot = Some(name.to_string());
+            }
+        }
+        Ok(Keywords {
+            names,
+            changed: false,
+        })
+    }
+
+    /// The name of a keyword letter.
+    pub fn name(&self, letter: char) -> Option<&str> {
+        let i = (letter as usize).checked_sub('a' as usize)?;
+        self.names.get(i)?.as_deref()
+    }
+
+    /// The letter of a keyword, adding it to the table when there is room.
+    pub fn letter(&mut self, name: &str) -> Option<char> {
+        let i = match self.names.iter().position(|n| n.as_deref() == Some(name)) {
+            Some(i) => i,
+            None => {
+                let free = self.names.iter().position(Option::is_none);
+                let i = match free {
+                    Some(i) => i,
+                    None if self.names.len() < KEYWORD_LETTERS => {
+                        self.names.push(None);
+                        self.names.len() - 1
+                    }
+                    None => return None,
+                };
+                self.names[i] = Some(name.to_string());
+                self.changed = true;
+                i
+            }
+        };
+        char::from_u32('a' as u32 + i as u32)
+    }
+
+    /// Writes the table back if a keyword was added (atomically: temporary file, rename).
+    pub fn save(&mut self, dir: &Path, owner: Option<(u32, u32)>) -> Result<()> {
+        if !self.changed {
+            return Ok(());
+        }
+        let mut text = String::new();
+        for (i, n) in self.names.iter().enumerate() {
+            if let Some(n) = n {
+                text.push_str(&format!("{i} {n}\n"));
+            }
+        }
+        let path = dir.join("dovecot-keywords");
+        let tmp = dir.join(format!(
+            ".dovecot-keywords.mailtriage.{}",
+            std::process::id()
+        ));
+        fs::write(&tmp, text).with_context(|| format!("cannot write {}", tmp.display()))?;
+        give_to(&tmp, owner)?;
+        fs::rename(&tmp, &path).with_context(|| format!("cannot replace {}", path.display()))?;
+        self.changed = false;
+        Ok(())
+    }
+}
+
+/// Maildir flags in the order Dovecot writes them (ASCII), without duplicates.
+fn sorted_flags(flags: impl IntoIterator<Item = char>) -> String {
+    let mut v: Vec<char> = flags.into_iter().collect();
+    v.sort_unstable();
+    v.dedup();
+    v.into_iter().collect()
+}
+
 impl Maildir {
     /// Opens the tree at `root`, creating the inbox's directories if missing.
     pub fn open(account: &str, root: &Path) -> Result<Maildir> {
@@ -202,6 +304,20 @@ impl Maildir {
     }
 }
 
+impl Maildir {
+    /// A file's flags for another folder: system flags as they are, keyword letters
+    /// renumbered into the destination's keyword table (each folder has its own).
+    fn flags_for(&self, flags: &str, from: &Keywords, to: &mut Keywords) -> String {
+        sorted_flags(flags.chars().filter_map(|f| {
+            if f.is_ascii_lowercase() {
+                from.name(f).and_then(|name| to.letter(name))
+            } else {
+                Some(f)
+            }
+        }))
+    }
+}
+
 /// Reads at most `limit` bytes of a file.
 fn read_capped(path: &Path, limit: usize) -> std::io::Result<Vec<u8>> {
     let f = fs::File::open(path)?;
@@ -258,6 +374,8 @@ impl MailSource for Maildir {
         let dir = self
             .ensure_folder(dest)
             .map_err(|e| FileError::Refused(format!("{e:#}")))?;
+        let from_kw = Keywords::load(&self.root)?;
+        let mut to_kw = Keywords::load(&dir)?;
         let mut missing = Vec::new();
         for k in keys {
             let Some(src) = index.get(&k.key) else {
@@ -267,9 +385,12 @@ impl MailSource for Maildir {
                 continue;
             };
             let name = src.file_name().and_then(|n| n.to_str()).unwrap_or(&k.key);
-            let target = dir
-                .join("cur")
-                .join(format!("{}:2,{}", k.key, info_flags(name)));
+            let flags = self.flags_for(info_flags(name), &from_kw, &mut to_kw);
+            // The keyword table first: a file never names a letter its folder lacks.
+            to_kw
+                .save(&dir, self.owner)
+                .map_err(|e| FileError::Refused(format!("{e:#}")))?;
+            let target = dir.join("cur").join(format!("{}:2,{flags}", k.key));
             if target.exists() {
                 return Err(FileError::Refused(format!(
                     "{} already exists",
@@ -338,11 +459,131 @@ impl MailSource for Maildir {
             "Maildir moves are atomic; nothing to remove".into(),
         ))
     }
+
+    async fn mark(
+        &mut self,
+        keys: &[MessageKey],
+        flag: bool,
+        keywords: &[String],
+    ) -> Result<Vec<String>, FileError> {
+        let index = self.index()?;
+        let mut table = Keywords::load(&self.root)?;
+        let mut letters = Vec::new();
+        let mut skipped = Vec::new();
+        for k in keywords {
+            match table.letter(k) {
+                Some(l) => letters.push(l),
+                None => skipped.push(k.clone()),
+            }
+        }
+        if !skipped.is_empty() {
+            tracing::debug!(account = %self.account, skipped = ?skipped,
+                "the folder's keyword table is full (26); not setting these keywords");
+        }
+        table
+            .save(&self.root, self.owner)
+            .map_err(|e| FileError::Refused(format!("{e:#}")))?;
+        for k in keys {
+            let Some(src) = index.get(&k.key) else {
+                continue;
+            };
+            let name = src.file_name().and_then(|n| n.to_str()).unwrap_or(&k.key);
+            let old = info_flags(name);
+            let flags = sorted_flags(
+                old.chars()
+                    .chain(flag.then_some('F'))
+                    .chain(letters.iter().copied()),
+            );
+            let target = self.root.join("cur").join(format!("{}:2,{flags}", k.key));
+            if &target == src {
+                continue;
+            }
+            // A rename within the inbox: the message is never absent, only renamed.
+            fs::rename(src, &target).map_err(|e| {
+                FileError::Broken(anyhow::anyhow!(
+                    "cannot flag {} as {}: {e}",
+                    src.display(),
+                    target.display()
+                ))
+            })?;
+        }
+        Ok(skipped)
+    }
+
+    async fn copy_to(&mut self, keys: &[MessageKey], dest: &[String]) -> Result<(), FileError> {
+        let index = self.index()?;
+        let dir = self
+            .ensure_folder(dest)
+            .map_err(|e| FileError::Refused(format!("{e:#}")))?;
+        let from_kw = Keywords::load(&self.root)?;
+        let mut to_kw = Keywords::load(&dir)?;
+        for k in keys {
+            if self.folder_holds(dest, &k.key) {
+                continue;
+            }
+            let Some(src) = index.get(&k.key) else {
+                continue;
+            };
+            let name = src.file_name().and_then(|n| n.to_str()).unwrap_or(&k.key);
+            let flags = self.flags_for(info_flags(name), &from_kw, &mut to_kw);
+            to_kw
+                .save(&dir, self.owner)
+                .map_err(|e| FileError::Refused(format!("{e:#}")))?;
+            // Written under tmp/, then renamed into cur/: the copy appears whole or not at all.
+            let tmp = dir.join("tmp").join(&k.key);
+            let target = dir.join("cur").join(format!("{}:2,{flags}", k.key));
+            let _ = fs::remove_file(&tmp);
+            if fs::hard_link(src, &tmp).is_err() {
+                fs::copy(src, &tmp).map_err(|e| {
+                    FileError::Refused(format!(
+                        "cannot copy {} to {}: {e}",
+                        src.display(),
+                        tmp.display()
+                    ))
+                })?;
+            }
+            give_to(&tmp, self.owner).map_err(|e| FileError::Refused(format!("{e:#}")))?;
+            fs::rename(&tmp, &target).map_err(|e| {
+                FileError::Refused(format!("cannot place the copy {}: {e}", target.display()))
+            })?;
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keyword_tables_round_trip_and_renumber_between_folders() {
+        let base = std::env::temp_dir().join(format!("mt-kw-{}", std::process::id()));
+        let (a, b) = (base.join("a"), base.join("b"));
+        for d in [&a, &b] {
+            fs::create_dir_all(d).expect("mkdir");
+        }
+        fs::write(b.join("dovecot-keywords"), "0 $Other\n").expect("write");
+        let mut ka = Keywords::load(&a).expect("loads");
+        assert_eq!(ka.letter("$Escalated"), Some('a'));
+        assert_eq!(ka.letter("$Priority_URGENT"), Some('b'));
+        assert_eq!(ka.letter("$Escalated"), Some('a'));
+        ka.save(&a, None).expect("saves");
+        assert_eq!(
+            fs::read_to_string(a.join("dovecot-keywords")).expect("reads"),
+            "0 $Escalated\n1 $Priority_URGENT\n"
+        );
+        let ka = Keywords::load(&a).expect("loads again");
+        let mut kb = Keywords::load(&b).expect("loads");
+        let md = Maildir {
+            account: "x".into(),
+            root: a.clone(),
+            owner: None,
+        };
+        // In b, `a` is already $Other: our keywords get b and c there.
+        assert_eq!(md.flags_for("FSab", &ka, &mut kb), "FSbc");
+        assert_eq!(kb.name('c'), Some("$Priority_URGENT"));
+        let _ = fs::remove_dir_all(&base);
+    }
 
     #[test]
     fn folder_dirs_follow_dovecot_maildir_plus_plus() {

@@ -76,6 +76,51 @@ pub trait MailSource {
     /// Removes messages from the source whose copy is already in place (the second half
     /// of a copy-then-delete move interrupted by a crash). Removes exactly these, nothing else.
     async fn file_remove_source(&mut self, keys: &[MessageKey]) -> Result<(), FileError>;
+    /// Adds \Flagged (when `flag`) and keywords to messages in the source folder; keywords
+    /// the folder cannot keep are skipped quietly and returned. Never touches \Seen or
+    /// the message's content. Repeating it changes nothing.
+    async fn mark(
+        &mut self,
+        keys: &[MessageKey],
+        flag: bool,
+        keywords: &[String],
+    ) -> Result<Vec<String>, FileError>;
+    /// Copies messages into the folder given as levels (created if needed); the
+    /// originals stay where they are.
+    async fn copy_to(&mut self, keys: &[MessageKey], dest: &[String]) -> Result<(), FileError>;
+}
+
+/// Which flags a folder keeps (IMAP PERMANENTFLAGS).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Permanent {
+    /// `\*`: any new keyword may be created.
+    pub any_keyword: bool,
+    /// Keywords listed explicitly.
+    pub listed: Vec<String>,
+}
+
+/// The flags to store for an escalation mark, and the keywords left out because the
+/// folder cannot keep them.
+pub fn storable(
+    flag: bool,
+    keywords: &[String],
+    permanent: &Permanent,
+) -> (Vec<String>, Vec<String>) {
+    let mut set: Vec<String> = Vec::new();
+    let mut skipped = Vec::new();
+    if flag {
+        set.push("\\Flagged".to_string());
+    }
+    for k in keywords {
+        let allowed =
+            permanent.any_keyword || permanent.listed.iter().any(|l| l.eq_ignore_ascii_case(k));
+        if allowed {
+            set.push(k.clone());
+        } else {
+            skipped.push(k.clone());
+        }
+    }
+    (set, skipped)
 }
 
 /// A Message-ID in the form used for comparisons: trimmed, lowercase, no angle brackets.
@@ -126,6 +171,42 @@ pub fn uid_sets(uids: &[u32]) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keywords_are_stored_only_where_the_folder_keeps_them() {
+        let kw = vec!["$Escalated".to_string(), "$Priority_URGENT".to_string()];
+        let any = Permanent {
+            any_keyword: true,
+            listed: Vec::new(),
+        };
+        assert_eq!(
+            storable(true, &kw, &any),
+            (
+                vec![
+                    "\\Flagged".into(),
+                    "$Escalated".into(),
+                    "$Priority_URGENT".into()
+                ],
+                vec![]
+            )
+        );
+        // PERMANENTFLAGS without \*: only listed keywords; the rest skipped quietly.
+        let some = Permanent {
+            any_keyword: false,
+            listed: vec!["$escalated".into()],
+        };
+        assert_eq!(
+            storable(true, &kw, &some),
+            (
+                vec!["\\Flagged".into(), "$Escalated".into()],
+                vec!["$Priority_URGENT".into()]
+            )
+        );
+        assert_eq!(
+            storable(false, &kw, &Permanent::default()),
+            (vec![], kw.clone())
+        );
+    }
 
     #[test]
     fn uid_sets_compress_ranges() {

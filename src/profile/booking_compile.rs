@@ -35,7 +35,7 @@ pub fn parse_hours(s: &str) -> Result<Vec<(u16, u16)>, String> {
 }
 
 /// Parses "HH:MM" (00:00 to 24:00) into minutes since midnight.
-fn parse_time(s: &str) -> Result<u16, String> {
+pub(crate) fn parse_time(s: &str) -> Result<u16, String> {
     let (h, m) = s
         .split_once(':')
         .ok_or_else(|| format!("`{s}` is not a time like 09:30"))?;

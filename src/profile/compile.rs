@@ -917,6 +917,10 @@ fn build(
         Some(b) => super::booking_compile::booking(c, b, &cat_names, &mut sets, &member_ref),
     };
 
+    // --- acknowledgement, digest, alert addresses ---
+    let (acknowledgement, digest) =
+        super::notices_compile::notices(c, raw, &cat_names, &members, &member_ref);
+
     // Every other list of words (urgency, booking, …) as a backstop: located at the top.
     if let Some(msg) = sets
         .iter()
@@ -960,6 +964,8 @@ fn build(
         escalation,
         senders,
         booking,
+        acknowledgement,
+        digest,
         matcher,
         names,
     })

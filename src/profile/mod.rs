@@ -13,9 +13,11 @@
 pub mod booking_compile;
 pub mod compile;
 pub mod diag;
+pub mod notices_compile;
 pub mod raw;
 pub mod rules;
 pub mod shape;
+pub mod template;
 pub mod yaml;
 
 use std::path::Path as FsPath;
@@ -45,6 +47,10 @@ pub struct Profile {
     pub escalation: EscalationRules,
     pub senders: Vec<SenderRule>,
     pub booking: Option<Booking>,
+    /// Acknowledgements to customers, when enabled.
+    pub acknowledgement: Option<Acknowledgement>,
+    /// The daily digest, when enabled.
+    pub digest: Option<Digest>,
     /// Every keyword set (categories, roles, escalation, urgency, booking) in one automaton.
     pub matcher: Matcher,
     /// Names, first names, titles and aliases of the team, for name mentions.
@@ -186,6 +192,24 @@ pub struct EscalationRules {
     pub sentiment_neutral: Vec<String>,
     /// Actions for MEDIUM, HIGH, URGENT (indexed by `Level as usize`).
     pub actions: [Action; 3],
+}
+
+/// The acknowledgement to customers.
+#[derive(Debug, Clone)]
+pub struct Acknowledgement {
+    pub subject: template::Template,
+    pub body: template::Template,
+    /// Indices into categories; `None` means every category.
+    pub categories: Option<Vec<usize>>,
+}
+
+/// The daily digest.
+#[derive(Debug, Clone)]
+pub struct Digest {
+    /// Minutes after local midnight (business time zone).
+    pub at_minute: u16,
+    /// Indices into members (each has an email address).
+    pub members: Vec<usize>,
 }
 
 /// A rule by sender address or domain.

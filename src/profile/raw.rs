@@ -39,6 +39,45 @@ pub struct RawProfile {
     /// Services, providers and customer preferences for booking requests.
     #[serde(default)]
     pub booking: Option<RawBooking>,
+    /// An automatic reply telling customers their message arrived (off unless given here).
+    #[serde(default)]
+    pub acknowledgement: Option<RawAcknowledgement>,
+    /// A daily summary by email to each member (off unless given here).
+    #[serde(default)]
+    pub digest: Option<RawDigest>,
+}
+
+/// The acknowledgement sent to customers (never to lists, bulk mail, auto-replies,
+/// no-reply senders or the business itself; at most one per sender per day).
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawAcknowledgement {
+    /// Send acknowledgements (default true once this section exists).
+    #[serde(default)]
+    pub enabled: Option<bool>,
+    /// Subject (default "Re: {subject}"); placeholders as in `template`.
+    #[serde(default)]
+    pub subject: Option<String>,
+    /// The text, with placeholders {customer_name}, {customer_email}, {member},
+    /// {business}, {subject}, {category}.
+    pub template: String,
+    /// Only for mail of these categories (default: every category routed to a person).
+    #[serde(default)]
+    pub categories: Option<Vec<String>>,
+}
+
+/// The daily digest per member: counts per category and the day's escalations.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawDigest {
+    /// Send digests (default true once this section exists).
+    #[serde(default)]
+    pub enabled: Option<bool>,
+    /// Time of day in the business's time zone, e.g. "18:00".
+    pub time: String,
+    /// Members who get one (default: every member with an email address).
+    #[serde(default)]
+    pub members: Option<Vec<String>>,
 }
 
 /// Who the business is.

@@ -7,6 +7,7 @@
 //! becomes `filed`, `failed` (retried) or stays visible for recovery after a crash.
 
 mod contacts;
+pub mod outbox;
 mod schema;
 
 pub use contacts::{of_contact as contacts_of, ProviderCount, LEARN_AFTER};
@@ -336,6 +337,17 @@ impl Store {
         rows: &[NewDecision],
         folder_state: Option<(&str, &str, FolderState)>,
     ) -> Result<Vec<i64>> {
+        self.record_with(rows, &[], folder_state)
+    }
+
+    /// Like [`Store::record`], with each decision's escalation actions and queued mail
+    /// (`extras[i]` belongs to `rows[i]`; missing entries mean none) in the same transaction.
+    pub fn record_with(
+        &self,
+        rows: &[NewDecision],
+        extras: &[outbox::Extras],
+        folder_state: Option<(&str, &str, FolderState)>,
+    ) -> Result<Vec<i64>> {
         let mut conn = self.conn()?;
         let tx = conn
             .transaction()
@@ -388,6 +400,9 @@ impl Store {
                     ],
                     |r| r.get(0),
                 )?;
+                if let Some(x) = extras.get(ids.len()) {
+                    outbox::insert_extras(&tx, id, x)?;
+                }
                 ids.push(id);
             }
         }

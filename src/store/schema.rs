@@ -68,6 +68,41 @@ pub fn migrations() -> Migrations<'static> {
         ) STRICT;
         ",
         ),
+        // 3: escalation actions (the journal that makes flagging and copying exactly-once)
+        // and the outbox of mail to send (alerts, acknowledgements, digests).
+        M::up(
+            "
+        CREATE TABLE actions (
+            decision_id INTEGER NOT NULL REFERENCES decisions (id) ON DELETE CASCADE,
+            kind        TEXT    NOT NULL,
+            arg         TEXT    NOT NULL,
+            status      TEXT    NOT NULL DEFAULT 'planned',
+            attempts    INTEGER NOT NULL DEFAULT 0,
+            last_error  TEXT,
+            updated_at  INTEGER NOT NULL,
+            PRIMARY KEY (decision_id, kind)
+        ) STRICT;
+        CREATE INDEX actions_open ON actions (status) WHERE status IN ('planned', 'started');
+
+        CREATE TABLE outbox (
+            id              INTEGER PRIMARY KEY,
+            purpose         TEXT    NOT NULL,
+            ref_key         TEXT    NOT NULL,
+            rcpt            TEXT    NOT NULL,
+            account         TEXT    NOT NULL DEFAULT '',
+            envelope_from   TEXT    NOT NULL,
+            message         BLOB    NOT NULL,
+            status          TEXT    NOT NULL DEFAULT 'pending',
+            attempts        INTEGER NOT NULL DEFAULT 0,
+            next_attempt_at INTEGER NOT NULL,
+            last_error      TEXT,
+            created_at      INTEGER NOT NULL,
+            sent_at         INTEGER,
+            UNIQUE (purpose, ref_key, rcpt)
+        ) STRICT;
+        CREATE INDEX outbox_due ON outbox (next_attempt_at) WHERE status = 'pending';
+        ",
+        ),
     ])
 }
 

@@ -76,3 +76,8 @@ fn problems_carry_line_and_column() {
         assert!(d.loc.line > 0 && d.loc.column > 0, "no location: {d}");
     }
 }
+
+#[test]
+fn alerts_acknowledgements_and_digests_are_checked() {
+    check("notices");
+}

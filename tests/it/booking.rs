@@ -6,7 +6,7 @@
 use std::process::Command;
 
 use super::daemon::{assert_exactly_once, root, Conf, Setup};
-use super::harness::{Dovecot, DovecotOptions};
+use super::harness::{Dovecot, DovecotOptions, SmtpSink, TempDir};
 
 const PW: (&str, &str) = ("MT_TEST_PASSWORD", "alicepw");
 
@@ -181,5 +181,67 @@ fn booking_requests_reach_providers_and_learned_preferences_change_routing() {
     assert!(
         receipt.contains("strategy preference") && receipt.contains("Marcus Chen (learned)"),
         "{receipt}"
+    );
+}
+
+/// The optional acknowledgement names the chosen provider and their booking link, and a
+/// line whose placeholder has no value (no link) is left out.
+#[test]
+fn booking_acknowledgement_names_the_provider_and_their_link() {
+    let d = Dovecot::start(DovecotOptions::default());
+    let sink = SmtpSink::start();
+    // The clinic profile with an acknowledgement, beside a copy of its calendars.
+    let pdir = TempDir::new("clinic");
+    let cals = pdir.path().join("calendars");
+    std::fs::create_dir_all(&cals).expect("calendars dir");
+    for f in ["nancy.ics", "marcus.ics"] {
+        std::fs::copy(root().join("profiles/calendars").join(f), cals.join(f)).expect("copy");
+    }
+    let clinic = std::fs::read_to_string(root().join("profiles/clinic.yaml")).expect("clinic");
+    let profile = pdir.path().join("clinic.yaml");
+    std::fs::write(
+        &profile,
+        format!(
+            "{clinic}\nacknowledgement:\n  template: |\n    Hello {{customer_name}},\n    {{provider}} will get back to you about your {{service}}.\n    You can also pick a time yourself: {{booking_link}}\n    Sothis Massage\n"
+        ),
+    )
+    .expect("write profile");
+    let s = Setup::imap(
+        &d,
+        Conf {
+            profile,
+            user: "alice",
+            password_env: PW.0,
+            extra: &format!(
+                "    backfill: all\nsmtp: {{host: 127.0.0.1, port: {}, tls: none, from: \"Sothis <frontdesk@sothismassage.ca>\"}}\n",
+                sink.port()
+            ),
+        },
+    );
+    d.deliver(
+        "alice",
+        "INBOX",
+        &request(
+            "ack-1",
+            "Jane Doe <jane@example.com>",
+            "Hot stone",
+            "Can I book a hot stone massage with Marcus on Wednesday?",
+        ),
+    );
+    let (status, log) = s.run_once(&[PW]);
+    assert!(status.success(), "{log}");
+    let got = sink.wait_for(1, std::time::Duration::from_secs(10));
+    assert_eq!(got.len(), 1, "{got:#?}\n{log}");
+    let ack = &got[0];
+    assert_eq!(ack.rcpt_to, vec!["jane@example.com".to_string()]);
+    assert_eq!(
+        ack.header("Auto-Submitted").as_deref(),
+        Some("auto-replied")
+    );
+    let text = ack.text();
+    assert!(
+        text.contains("Marcus Chen will get back to you about your Hot Stone Massage.")
+            && text.contains("pick a time yourself: https://cal.com/sothis/hot-stone"),
+        "{text}"
     );
 }

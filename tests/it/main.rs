@@ -9,6 +9,7 @@ mod booking;
 mod daemon;
 mod daemon_imap;
 mod daemon_maildir;
+mod escalation;
 mod faults;
 mod harness;
 mod harness_smoke;

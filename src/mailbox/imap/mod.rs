@@ -28,7 +28,9 @@ use tokio_util::sync::CancellationToken;
 pub use connect::{Caps, ConnectError, ImapSession};
 
 use super::names::{encode_mutf7, server_name};
-use super::{normalize_message_id, uid_sets, Fetched, FileError, MailSource, MessageKey};
+use super::{
+    normalize_message_id, storable, uid_sets, Fetched, FileError, MailSource, MessageKey, Permanent,
+};
 
 /// Runs a command future under a timeout; a timeout is an error (the session is then dropped).
 async fn timed<T, E: Into<anyhow::Error>>(
@@ -75,6 +77,8 @@ pub struct ImapFolder {
     known: HashSet<String>,
     /// Longest wait for one command.
     timeout: Duration,
+    /// What the selected folder's PERMANENTFLAGS allow.
+    permanent: Permanent,
 }
 
 /// Is this async-imap error the server saying NO (as opposed to a broken connection)?
@@ -110,6 +114,7 @@ impl ImapFolder {
             no_dots: false,
             known: HashSet::new(),
             timeout,
+            permanent: Permanent::default(),
         };
         f.refresh_known().await?;
         f.selected = f.select().await?;
@@ -158,6 +163,20 @@ impl ImapFolder {
         )
         .await?;
         self.confirm().await?;
+        self.permanent = Permanent {
+            any_keyword: mb
+                .permanent_flags
+                .iter()
+                .any(|f| matches!(f, async_imap::types::Flag::MayCreate)),
+            listed: mb
+                .permanent_flags
+                .iter()
+                .filter_map(|f| match f {
+                    async_imap::types::Flag::Custom(k) => Some(k.to_string()),
+                    _ => None,
+                })
+                .collect(),
+        };
         let s = Selected {
             uidvalidity: mb.uid_validity.ok_or_else(|| {
                 anyhow!("{name} has no UIDVALIDITY; the server does not support UIDs")
@@ -593,6 +612,66 @@ impl MailSource for ImapFolder {
         let uids: Vec<u32> = keys.iter().map(|k| k.uid).collect();
         for set in uid_sets(&uids) {
             self.delete_uids(&set).await?;
+        }
+        Ok(())
+    }
+
+    async fn mark(
+        &mut self,
+        keys: &[MessageKey],
+        flag: bool,
+        keywords: &[String],
+    ) -> Result<Vec<String>, FileError> {
+        let (flags, skipped) = storable(flag, keywords, &self.permanent);
+        if !skipped.is_empty() {
+            tracing::debug!(account = %self.account, folder = %self.folder, skipped = ?skipped,
+                "the folder's PERMANENTFLAGS do not allow these keywords; not setting them");
+        }
+        if flags.is_empty() {
+            return Ok(skipped);
+        }
+        let command = format!("+FLAGS.SILENT ({})", flags.join(" "));
+        let uids: Vec<u32> = keys.iter().map(|k| k.uid).collect();
+        for set in uid_sets(&uids) {
+            let r = timed("flagging escalated messages", self.timeout, async {
+                let s = self.session()?;
+                let stream = s.uid_store(&set, &command).await?;
+                let _: Vec<_> = stream.try_collect().await?;
+                Ok::<_, anyhow::Error>(())
+            })
+            .await;
+            classify(r)?;
+            self.confirm().await.map_err(FileError::Broken)?;
+        }
+        Ok(skipped)
+    }
+
+    async fn copy_to(&mut self, keys: &[MessageKey], dest: &[String]) -> Result<(), FileError> {
+        let uids: Vec<u32> = keys.iter().map(|k| k.uid).collect();
+        for set in uid_sets(&uids) {
+            let mut retried = false;
+            loop {
+                let name = self.ensure_folder(dest).await?;
+                let timeout = self.timeout;
+                let session = self.session().map_err(FileError::Broken)?;
+                let r = timed(
+                    &format!("copying to {name}"),
+                    timeout,
+                    session.uid_copy(&set, &name),
+                )
+                .await;
+                match classify(r) {
+                    // Deleted under us: create it again, once (as when filing).
+                    Err(FileError::Refused(m)) if !retried && folder_missing(&m) => {
+                        self.known.remove(&name);
+                        retried = true;
+                    }
+                    other => {
+                        other?;
+                        break;
+                    }
+                }
+            }
         }
         Ok(())
     }

@@ -1,4 +1,5 @@
-//! Test harness: throwaway Dovecot servers and a raw-socket IMAP client.
+//! Test harness: throwaway Dovecot servers, a raw-socket IMAP client, and an SMTP
+//! server (aiosmtpd) that keeps what it receives.
 //!
 //! ```ignore
 //! let dc = Dovecot::start(DovecotOptions::default());      // alice/alicepw, bob/bobpw
@@ -18,6 +19,7 @@ mod dovecot;
 mod imap;
 mod mailbox;
 mod process;
+mod smtp;
 mod tls;
 mod tmp;
 
@@ -30,6 +32,8 @@ pub use imap::{imap_append, imap_command, mutf7, quote, ImapClient, IMAP_TIMEOUT
 pub use mailbox::StoredMessage;
 #[allow(unused_imports)]
 pub use process::{poll, run, signal, Output};
+#[allow(unused_imports)]
+pub use smtp::{Received, SmtpSink};
 #[allow(unused_imports)]
 pub use tmp::TempDir;
 
