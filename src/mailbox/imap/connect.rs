@@ -298,12 +298,28 @@ impl Authenticator for Bearer<'_> {
             Some(first) => first,
             None => {
                 if let Ok(mut e) = self.error.lock() {
-                    *e = Some(String::from_utf8_lossy(challenge).into_owned());
+                    *e = Some(challenge_text(challenge));
                 }
                 Vec::new()
             }
         }
     }
+}
+
+/// A user name inside a GS2 header (RFC 5801 §4, used by OAUTHBEARER): `,` and `=`
+/// would end or corrupt the field, so they are written `=2C` and `=3D`.
+fn gs2_saslname(user: &str) -> String {
+    user.replace('=', "=3D").replace(',', "=2C")
+}
+
+/// The JSON error a server sends in its SASL challenge, fit for one log line: control
+/// characters dropped, at most 300 characters.
+fn challenge_text(challenge: &[u8]) -> String {
+    String::from_utf8_lossy(challenge)
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(300)
+        .collect()
 }
 
 /// A failed LOGIN/AUTHENTICATE: a refusal only when the server said NO or BAD; a
@@ -407,7 +423,8 @@ pub async fn connect(
                 (
                     "OAUTHBEARER",
                     format!(
-                        "n,a={user},\x01host={}\x01port={}\x01auth=Bearer {}\x01\x01",
+                        "n,a={},\x01host={}\x01port={}\x01auth=Bearer {}\x01\x01",
+                        gs2_saslname(user),
                         cfg.host,
                         cfg.port,
                         secret.expose()
@@ -542,6 +559,31 @@ mod tests {
         assert!(
             matches!(e, ConnectError::Unreachable { .. }),
             "loopback was refused: {e}"
+        );
+    }
+
+    /// Regression: OAUTHBEARER put the user into the GS2 header unescaped, so a login
+    /// name with `,` or `=` broke the header (RFC 7628 §3.1, RFC 5801 §4).
+    #[test]
+    fn regression_oauthbearer_user_was_not_escaped_in_the_gs2_header() {
+        assert_eq!(gs2_saslname("alice@example.com"), "alice@example.com");
+        assert_eq!(gs2_saslname("a,b=c"), "a=2Cb=3Dc");
+    }
+
+    /// The XOAUTH2 error challenge is answered with an empty response and kept for the
+    /// message; its JSON is shown as the server sent it, minus control characters.
+    #[test]
+    fn bearer_answers_the_error_challenge_empty_and_keeps_its_text() {
+        let error = std::sync::Mutex::new(None);
+        let mut b = Bearer {
+            initial: Some(b"user=u\x01auth=Bearer t\x01\x01".to_vec()),
+            error: &error,
+        };
+        assert_eq!(b.process(b""), b"user=u\x01auth=Bearer t\x01\x01".to_vec());
+        assert_eq!(b.process(b"{\"status\":\"401\"}\r\n"), Vec::<u8>::new());
+        assert_eq!(
+            error.lock().expect("lock").as_deref(),
+            Some("{\"status\":\"401\"}")
         );
     }
 
