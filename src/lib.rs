@@ -20,7 +20,9 @@
 //! - [`triage`] — the heart: `triage(view, profile, context) → Decision`. Pure functions
 //!   of their inputs (no I/O, clock or randomness); the decision carries every keyword,
 //!   weight, role subtotal, candidate and tie-break that produced it.
-//! - [`cli`] — the `mailtriage` command: `check`, `explain`, `triage`, `schema`.
+//! - [`oauth`] — OAuth2 for XOAUTH2/OAUTHBEARER logins: consent (`mailtriage auth`), the
+//!   stored refresh token, access tokens refreshed before they expire.
+//! - [`cli`] — the `mailtriage` command: `check`, `explain`, `triage`, `schema`, `auth`.
 //!
 //! The triage core never sees a half-loaded profile: callers hold an `Arc<Profile>` per
 //! message, so a reload can never change the rules halfway through one.
@@ -30,6 +32,7 @@ pub mod config;
 pub mod daemon;
 pub mod mail;
 pub mod mailbox;
+pub mod oauth;
 pub mod pipeline;
 pub mod profile;
 pub mod store;

@@ -29,18 +29,56 @@ pub struct LogConfig {
     pub level: String,
 }
 
-/// An OAuth2 provider, resolved.
+/// An OAuth2 provider, resolved: a preset's endpoints and scopes with any overrides.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Oauth {
-    Preset(OauthPreset),
-    Custom {
-        token_url: String,
-        auth_url: Option<String>,
-        device_url: Option<String>,
-        client_id: Option<Secret>,
-        client_secret: Option<Secret>,
-        scopes: Vec<String>,
-    },
+pub struct Oauth {
+    /// The preset it came from (Gmail semantics, consent flow), if any.
+    pub provider: Option<OauthPreset>,
+    /// Authorization endpoint (browser consent with PKCE and a loopback redirect).
+    pub auth_url: Option<String>,
+    /// Token endpoint (code exchange, refresh).
+    pub token_url: String,
+    /// Device-authorization endpoint (RFC 8628); preferred for consent when present.
+    pub device_url: Option<String>,
+    pub client_id: Secret,
+    pub client_secret: Option<Secret>,
+    pub scopes: Vec<String>,
+}
+
+/// Environment variable a preset reads its OAuth client id from by default.
+pub const OAUTH_CLIENT_ID_ENV: &str = "MAILTRIAGE_OAUTH_CLIENT_ID";
+/// Environment variable the gmail preset reads its OAuth client secret from by default.
+pub const OAUTH_CLIENT_SECRET_ENV: &str = "MAILTRIAGE_OAUTH_CLIENT_SECRET";
+/// Gmail refuses more than 15 simultaneous IMAP connections per account; mailtriage opens
+/// one per watched folder and leaves the rest for mail clients and SMTP.
+pub const GMAIL_MAX_FOLDERS: usize = 8;
+
+impl OauthPreset {
+    /// The IMAP server of this provider.
+    pub fn imap_host(self) -> &'static str {
+        match self {
+            OauthPreset::Gmail => "imap.gmail.com",
+            OauthPreset::Microsoft => "outlook.office365.com",
+        }
+    }
+}
+
+/// Is this a Gmail / Google Workspace mailbox (labels as folders, `[Gmail]/…` specials)?
+pub fn is_gmail(imap: &ImapConfig) -> bool {
+    imap.oauth
+        .as_ref()
+        .is_some_and(|o| o.provider == Some(OauthPreset::Gmail))
+        || ["imap.gmail.com", "imap.googlemail.com"]
+            .iter()
+            .any(|h| imap.host.eq_ignore_ascii_case(h))
+}
+
+/// Is this folder one of Gmail's own (`[Gmail]/All Mail`, `[Google Mail]/Spam`, …)?
+pub fn is_gmail_special(folder: &str) -> bool {
+    let f = folder.trim_start();
+    ["[gmail]", "[google mail]"]
+        .iter()
+        .any(|p| f.len() >= p.len() && f[..p.len()].eq_ignore_ascii_case(p))
 }
 
 /// How to reach and log in to an IMAP server.
@@ -392,9 +430,22 @@ fn compile(c: &mut Checker<'_>, raw: &RawConfig, dir: &FsPath) -> Config {
 
 fn imap(c: &mut Checker<'_>, p: &Path, m: &RawImap, dir: &FsPath) -> ImapConfig {
     let tls = m.tls.unwrap_or(TlsMode::Implicit);
-    let host = m.host.trim().to_string();
-    if host.is_empty() || host.contains(char::is_whitespace) {
-        c.at_value(&p.key("host"), format!("`{}` is not a host name", m.host))
+    let preset = match &m.oauth {
+        Some(RawOauth::Preset(pr)) => Some(*pr),
+        Some(RawOauth::Custom(cu)) => cu.provider,
+        None => None,
+    };
+    let host = match (&m.host, preset) {
+        (Some(h), _) => h.trim().to_string(),
+        (None, Some(pr)) => pr.imap_host().to_string(),
+        (None, None) => {
+            c.at_value(p, "the IMAP server's `host` is missing")
+                .expect_("host: imap.example.com (or an oauth: preset, which knows its server)");
+            String::new()
+        }
+    };
+    if m.host.is_some() && (host.is_empty() || host.contains(char::is_whitespace)) {
+        c.at_value(&p.key("host"), format!("`{host}` is not a host name"))
             .expect_("a server name such as imap.example.com");
     }
     let allow_insecure = m.allow_insecure.unwrap_or(false);
@@ -426,20 +477,10 @@ fn imap(c: &mut Checker<'_>, p: &Path, m: &RawImap, dir: &FsPath) -> ImapConfig 
     if let Some(pw) = &m.password {
         check_secret(c, &p.key("password"), pw);
     }
-    let oauth = m.oauth.as_ref().map(|o| match o {
-        RawOauth::Preset(preset) => Oauth::Preset(*preset),
-        RawOauth::Custom(cu) => Oauth::Custom {
-            token_url: cu.token_url.clone(),
-            auth_url: cu.auth_url.clone(),
-            device_url: cu.device_url.clone(),
-            client_id: cu.client_id.as_ref().map(|id| match id {
-                RawSecretOrText::Text(t) => Secret::Literal(t.clone()),
-                RawSecretOrText::Secret(s) => secret(dir, s),
-            }),
-            client_secret: cu.client_secret.as_ref().map(|s| secret(dir, s)),
-            scopes: cu.scopes.clone(),
-        },
-    });
+    let oauth = m
+        .oauth
+        .as_ref()
+        .and_then(|o| oauth(c, &p.key("oauth"), o, dir));
     let ca_file = m.ca_file.as_ref().map(|f| resolve_path(dir, f));
     if let Some(f) = &ca_file {
         if !f.is_file() {
@@ -466,6 +507,154 @@ fn imap(c: &mut Checker<'_>, p: &Path, m: &RawImap, dir: &FsPath) -> ImapConfig 
         ca_file,
         allow_insecure,
     }
+}
+
+/// A preset's endpoints and scopes.
+fn preset_endpoints(
+    preset: OauthPreset,
+    tenant: &str,
+) -> (Option<String>, String, Option<String>, Vec<String>) {
+    match preset {
+        OauthPreset::Gmail => (
+            Some("https://accounts.google.com/o/oauth2/v2/auth".into()),
+            "https://oauth2.googleapis.com/token".into(),
+            None,
+            vec!["https://mail.google.com/".into()],
+        ),
+        OauthPreset::Microsoft => {
+            let base = format!("https://login.microsoftonline.com/{tenant}/oauth2/v2.0");
+            (
+                Some(format!("{base}/authorize")),
+                format!("{base}/token"),
+                Some(format!("{base}/devicecode")),
+                vec![
+                    "https://outlook.office.com/IMAP.AccessAsUser.All".into(),
+                    "offline_access".into(),
+                ],
+            )
+        }
+    }
+}
+
+/// An endpoint must be https, except on loopback (tests, local proxies).
+fn check_url(c: &mut Checker<'_>, path: &Path, url: &str) {
+    let problem = match oauth2::url::Url::parse(url.trim()) {
+        Err(e) => Some(format!("`{url}` is not a URL: {e}")),
+        Ok(u) if u.scheme() == "https" => None,
+        Ok(u) if u.scheme() == "http" && u.host_str().is_some_and(is_loopback) => None,
+        Ok(u) => Some(format!(
+            "`{url}` is not https: tokens would travel over {}",
+            u.scheme()
+        )),
+    };
+    if let Some(msg) = problem {
+        c.at_value(path, msg)
+            .expect_("an https:// URL (http:// only to 127.0.0.1 or localhost)");
+    }
+}
+
+fn oauth(c: &mut Checker<'_>, p: &Path, o: &RawOauth, dir: &FsPath) -> Option<Oauth> {
+    let custom = match o {
+        RawOauth::Preset(pr) => {
+            let (auth_url, token_url, device_url, scopes) = preset_endpoints(*pr, "common");
+            return Some(Oauth {
+                provider: Some(*pr),
+                auth_url,
+                token_url,
+                device_url,
+                client_id: Secret::Env(OAUTH_CLIENT_ID_ENV.into()),
+                client_secret: (*pr == OauthPreset::Gmail)
+                    .then(|| Secret::Env(OAUTH_CLIENT_SECRET_ENV.into())),
+                scopes,
+            });
+        }
+        RawOauth::Custom(cu) => cu,
+    };
+    if let Some(t) = &custom.tenant {
+        if custom.provider != Some(OauthPreset::Microsoft) {
+            c.at_key(&p.key("tenant"), "`tenant` only applies to Microsoft")
+                .expect_("provider: microsoft, or no tenant");
+        } else if t.trim().is_empty()
+            || !t
+                .chars()
+                .all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '-' | '.' | '_'))
+        {
+            c.at_value(&p.key("tenant"), format!("`{t}` is not a tenant"))
+                .expect_("a directory (tenant) id, a domain such as contoso.com, common or organizations");
+        }
+    }
+    let (mut auth_url, mut token_url, mut device_url, mut scopes) = match custom.provider {
+        Some(pr) => {
+            let (a, t, d, s) =
+                preset_endpoints(pr, custom.tenant.as_deref().unwrap_or("common").trim());
+            (a, Some(t), d, s)
+        }
+        None => (None, None, None, Vec::new()),
+    };
+    if let Some(u) = &custom.auth_url {
+        check_url(c, &p.key("auth_url"), u);
+        auth_url = Some(u.trim().to_string());
+    }
+    if let Some(u) = &custom.token_url {
+        check_url(c, &p.key("token_url"), u);
+        token_url = Some(u.trim().to_string());
+    }
+    if let Some(u) = &custom.device_url {
+        check_url(c, &p.key("device_url"), u);
+        device_url = Some(u.trim().to_string());
+    }
+    if let Some(s) = &custom.scopes {
+        scopes = s.iter().map(|x| x.trim().to_string()).collect();
+        if scopes
+            .iter()
+            .any(|x| x.is_empty() || x.contains(char::is_whitespace))
+        {
+            c.at_value(&p.key("scopes"), "a scope is empty or contains a space")
+                .expect_("a list of scopes, one per item");
+        }
+    }
+    let Some(token_url) = token_url else {
+        c.at_value(p, "a custom OAuth2 provider needs a `token_url`")
+            .expect_("token_url: https://..., or provider: gmail | microsoft");
+        return None;
+    };
+    if auth_url.is_none() && device_url.is_none() {
+        c.at_value(
+            p,
+            "no way to ask for consent: neither `auth_url` nor `device_url` is set",
+        )
+        .expect_("auth_url (browser, loopback redirect) or device_url (device code)");
+    }
+    if let Some(s) = &custom.client_secret {
+        check_secret(c, &p.key("client_secret"), s);
+    }
+    let client_id = match &custom.client_id {
+        Some(RawSecretOrText::Text(t)) if t.trim().is_empty() => {
+            c.at_value(&p.key("client_id"), "the client id is empty")
+                .expect_("the id of your OAuth client, or {env: VAR}");
+            Secret::Literal(String::new())
+        }
+        Some(RawSecretOrText::Text(t)) => Secret::Literal(t.trim().to_string()),
+        Some(RawSecretOrText::Secret(s)) => {
+            check_secret(c, &p.key("client_id"), s);
+            secret(dir, s)
+        }
+        None => Secret::Env(OAUTH_CLIENT_ID_ENV.into()),
+    };
+    let client_secret = match (&custom.client_secret, custom.provider) {
+        (Some(s), _) => Some(secret(dir, s)),
+        (None, Some(OauthPreset::Gmail)) => Some(Secret::Env(OAUTH_CLIENT_SECRET_ENV.into())),
+        (None, _) => None,
+    };
+    Some(Oauth {
+        provider: custom.provider,
+        auth_url,
+        token_url,
+        device_url,
+        client_id,
+        client_secret,
+        scopes,
+    })
 }
 
 fn account(c: &mut Checker<'_>, p: &Path, a: &RawAccount, dir: &FsPath) -> Option<AccountConfig> {
@@ -532,6 +721,30 @@ fn account(c: &mut Checker<'_>, p: &Path, a: &RawAccount, dir: &FsPath) -> Optio
                 format!("`{f}` is not a folder name"),
             )
             .expect_("a folder such as INBOX");
+        }
+    }
+    if let Backend::Imap(m) = &backend {
+        if is_gmail(m) {
+            for (i, f) in folders.iter().enumerate() {
+                if is_gmail_special(f) {
+                    c.at_value(
+                        &p.key("folders").index(i),
+                        format!("`{f}` is one of Gmail's own folders; mailtriage never reads or files into [Gmail]/…"),
+                    )
+                    .expect_("INBOX or one of your own labels");
+                }
+            }
+            if folders.len() > GMAIL_MAX_FOLDERS {
+                c.at_value(
+                    &p.key("folders"),
+                    format!(
+                        "{} folders would open {} connections; Gmail allows 15 per account and mail clients need some",
+                        folders.len(),
+                        folders.len()
+                    ),
+                )
+                .expect_(format!("at most {GMAIL_MAX_FOLDERS} watched folders on a Gmail account"));
+            }
         }
     }
     if matches!(backend, Backend::Maildir(_)) && folders.iter().any(|f| f != "INBOX") {
