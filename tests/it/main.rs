@@ -11,6 +11,7 @@ mod daemon_maildir;
 mod faults;
 mod harness;
 mod harness_smoke;
+mod oauth;
 mod ops;
 mod proxy;
 mod reload;
