@@ -807,6 +807,89 @@ mod tests {
         assert!(!is_loopback("imap.example.com") && !is_loopback("10.0.0.1"));
     }
 
+    fn compile_yaml(yaml: &str) -> Result<Config, String> {
+        let dir = std::env::temp_dir().join(format!("mt-cfg-oauth-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        std::fs::write(dir.join("p.yaml"), "business: {name: X}\n").map_err(|e| e.to_string())?;
+        Config::from_bytes("m.yaml", yaml.as_bytes(), &dir).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn oauth_presets_fill_server_endpoints_scopes_and_client() {
+        let cfg = compile_yaml(
+            "accounts:\n  - name: g\n    profile: p.yaml\n    imap: {user: info@example.com, auth: xoauth2, oauth: gmail}\n  - name: m\n    profile: p.yaml\n    imap: {user: info@example.com, auth: xoauth2, oauth: {provider: microsoft, tenant: contoso.com, client_id: abc}}\n",
+        )
+        .expect("valid");
+        let Backend::Imap(g) = &cfg.accounts[0].backend else {
+            panic!("imap")
+        };
+        assert_eq!((g.host.as_str(), g.port), ("imap.gmail.com", 993));
+        let o = g.oauth.as_ref().expect("oauth");
+        assert_eq!(o.token_url, "https://oauth2.googleapis.com/token");
+        assert_eq!(o.scopes, vec!["https://mail.google.com/".to_string()]);
+        assert_eq!(o.client_id, Secret::Env(OAUTH_CLIENT_ID_ENV.into()));
+        assert_eq!(
+            o.client_secret,
+            Some(Secret::Env(OAUTH_CLIENT_SECRET_ENV.into()))
+        );
+        assert!(is_gmail(g));
+        let Backend::Imap(m) = &cfg.accounts[1].backend else {
+            panic!("imap")
+        };
+        assert_eq!(m.host, "outlook.office365.com");
+        let o = m.oauth.as_ref().expect("oauth");
+        assert_eq!(
+            o.device_url.as_deref(),
+            Some("https://login.microsoftonline.com/contoso.com/oauth2/v2.0/devicecode")
+        );
+        assert_eq!(
+            o.scopes.join(" "),
+            "https://outlook.office.com/IMAP.AccessAsUser.All offline_access"
+        );
+        assert_eq!(o.client_id, Secret::Literal("abc".into()));
+        assert_eq!(o.client_secret, None);
+    }
+
+    #[test]
+    fn gmail_special_folders_and_too_many_connections_are_refused() {
+        let err = compile_yaml(
+            "accounts:\n  - name: g\n    profile: p.yaml\n    imap: {user: u@example.com, auth: xoauth2, oauth: gmail}\n    folders: [INBOX, \"[Gmail]/All Mail\"]\n",
+        )
+        .expect_err("refused");
+        assert!(
+            err.contains("`[Gmail]/All Mail` is one of Gmail's own folders"),
+            "{err}"
+        );
+        let many: Vec<String> = (0..9).map(|i| format!("L{i}")).collect();
+        let err = compile_yaml(&format!(
+            "accounts:\n  - name: g\n    profile: p.yaml\n    imap: {{host: imap.gmail.com, user: u, password: {{env: P}}}}\n    folders: [{}]\n",
+            many.join(", ")
+        ))
+        .expect_err("refused");
+        assert!(err.contains("Gmail allows 15 per account"), "{err}");
+        assert!(err.contains("at most 8 watched folders"), "{err}");
+        assert!(is_gmail_special("[Google Mail]/Spam") && !is_gmail_special("Gmail stuff"));
+    }
+
+    #[test]
+    fn custom_oauth_endpoints_must_be_https_and_complete() {
+        let err = compile_yaml(
+            "accounts:\n  - name: c\n    profile: p.yaml\n    imap: {host: mail.example.com, user: u, auth: oauthbearer, oauth: {token_url: \"http://idp.example.com/token\", client_id: x}}\n",
+        )
+        .expect_err("refused");
+        assert!(err.contains("is not https"), "{err}");
+        assert!(err.contains("neither `auth_url` nor `device_url`"), "{err}");
+        let err = compile_yaml(
+            "accounts:\n  - name: c\n    profile: p.yaml\n    imap: {host: mail.example.com, user: u, auth: xoauth2, oauth: {auth_url: \"https://idp.example.com/auth\"}}\n",
+        )
+        .expect_err("refused");
+        assert!(err.contains("needs a `token_url`"), "{err}");
+        compile_yaml(
+            "accounts:\n  - name: c\n    profile: p.yaml\n    imap: {host: 127.0.0.1, tls: none, user: u, auth: xoauth2, oauth: {token_url: \"http://127.0.0.1:8080/token\", device_url: \"http://localhost:8080/device\", client_id: x}}\n",
+        )
+        .expect("http is fine on loopback");
+    }
+
     #[test]
     fn plaintext_to_a_remote_host_is_refused() {
         let dir = std::env::temp_dir();
