@@ -465,3 +465,36 @@ fn auth_with_the_device_flow_stops_when_access_is_denied() {
     assert!(err.contains("declined"), "{err}");
     assert!(!token_file(&s).exists());
 }
+
+#[test]
+fn a_destination_under_gmail_special_folders_is_never_filed_into() {
+    let d = Dovecot::start(DovecotOptions::default());
+    let dir = super::harness::TempDir::new("mt-gmail-dest");
+    let profile = dir.path().join("gmail.yaml");
+    let text = std::fs::read_to_string(root().join("profiles/hottub.yaml")).expect("profile");
+    let text = text.replace(
+        "folder: \"{category}/{member}\"",
+        "folder: \"[Gmail]/{category}/{member}\"",
+    );
+    assert!(text.contains("[Gmail]/{category}"), "template replaced");
+    std::fs::write(&profile, text).expect("write profile");
+    let s = Setup::imap(
+        &d,
+        Conf {
+            profile,
+            user: "alice",
+            password_env: "MT_TEST_PASSWORD",
+            extra: "    backfill: all\n",
+        },
+    );
+    let quote = message("gm1", "Quote", "A quote for a new hot tub please");
+    d.deliver("alice", "INBOX", &quote);
+    let (_, log) = s.run_once(&[("MT_TEST_PASSWORD", "alicepw")]);
+    assert!(log.contains("never files there"), "{log}");
+    assert_eq!(d.messages("alice", "INBOX").len(), 1, "{log}");
+    assert!(
+        !d.folders("alice").iter().any(|f| f.starts_with("[Gmail]")),
+        "{:?}",
+        d.folders("alice")
+    );
+}
