@@ -250,6 +250,14 @@ impl TokenSource {
             }
             Err(e) => return Err(setup(format!("{e:#}"))),
         };
+        // A refresh token goes only to the endpoint that issued it: after a change of
+        // provider it would be handed to a stranger.
+        if stored.token_url != self.oauth.token_url {
+            return Err(setup(format!(
+                "the stored refresh token was issued by {}, but the configuration now uses {}; re-run `mailtriage auth {}`",
+                stored.token_url, self.oauth.token_url, self.account
+            )));
+        }
         let client = provider_client(&self.oauth).map_err(|e| setup(format!("{e:#}")))?;
         let refresh = RefreshToken::new(stored.refresh_token.expose().to_string());
         let started = Instant::now();
@@ -304,6 +312,36 @@ impl TokenSource {
     }
 }
 
+/// The SASL XOAUTH2 initial response (Google, Microsoft; IMAP and SMTP alike):
+/// `user=USER^Aauth=Bearer TOKEN^A^A`.
+pub fn xoauth2_response(user: &str, token: &SecretString) -> SecretString {
+    SecretString::new(format!(
+        "user={user}\x01auth=Bearer {}\x01\x01",
+        token.expose()
+    ))
+}
+
+/// The SASL OAUTHBEARER initial response (RFC 7628 §3.1):
+/// `n,a=USER,^Ahost=HOST^Aport=PORT^Aauth=Bearer TOKEN^A^A`.
+pub fn oauthbearer_response(
+    user: &str,
+    host: &str,
+    port: u16,
+    token: &SecretString,
+) -> SecretString {
+    SecretString::new(format!(
+        "n,a={},\x01host={host}\x01port={port}\x01auth=Bearer {}\x01\x01",
+        gs2_saslname(user),
+        token.expose()
+    ))
+}
+
+/// A user name inside a GS2 header (RFC 5801 §4): `,` and `=` would end or corrupt the
+/// field, so they are written `=2C` and `=3D`.
+fn gs2_saslname(user: &str) -> String {
+    user.replace('=', "=3D").replace(',', "=2C")
+}
+
 /// A fresh access token for a configured account: for any code that logs in on the
 /// account's behalf (IMAP here, SMTP alerts later).
 pub async fn access_token(cfg: &Config, account: &str) -> Result<SecretString> {
@@ -313,4 +351,65 @@ pub async fn access_token(cfg: &Config, account: &str) -> Result<SecretString> {
     let source = TokenSource::for_account(cfg, acct)?
         .ok_or_else(|| anyhow!("account {account} does not log in with OAuth2"))?;
     Ok(source.access_token().await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Secret;
+
+    fn oauth(token_url: &str) -> Oauth {
+        Oauth {
+            provider: None,
+            auth_url: None,
+            token_url: token_url.into(),
+            device_url: Some("http://127.0.0.1:9/device".into()),
+            client_id: Secret::Literal("id".into()),
+            client_secret: None,
+            scopes: vec![],
+        }
+    }
+
+    /// Regression: OAUTHBEARER put the user into the GS2 header unescaped, so a login
+    /// name with `,` or `=` broke the header (RFC 7628 §3.1, RFC 5801 §4).
+    #[test]
+    fn regression_oauthbearer_user_was_not_escaped_in_the_gs2_header() {
+        let t = SecretString::new("T".into());
+        assert_eq!(
+            oauthbearer_response("a,b=c", "imap.example.com", 993, &t).expose(),
+            "n,a=a=2Cb=3Dc,\x01host=imap.example.com\x01port=993\x01auth=Bearer T\x01\x01"
+        );
+        assert_eq!(
+            xoauth2_response("alice@example.com", &t).expose(),
+            "user=alice@example.com\x01auth=Bearer T\x01\x01"
+        );
+        assert_eq!(format!("{:?}", xoauth2_response("u", &t)), "<redacted>");
+    }
+
+    /// A refresh token is never sent to a token endpoint other than its issuer's, and a
+    /// missing one asks for `mailtriage auth`; neither touches the network (port 9).
+    #[tokio::test]
+    async fn refresh_tokens_stay_with_their_issuer() {
+        let dir = std::env::temp_dir().join(format!("mt-oauth-src-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let src =
+            TokenSource::new("acct", &oauth("http://127.0.0.1:9/token"), &dir).expect("source");
+        let e = src.access_token().await.expect_err("no token yet");
+        assert!(matches!(e, OauthError::NotAuthorized { .. }), "{e}");
+        assert!(e.to_string().contains("run `mailtriage auth acct`"), "{e}");
+        TokenFile::new(&dir, "acct")
+            .save(&StoredToken {
+                refresh_token: SecretString::new("rt-secret".into()),
+                token_url: "https://other.example/token".into(),
+            })
+            .expect("saved");
+        let e = src.access_token().await.expect_err("other issuer");
+        let text = e.to_string();
+        assert!(
+            e.needs_user() && text.contains("issued by https://other.example/token"),
+            "{text}"
+        );
+        assert!(!text.contains("rt-secret") && !format!("{src:?}").contains("rt-secret"));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
