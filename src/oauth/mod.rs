@@ -312,6 +312,38 @@ impl TokenSource {
     }
 }
 
+/// One line per OAuth2 account for `mailtriage check`: whether `mailtriage auth` has
+/// stored a refresh token yet (the token itself is not read out).
+pub fn status_lines(cfg: &Config) -> Vec<String> {
+    cfg.accounts
+        .iter()
+        .filter_map(|a| match &a.backend {
+            Backend::Imap(imap) if matches!(imap.auth, AuthKind::Xoauth2 | AuthKind::Oauthbearer) => {
+                let o = imap.oauth.as_ref()?;
+                let provider = match o.provider {
+                    Some(crate::config::OauthPreset::Gmail) => "gmail".to_string(),
+                    Some(crate::config::OauthPreset::Microsoft) => "microsoft".to_string(),
+                    None => o.token_url.clone(),
+                };
+                let file = TokenFile::new(&token_dir(&cfg.state), &a.name);
+                let state = match file.load() {
+                    Ok(Some(t)) if t.token_url == o.token_url => {
+                        format!("refresh token stored in {}", file.path().display())
+                    }
+                    Ok(Some(_)) => format!(
+                        "the stored refresh token belongs to another provider: run `mailtriage auth {}`",
+                        a.name
+                    ),
+                    Ok(None) => format!("no refresh token yet: run `mailtriage auth {}`", a.name),
+                    Err(e) => format!("{e:#}"),
+                };
+                Some(format!("account {}: OAuth2 ({provider}), {state}", a.name))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
 /// The SASL XOAUTH2 initial response (Google, Microsoft; IMAP and SMTP alike):
 /// `user=USER^Aauth=Bearer TOKEN^A^A`.
 pub fn xoauth2_response(user: &str, token: &SecretString) -> SecretString {

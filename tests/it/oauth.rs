@@ -353,6 +353,20 @@ fn auth_with_a_loopback_redirect_checks_pkce_and_stores_the_refresh_token() {
     let p = OauthProvider::start();
     let d = dovecot(&p);
     let s = oauth_setup(&d, &p, "xoauth2", "browser");
+    let check = |s: &Setup| {
+        let out = Command::new(env!("CARGO_BIN_EXE_mailtriage"))
+            .arg("check")
+            .arg(&s.config)
+            .output()
+            .expect("mailtriage check runs");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let before = check(&s);
+    assert!(
+        before.contains("account test: OAuth2 (http://127.0.0.1:")
+            && before.contains("no refresh token yet: run `mailtriage auth test`"),
+        "{before}"
+    );
     let (child, rx) = auth_command(&s);
     let url = line_where(&rx, |l| l.trim_start().starts_with(&p.url("/authorize")));
     let q = query(&url);
@@ -397,6 +411,9 @@ fn auth_with_a_loopback_redirect_checks_pkce_and_stores_the_refresh_token() {
     assert_eq!(mode(&f), 0o600);
     assert_eq!(mode(f.parent().expect("dir")), 0o700);
     assert!(!err.contains(rt));
+    let after = check(&s);
+    assert!(after.contains("refresh token stored in"), "{after}");
+    assert!(!after.contains(rt), "{after}");
 }
 
 #[test]
