@@ -15,7 +15,7 @@ use crate::config::{Backfill, ImapConfig, WatchMode};
 use crate::mailbox::imap::connect::{self as imap_connect, ConnectError};
 use crate::mailbox::imap::{ImapFolder, Woke};
 use crate::mailbox::{MailSource, MessageKey};
-use crate::oauth::TokenSource;
+use crate::oauth::{OauthError, TokenSource};
 use crate::pipeline::{self, Account, Report};
 use crate::store::{self, FolderState};
 
@@ -60,17 +60,7 @@ pub async fn task(
             match got {
                 Ok(t) => t,
                 Err(e) => {
-                    metrics::counter!(m::CONNECT_FAILURES, "account" => name.clone(), "kind" => "oauth").increment(1);
-                    if shared.once {
-                        return Err(anyhow!(e));
-                    }
-                    let d = backoff.next(e.needs_user());
-                    if e.needs_user() {
-                        error!(account = %name, folder, "{e}; retrying in {}s", d.as_secs());
-                    } else {
-                        warn!(account = %name, folder, "{e}; retrying in {}s", d.as_secs());
-                    }
-                    if !pause(d, &cancel).await {
+                    if !token_failed(e, &name, &folder, &mut backoff, &cancel, &shared).await? {
                         return Ok(());
                     }
                     continue;
@@ -108,8 +98,14 @@ pub async fn task(
                 token_retry = true;
                 info!(account = %name, folder, "{e}; fetching a new access token and trying again");
                 if let Some(ts) = &tokens {
-                    if let Err(e) = ts.refreshed(&secret).await {
-                        warn!(account = %name, folder, "{e}");
+                    let got = tokio::select! {
+                        r = ts.refreshed(&secret) => r,
+                        _ = cancel.cancelled() => return Ok(()),
+                    };
+                    if let Err(e) = got {
+                        if !token_failed(e, &name, &folder, &mut backoff, &cancel, &shared).await? {
+                            return Ok(());
+                        }
                     }
                 }
                 continue;
@@ -163,6 +159,31 @@ pub async fn task(
             }
         }
     }
+}
+
+/// No access token could be had: counted, logged (an error when only the user can fix
+/// it, such as a revoked refresh token), then the backoff. False when shut down while
+/// waiting; with `--once`, the error itself.
+async fn token_failed(
+    e: OauthError,
+    name: &str,
+    folder: &str,
+    backoff: &mut Backoff,
+    cancel: &CancellationToken,
+    shared: &Shared,
+) -> Result<bool> {
+    metrics::counter!(m::CONNECT_FAILURES, "account" => name.to_string(), "kind" => "oauth")
+        .increment(1);
+    if shared.once {
+        return Err(anyhow!(e));
+    }
+    let d = backoff.next(e.needs_user());
+    if e.needs_user() {
+        error!(account = %name, folder, "{e}; retrying in {}s", d.as_secs());
+    } else {
+        warn!(account = %name, folder, "{e}; retrying in {}s", d.as_secs());
+    }
+    Ok(pause(d, cancel).await)
 }
 
 /// Decrements the IDLE gauge when dropped (also on errors).
