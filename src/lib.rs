@@ -26,7 +26,9 @@
 //!   queued in the state database with the decision, sent over SMTP by one worker with
 //!   retries. Escalation *actions* on the mailbox (\Flagged, keywords, a copy) are
 //!   journalled the same way and carried out by the pipeline before the message moves.
-//! - [`cli`] — the `mailtriage` command: `check`, `explain`, `triage`, `schema`.
+//! - [`oauth`] — OAuth2 for XOAUTH2/OAUTHBEARER logins: consent (`mailtriage auth`), the
+//!   stored refresh token, access tokens refreshed before they expire.
+//! - [`cli`] — the `mailtriage` command: `check`, `explain`, `triage`, `schema`, `auth`.
 //!
 //! The triage core never sees a half-loaded profile: callers hold an `Arc<Profile>` per
 //! message, so a reload can never change the rules halfway through one.
@@ -38,6 +40,7 @@ pub mod daemon;
 pub mod mail;
 pub mod mailbox;
 pub mod outbox;
+pub mod oauth;
 pub mod pipeline;
 pub mod profile;
 pub mod store;

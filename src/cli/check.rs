@@ -95,6 +95,9 @@ fn check_config(path: &std::path::Path) -> Result<usize> {
             .collect::<Vec<_>>()
             .join(", ")
     );
+    for line in crate::oauth::status_lines(&cfg) {
+        outln!("{line}");
+    }
     let mut failed = 0;
     let mut seen = std::collections::BTreeSet::new();
     for a in &cfg.accounts {

@@ -2,6 +2,7 @@
 //!
 //! Exit codes: 0 success, 1 invalid input (the error is printed), 2 usage errors.
 
+mod auth;
 mod check;
 mod history;
 mod inputs;
@@ -111,6 +112,21 @@ pub enum Command {
         #[arg(long = "account-address")]
         account_addresses: Vec<String>,
     },
+    /// OAuth2 consent for an account (Gmail, Microsoft 365, ...): stores its refresh token.
+    ///
+    /// Prints an address to open in a browser (Google: the browser then comes back to a
+    /// listener on 127.0.0.1) or a code to enter on the provider's page (Microsoft), waits,
+    /// stores the refresh token under the state directory (0600) and tries a login.
+    Auth {
+        /// The account's name in mailtriage.yaml.
+        account: String,
+        /// The daemon configuration (mailtriage.yaml).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// How long to wait for the consent, e.g. 5m.
+        #[arg(long, default_value = "5m")]
+        timeout: String,
+    },
     /// Print the JSON Schema of the profile file (for editors).
     Schema {
         /// Print the schema of mailtriage.yaml instead.
@@ -189,6 +205,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             dry_run,
         } => run::run(config.as_deref(), once, dry_run),
         Command::Check { files } => check::run(&files),
+        Command::Auth {
+            account,
+            config,
+            timeout,
+        } => auth::run(&account, config.as_deref(), &timeout),
         Command::Explain {
             message,
             message_id,

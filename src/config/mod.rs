@@ -2,6 +2,7 @@
 //! profile (located YAML tree checked against the schema of the `raw` types, then
 //! compiled), so its errors have the same quality: every problem, with file:line:column.
 
+mod oauth;
 pub mod raw;
 mod secret;
 
@@ -9,6 +10,10 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::{Path as FsPath, PathBuf};
 use std::time::Duration;
 
+pub use oauth::{
+    is_gmail, is_gmail_special, Oauth, GMAIL_MAX_FOLDERS, OAUTH_CLIENT_ID_ENV,
+    OAUTH_CLIENT_SECRET_ENV,
+};
 pub use raw::{AuthKind, LogFormat, OauthPreset, TlsMode, WatchMode};
 pub use secret::{Secret, SecretString};
 
@@ -17,7 +22,7 @@ use crate::profile::compile::{Checker, DiagExt};
 use crate::profile::diag::{did_you_mean, ConfigError, Diagnostic};
 use crate::profile::shape;
 use crate::profile::yaml::{Document, Path, Value};
-use raw::{RawAccount, RawConfig, RawImap, RawOauth, RawSecret, RawSecretOrText};
+use raw::{RawAccount, RawConfig, RawImap, RawOauth, RawSecret};
 
 /// Default cap on the text triage reads per message.
 pub const DEFAULT_MAX_SCAN_BYTES: usize = crate::mail::DEFAULT_MAX_SCAN_BYTES;
@@ -27,20 +32,6 @@ pub const DEFAULT_MAX_SCAN_BYTES: usize = crate::mail::DEFAULT_MAX_SCAN_BYTES;
 pub struct LogConfig {
     pub format: LogFormat,
     pub level: String,
-}
-
-/// An OAuth2 provider, resolved.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Oauth {
-    Preset(OauthPreset),
-    Custom {
-        token_url: String,
-        auth_url: Option<String>,
-        device_url: Option<String>,
-        client_id: Option<Secret>,
-        client_secret: Option<Secret>,
-        scopes: Vec<String>,
-    },
 }
 
 /// How to reach and log in to an IMAP server.
@@ -392,9 +383,22 @@ fn compile(c: &mut Checker<'_>, raw: &RawConfig, dir: &FsPath) -> Config {
 
 fn imap(c: &mut Checker<'_>, p: &Path, m: &RawImap, dir: &FsPath) -> ImapConfig {
     let tls = m.tls.unwrap_or(TlsMode::Implicit);
-    let host = m.host.trim().to_string();
-    if host.is_empty() || host.contains(char::is_whitespace) {
-        c.at_value(&p.key("host"), format!("`{}` is not a host name", m.host))
+    let preset = match &m.oauth {
+        Some(RawOauth::Preset(pr)) => Some(*pr),
+        Some(RawOauth::Custom(cu)) => cu.provider,
+        None => None,
+    };
+    let host = match (&m.host, preset) {
+        (Some(h), _) => h.trim().to_string(),
+        (None, Some(pr)) => pr.imap_host().to_string(),
+        (None, None) => {
+            c.at_value(p, "the IMAP server's `host` is missing")
+                .expect_("host: imap.example.com (or an oauth: preset, which knows its server)");
+            String::new()
+        }
+    };
+    if m.host.is_some() && (host.is_empty() || host.contains(char::is_whitespace)) {
+        c.at_value(&p.key("host"), format!("`{host}` is not a host name"))
             .expect_("a server name such as imap.example.com");
     }
     let allow_insecure = m.allow_insecure.unwrap_or(false);
@@ -426,20 +430,10 @@ fn imap(c: &mut Checker<'_>, p: &Path, m: &RawImap, dir: &FsPath) -> ImapConfig 
     if let Some(pw) = &m.password {
         check_secret(c, &p.key("password"), pw);
     }
-    let oauth = m.oauth.as_ref().map(|o| match o {
-        RawOauth::Preset(preset) => Oauth::Preset(*preset),
-        RawOauth::Custom(cu) => Oauth::Custom {
-            token_url: cu.token_url.clone(),
-            auth_url: cu.auth_url.clone(),
-            device_url: cu.device_url.clone(),
-            client_id: cu.client_id.as_ref().map(|id| match id {
-                RawSecretOrText::Text(t) => Secret::Literal(t.clone()),
-                RawSecretOrText::Secret(s) => secret(dir, s),
-            }),
-            client_secret: cu.client_secret.as_ref().map(|s| secret(dir, s)),
-            scopes: cu.scopes.clone(),
-        },
-    });
+    let oauth = m
+        .oauth
+        .as_ref()
+        .and_then(|o| oauth::oauth(c, &p.key("oauth"), o, dir));
     let ca_file = m.ca_file.as_ref().map(|f| resolve_path(dir, f));
     if let Some(f) = &ca_file {
         if !f.is_file() {
@@ -532,6 +526,30 @@ fn account(c: &mut Checker<'_>, p: &Path, a: &RawAccount, dir: &FsPath) -> Optio
                 format!("`{f}` is not a folder name"),
             )
             .expect_("a folder such as INBOX");
+        }
+    }
+    if let Backend::Imap(m) = &backend {
+        if is_gmail(m) {
+            for (i, f) in folders.iter().enumerate() {
+                if is_gmail_special(f) {
+                    c.at_value(
+                        &p.key("folders").index(i),
+                        format!("`{f}` is one of Gmail's own folders; mailtriage never reads or files into [Gmail]/…"),
+                    )
+                    .expect_("INBOX or one of your own labels");
+                }
+            }
+            if folders.len() > GMAIL_MAX_FOLDERS {
+                c.at_value(
+                    &p.key("folders"),
+                    format!(
+                        "{} folders would open {} connections; Gmail allows 15 per account and mail clients need some",
+                        folders.len(),
+                        folders.len()
+                    ),
+                )
+                .expect_(format!("at most {GMAIL_MAX_FOLDERS} watched folders on a Gmail account"));
+            }
         }
     }
     if matches!(backend, Backend::Maildir(_)) && folders.iter().any(|f| f != "INBOX") {

@@ -117,8 +117,9 @@ pub enum AuthKind {
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawImap {
-    /// Server name, e.g. imap.gmail.com.
-    pub host: String,
+    /// Server name, e.g. imap.gmail.com (an OAuth2 preset fills it).
+    #[serde(default)]
+    pub host: Option<String>,
     /// Port (default 993 for implicit TLS, 143 otherwise).
     #[serde(default)]
     pub port: Option<u16>,
@@ -151,9 +152,10 @@ pub struct RawImap {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(untagged)]
 pub enum RawOauth {
-    /// `gmail` or `microsoft`.
+    /// `gmail` or `microsoft`; the client id (and secret) come from the environment
+    /// variables MAILTRIAGE_OAUTH_CLIENT_ID and MAILTRIAGE_OAUTH_CLIENT_SECRET.
     Preset(OauthPreset),
-    /// Explicit endpoints and client.
+    /// A preset with settings of its own, or a custom provider's endpoints.
     Custom(RawOauthCustom),
 }
 
@@ -161,33 +163,40 @@ pub enum RawOauth {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum OauthPreset {
-    /// Google (Gmail, Google Workspace).
+    /// Google (Gmail, Google Workspace): consent in a browser with a loopback redirect.
     Gmail,
-    /// Microsoft 365 / Outlook.com.
+    /// Microsoft 365 / Outlook.com: consent with the device-code flow.
     Microsoft,
 }
 
-/// A custom OAuth2 provider.
+/// OAuth2 settings: a preset (`provider:`) with overrides, or a custom provider.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawOauthCustom {
-    /// Token endpoint (refresh and code exchange).
-    pub token_url: String,
-    /// Authorization endpoint (consent in a browser).
+    /// `gmail` or `microsoft`: fills endpoints, scopes and the IMAP server name.
+    #[serde(default)]
+    pub provider: Option<OauthPreset>,
+    /// Microsoft only: the directory (tenant) id or domain; default `common`.
+    #[serde(default)]
+    pub tenant: Option<String>,
+    /// Token endpoint (refresh and code exchange); required without `provider`.
+    #[serde(default)]
+    pub token_url: Option<String>,
+    /// Authorization endpoint (consent in a browser, loopback redirect with PKCE).
     #[serde(default)]
     pub auth_url: Option<String>,
-    /// Device-authorization endpoint (RFC 8628), if the provider uses the device flow.
+    /// Device-authorization endpoint (RFC 8628); when set, `mailtriage auth` uses the device flow.
     #[serde(default)]
     pub device_url: Option<String>,
-    /// OAuth client id.
+    /// OAuth client id: inline, or {env: VAR} / {file: PATH} (default {env: MAILTRIAGE_OAUTH_CLIENT_ID}).
     #[serde(default)]
     pub client_id: Option<RawSecretOrText>,
-    /// OAuth client secret.
+    /// OAuth client secret: {env: VAR} / {file: PATH} (gmail default {env: MAILTRIAGE_OAUTH_CLIENT_SECRET}; none for public clients).
     #[serde(default)]
     pub client_secret: Option<RawSecret>,
-    /// Scopes to request.
+    /// Scopes to request (presets fill them).
     #[serde(default)]
-    pub scopes: Vec<String>,
+    pub scopes: Option<Vec<String>>,
 }
 
 /// A value given inline or as a secret reference.

@@ -15,6 +15,7 @@ use crate::config::{Backfill, ImapConfig, WatchMode};
 use crate::mailbox::imap::connect::{self as imap_connect, ConnectError};
 use crate::mailbox::imap::{ImapFolder, Woke};
 use crate::mailbox::{MailSource, MessageKey};
+use crate::oauth::{OauthError, TokenSource};
 use crate::pipeline::{self, Account, Report};
 use crate::store::{self, FolderState};
 
@@ -36,6 +37,7 @@ pub async fn task(
     imap: ImapConfig,
     folder: String,
     tls: Arc<tokio_rustls::rustls::ClientConfig>,
+    tokens: Option<Arc<TokenSource>>,
     cancel: CancellationToken,
     shared: Arc<Shared>,
 ) -> Result<()> {
@@ -43,43 +45,83 @@ pub async fn task(
     let watch = format!("{name}/{folder}");
     let mut backoff = Backoff::new(&watch);
     let mut sessions = 0u32;
+    // Set when the server refused an access token and a new one was fetched: that one
+    // gets a single immediate try; refused as well, it is the usual auth backoff.
+    let mut token_retry = false;
     loop {
         if cancel.is_cancelled() {
             return Ok(());
         }
-        let secret = match imap.password.as_ref().map(|s| s.resolve()) {
-            Some(Ok(s)) => s,
-            Some(Err(e)) => {
-                if shared.once {
-                    return Err(e.context("reading the IMAP password"));
+        let secret = if let Some(ts) = &tokens {
+            let got = tokio::select! {
+                r = ts.access_token() => r,
+                _ = cancel.cancelled() => return Ok(()),
+            };
+            match got {
+                Ok(t) => t,
+                Err(e) => {
+                    if !token_failed(e, &name, &folder, &mut backoff, &cancel, &shared).await? {
+                        return Ok(());
+                    }
+                    continue;
                 }
-                let d = backoff.next(true);
-                error!(account = %name, "cannot read the IMAP password: {e:#}; retrying in {}s", d.as_secs());
-                if !pause(d, &cancel).await {
-                    return Ok(());
-                }
-                continue;
             }
-            None => return Err(anyhow!("account {name}: no password or token configured")),
+        } else {
+            match imap.password.as_ref().map(|s| s.resolve()) {
+                Some(Ok(s)) => s,
+                Some(Err(e)) => {
+                    if shared.once {
+                        return Err(e.context("reading the IMAP password"));
+                    }
+                    let d = backoff.next(true);
+                    error!(account = %name, "cannot read the IMAP password: {e:#}; retrying in {}s", d.as_secs());
+                    if !pause(d, &cancel).await {
+                        return Ok(());
+                    }
+                    continue;
+                }
+                None => return Err(anyhow!("account {name}: no password or token configured")),
+            }
         };
         let connected = tokio::select! {
             r = imap_connect::connect(&imap, &tls, &secret) => r,
             _ = cancel.cancelled() => return Ok(()),
         };
-        drop(secret);
         let session = match connected {
-            Ok(s) => s,
+            Ok(s) => {
+                token_retry = false;
+                s
+            }
+            Err(e) if e.is_auth() && !token_retry && tokens.is_some() => {
+                // An access token can be revoked or expire early: fetch a new one and
+                // try once more at once.
+                token_retry = true;
+                info!(account = %name, folder, "{e}; fetching a new access token and trying again");
+                if let Some(ts) = &tokens {
+                    let got = tokio::select! {
+                        r = ts.refreshed(&secret) => r,
+                        _ = cancel.cancelled() => return Ok(()),
+                    };
+                    if let Err(e) = got {
+                        if !token_failed(e, &name, &folder, &mut backoff, &cancel, &shared).await? {
+                            return Ok(());
+                        }
+                    }
+                }
+                continue;
+            }
             Err(e) => {
                 metrics::counter!(m::CONNECT_FAILURES, "account" => name.clone(), "kind" => failure_kind(&e)).increment(1);
                 if shared.once {
                     return Err(anyhow!(e));
                 }
                 let d = backoff.next(e.is_auth());
-                let advice = if e.is_auth() {
-                    " (check the account's user and password)"
-                } else {
-                    ""
+                let advice = match (e.is_auth(), tokens.is_some()) {
+                    (true, false) => " (check the account's user and password)".to_string(),
+                    (true, true) => format!(" (a fresh access token was refused too: check the account's user, and that the consent covered IMAP; re-run `mailtriage auth {name}` if in doubt)"),
+                    _ => String::new(),
                 };
+                token_retry = false;
                 warn!(account = %name, folder, host = %imap.host, "{e}{advice}; retrying in {}s", d.as_secs());
                 if !pause(d, &cancel).await {
                     return Ok(());
@@ -117,6 +159,31 @@ pub async fn task(
             }
         }
     }
+}
+
+/// No access token could be had: counted, logged (an error when only the user can fix
+/// it, such as a revoked refresh token), then the backoff. False when shut down while
+/// waiting; with `--once`, the error itself.
+async fn token_failed(
+    e: OauthError,
+    name: &str,
+    folder: &str,
+    backoff: &mut Backoff,
+    cancel: &CancellationToken,
+    shared: &Shared,
+) -> Result<bool> {
+    metrics::counter!(m::CONNECT_FAILURES, "account" => name.to_string(), "kind" => "oauth")
+        .increment(1);
+    if shared.once {
+        return Err(anyhow!(e));
+    }
+    let d = backoff.next(e.needs_user());
+    if e.needs_user() {
+        error!(account = %name, folder, "{e}; retrying in {}s", d.as_secs());
+    } else {
+        warn!(account = %name, folder, "{e}; retrying in {}s", d.as_secs());
+    }
+    Ok(pause(d, cancel).await)
 }
 
 /// Decrements the IDLE gauge when dropped (also on errors).

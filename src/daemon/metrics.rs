@@ -21,7 +21,7 @@ pub const ESCALATIONS: &str = "mailtriage_escalations_total";
 pub const FILING_ERRORS: &str = "mailtriage_filing_errors_total";
 /// Reconnections after a lost or failed connection, by account.
 pub const RECONNECTS: &str = "mailtriage_reconnects_total";
-/// Failed connection attempts, by account and kind (auth, network, tls, other).
+/// Failed connection attempts, by account and kind (auth, network, tls, oauth, other).
 pub const CONNECT_FAILURES: &str = "mailtriage_connect_failures_total";
 /// Configuration/profile reloads, by result (success, failure).
 pub const RELOADS: &str = "mailtriage_reloads_total";

@@ -277,6 +277,9 @@ impl Supervisor {
             Backend::Imap(imap_cfg) => {
                 let tls = imap_connect::tls_config(imap_cfg.ca_file.as_deref())
                     .with_context(|| format!("account {}", a.name))?;
+                // One token source per account: its folders share access tokens.
+                let tokens = crate::oauth::TokenSource::for_account(&self.cfg, a)
+                    .with_context(|| format!("account {}", a.name))?;
                 for folder in &a.folders {
                     let watch = format!("{}/{folder}", a.name);
                     self.shared.ready.expect(&watch);
@@ -286,6 +289,7 @@ impl Supervisor {
                         (**imap_cfg).clone(),
                         folder.clone(),
                         tls.clone(),
+                        tokens.clone(),
                         cancel.clone(),
                         self.shared.clone(),
                     );

@@ -166,7 +166,7 @@ fn open_private(path: &Path) -> Result<File> {
 
 /// Creates the state directory (and missing parents) readable by us only, whatever the
 /// umask; an existing directory is left as it is.
-fn create_private_dir(dir: &Path) -> Result<()> {
+pub(crate) fn create_private_dir(dir: &Path) -> Result<()> {
     let mut b = std::fs::DirBuilder::new();
     b.recursive(true);
     #[cfg(unix)]

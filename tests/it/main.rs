@@ -13,6 +13,7 @@ mod escalation;
 mod faults;
 mod harness;
 mod harness_smoke;
+mod oauth;
 mod ops;
 mod proxy;
 mod reload;

@@ -298,12 +298,22 @@ impl Authenticator for Bearer<'_> {
             Some(first) => first,
             None => {
                 if let Ok(mut e) = self.error.lock() {
-                    *e = Some(String::from_utf8_lossy(challenge).into_owned());
+                    *e = Some(challenge_text(challenge));
                 }
                 Vec::new()
             }
         }
     }
+}
+
+/// The JSON error a server sends in its SASL challenge, fit for one log line: control
+/// characters dropped, at most 300 characters.
+fn challenge_text(challenge: &[u8]) -> String {
+    String::from_utf8_lossy(challenge)
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(300)
+        .collect()
 }
 
 /// A failed LOGIN/AUTHENTICATE: a refusal only when the server said NO or BAD; a
@@ -399,19 +409,11 @@ pub async fn connect(
         .map_err(|(e, _)| login_error(user, &e, None))?,
         AuthKind::Xoauth2 | AuthKind::Oauthbearer => {
             let (mech, initial) = if cfg.auth == AuthKind::Xoauth2 {
-                (
-                    "XOAUTH2",
-                    format!("user={user}\x01auth=Bearer {}\x01\x01", secret.expose()),
-                )
+                ("XOAUTH2", crate::oauth::xoauth2_response(user, secret))
             } else {
                 (
                     "OAUTHBEARER",
-                    format!(
-                        "n,a={user},\x01host={}\x01port={}\x01auth=Bearer {}\x01\x01",
-                        cfg.host,
-                        cfg.port,
-                        secret.expose()
-                    ),
+                    crate::oauth::oauthbearer_response(user, &cfg.host, cfg.port, secret),
                 )
             };
             let error = std::sync::Mutex::new(None);
@@ -421,7 +423,7 @@ pub async fn connect(
                 client.authenticate(
                     mech,
                     Bearer {
-                        initial: Some(initial.into_bytes()),
+                        initial: Some(initial.expose().as_bytes().to_vec()),
                         error: &error,
                     },
                 ),
@@ -542,6 +544,23 @@ mod tests {
         assert!(
             matches!(e, ConnectError::Unreachable { .. }),
             "loopback was refused: {e}"
+        );
+    }
+
+    /// The XOAUTH2 error challenge is answered with an empty response and kept for the
+    /// message; its JSON is shown as the server sent it, minus control characters.
+    #[test]
+    fn bearer_answers_the_error_challenge_empty_and_keeps_its_text() {
+        let error = std::sync::Mutex::new(None);
+        let mut b = Bearer {
+            initial: Some(b"user=u\x01auth=Bearer t\x01\x01".to_vec()),
+            error: &error,
+        };
+        assert_eq!(b.process(b""), b"user=u\x01auth=Bearer t\x01\x01".to_vec());
+        assert_eq!(b.process(b"{\"status\":\"401\"}\r\n"), Vec::<u8>::new());
+        assert_eq!(
+            error.lock().expect("lock").as_deref(),
+            Some("{\"status\":\"401\"}")
         );
     }
 

@@ -500,6 +500,17 @@ impl MailSource for ImapFolder {
     }
 
     async fn file(&mut self, keys: &[MessageKey], dest: &[String]) -> Result<(), FileError> {
+        // Gmail's own folders (All Mail, Spam, Trash, ...) are never a destination: a
+        // move there would delete, spam or archive the mail instead of routing it.
+        if dest
+            .first()
+            .is_some_and(|top| crate::config::is_gmail_special(top))
+        {
+            return Err(FileError::Refused(format!(
+                "{} is under Gmail's own [Gmail] folder; mailtriage never files there (change the profile's folder names)",
+                dest.join("/")
+            )));
+        }
         let uids: Vec<u32> = keys.iter().map(|k| k.uid).collect();
         for set in uid_sets(&uids) {
             let mut retried = false;

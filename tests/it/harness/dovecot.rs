@@ -45,6 +45,9 @@ pub struct DovecotOptions {
     /// With `tls`: the names the server certificate is issued for (DNS names or IP
     /// addresses); empty means "localhost" and 127.0.0.1, the address tests connect to.
     pub cert_names: Vec<String>,
+    /// Also accept XOAUTH2 and OAUTHBEARER, checking each token at this RFC 7662
+    /// introspection URL (`oauth2` passdb, `introspection_mode = post`); see `harness::oauth`.
+    pub oauth2_introspection: Option<String>,
 }
 
 impl Default for DovecotOptions {
@@ -60,6 +63,7 @@ impl Default for DovecotOptions {
             tls: false,
             extra_config: String::new(),
             cert_names: Vec::new(),
+            oauth2_introspection: None,
         }
     }
 }
@@ -311,6 +315,16 @@ impl Dovecot {
     /// waits until a LOGIN succeeds.
     fn launch(&mut self) -> Result<(), String> {
         fs::write(&self.conf, self.config()).map_err(|e| format!("writing config: {e}"))?;
+        if let Some(url) = &self.opts.oauth2_introspection {
+            // Every token is checked at the introspection endpoint (no local cache), and
+            // its `username` must be the SASL user.
+            let ext = format!(
+                "introspection_mode = post\nintrospection_url = {url}\nusername_attribute = username\n\
+                 active_attribute = active\nactive_value = true\nforce_introspection = yes\ntimeout_msecs = 5000\n"
+            );
+            fs::write(self.dir().join("oauth2.conf.ext"), ext)
+                .map_err(|e| format!("writing oauth2.conf.ext: {e}"))?;
+        }
         let run = self.dir().join("run");
         // Stale sockets from a previous master make auth retry for 5 s: start clean.
         let _ = fs::remove_dir_all(&run);
@@ -426,6 +440,14 @@ impl Dovecot {
             )
         };
         let extra = self.opts.extra_config.replace("{dir}", &d.to_string());
+        let (mechanisms, passwd_mechanisms, oauth2_passdb) = match &self.opts.oauth2_introspection {
+            Some(_) => (
+                "plain login xoauth2 oauthbearer",
+                "  mechanisms = plain login\n",
+                format!("passdb {{\n  driver = oauth2\n  mechanisms = xoauth2 oauthbearer\n  args = {d}/oauth2.conf.ext\n}}\n"),
+            ),
+            None => ("plain login", "", String::new()),
+        };
         let sep = self.opts.separator;
         let port = self.port;
         let tls_port = self.tls_port.unwrap_or(0);
@@ -441,7 +463,7 @@ auth_verbose = yes
 protocols = imap
 listen = 127.0.0.1
 {ssl}disable_plaintext_auth = no
-auth_mechanisms = plain login
+auth_mechanisms = {mechanisms}
 # Failed logins answer at once and leave no per-IP penalty for the next login.
 auth_failure_delay = 0
 service anvil {{
@@ -455,9 +477,9 @@ first_valid_gid = {gid}
 last_valid_gid = {gid}
 passdb {{
   driver = passwd-file
-  args = scheme=PLAIN username_format=%u {d}/users
+{passwd_mechanisms}  args = scheme=PLAIN username_format=%u {d}/users
 }}
-userdb {{
+{oauth2_passdb}userdb {{
   driver = passwd-file
   args = username_format=%u {d}/users
   default_fields = uid={uid} gid={gid} home={d}/mail/%u

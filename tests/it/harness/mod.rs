@@ -18,6 +18,7 @@
 mod dovecot;
 mod imap;
 mod mailbox;
+mod oauth;
 mod process;
 mod smtp;
 mod tls;
@@ -30,6 +31,8 @@ pub use dovecot::{Dovecot, DovecotOptions, POST_LOGIN_CAPABILITIES};
 pub use imap::{imap_append, imap_command, mutf7, quote, ImapClient, IMAP_TIMEOUT};
 #[allow(unused_imports)]
 pub use mailbox::StoredMessage;
+#[allow(unused_imports)]
+pub use oauth::{OauthProvider, Seen};
 #[allow(unused_imports)]
 pub use process::{poll, run, signal, Output};
 #[allow(unused_imports)]
