@@ -58,6 +58,8 @@ pub struct SmtpConfig {
     pub tls: TlsMode,
     pub user: Option<String>,
     pub password: Option<Secret>,
+    /// XOAUTH2 with this account's OAuth2 token instead of a password.
+    pub oauth_account: Option<String>,
     pub from: String,
     pub ca_file: Option<PathBuf>,
     pub allow_insecure: bool,
@@ -333,6 +335,48 @@ fn compile(c: &mut Checker<'_>, raw: &RawConfig, dir: &FsPath) -> Config {
         if let Some(pw) = &s.password {
             check_secret(c, &p.key("password"), pw);
         }
+        let mut user = s.user.clone();
+        if let Some(name) = &s.oauth_account {
+            let at = p.key("oauth_account");
+            let oauth_imap = |a: &&RawAccount| {
+                a.imap.as_ref().is_some_and(|i| {
+                    matches!(i.auth, Some(AuthKind::Xoauth2 | AuthKind::Oauthbearer))
+                })
+            };
+            match raw.accounts.iter().find(|a| &a.name == name) {
+                Some(a) if oauth_imap(&a) => {
+                    if user.is_none() {
+                        user = a.imap.as_ref().map(|i| i.user.clone());
+                    }
+                }
+                Some(_) => {
+                    c.at_value(&at, format!("account `{name}` does not log in with OAuth2"))
+                        .expect_("an account with `auth: xoauth2` or `auth: oauthbearer`");
+                }
+                None => {
+                    let names = raw
+                        .accounts
+                        .iter()
+                        .filter(|a| oauth_imap(a))
+                        .map(|a| a.name.as_str());
+                    let hint = did_you_mean(name, names.clone())
+                        .map(|m| format!(" (did you mean `{m}`?)"))
+                        .unwrap_or_default();
+                    c.at_value(&at, format!("there is no account `{name}`{hint}"))
+                        .expect_(format!(
+                            "the name of an account that logs in with OAuth2: {}",
+                            names.collect::<Vec<_>>().join(", ")
+                        ));
+                }
+            }
+            if s.password.is_some() {
+                c.at_value(
+                    &p.key("password"),
+                    "a password and `oauth_account` both given",
+                )
+                .expect_("one of them: `oauth_account` logs in with the account's OAuth2 token");
+            }
+        }
         if !s.from.contains('@') {
             c.at_value(&p.key("from"), format!("`{}` has no address", s.from))
                 .expect_("an address, optionally with a name: \"Triage <alerts@example.com>\"");
@@ -345,8 +389,9 @@ fn compile(c: &mut Checker<'_>, raw: &RawConfig, dir: &FsPath) -> Config {
                 TlsMode::None => 25,
             }),
             tls,
-            user: s.user.clone(),
+            user,
             password: s.password.as_ref().map(|p| secret(dir, p)),
+            oauth_account: s.oauth_account.clone(),
             from: s.from.clone(),
             ca_file: s.ca_file.as_ref().map(|f| resolve_path(dir, f)),
             allow_insecure: s.allow_insecure.unwrap_or(false),

@@ -279,6 +279,38 @@ mod tests {
     }
 
     #[test]
+    fn smtp_oauth_account_must_name_an_oauth_account_and_lends_its_user() {
+        let accounts = "accounts:\n  - name: gmail\n    profile: p.yaml\n    imap: {user: info@example.com, auth: xoauth2, oauth: gmail}\n  - name: local\n    profile: p.yaml\n    maildir: m\n";
+        let cfg = compile_yaml(&format!(
+            "smtp: {{host: smtp.gmail.com, from: \"T <info@example.com>\", oauth_account: gmail}}\n{accounts}"
+        ))
+        .expect("valid");
+        let smtp = cfg.smtp.expect("smtp");
+        assert_eq!(smtp.oauth_account.as_deref(), Some("gmail"));
+        assert_eq!(smtp.user.as_deref(), Some("info@example.com"));
+        let err = compile_yaml(&format!(
+            "smtp: {{host: smtp.gmail.com, from: \"T <info@example.com>\", oauth_account: gmial, password: {{env: P}}}}\n{accounts}"
+        ))
+        .expect_err("refused");
+        assert!(
+            err.contains("there is no account `gmial` (did you mean `gmail`?)"),
+            "{err}"
+        );
+        assert!(
+            err.contains("a password and `oauth_account` both given"),
+            "{err}"
+        );
+        let err = compile_yaml(&format!(
+            "smtp: {{host: smtp.gmail.com, from: \"T <info@example.com>\", oauth_account: local}}\n{accounts}"
+        ))
+        .expect_err("refused");
+        assert!(
+            err.contains("account `local` does not log in with OAuth2"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn custom_oauth_endpoints_must_be_https_and_complete() {
         let err = compile_yaml(
             "accounts:\n  - name: c\n    profile: p.yaml\n    imap: {host: mail.example.com, user: u, auth: oauthbearer, oauth: {token_url: \"http://idp.example.com/token\", client_id: x}}\n",

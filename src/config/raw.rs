@@ -227,6 +227,10 @@ pub struct RawSmtp {
     /// The password: {env: VAR}, {file: PATH} or {command: "..."}.
     #[serde(default)]
     pub password: Option<RawSecret>,
+    /// Log in with XOAUTH2, using the OAuth2 token of this account (Gmail, Microsoft 365):
+    /// the account must log in with xoauth2 or oauthbearer; `user` defaults to its user.
+    #[serde(default)]
+    pub oauth_account: Option<String>,
     /// Sender of alerts, e.g. "Hot Tub Man triage <alerts@hottubman.ca>".
     pub from: String,
     /// Extra CA certificate (PEM).

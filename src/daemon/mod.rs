@@ -519,9 +519,17 @@ pub async fn run(cfg: Config, opts: RunOptions) -> Result<()> {
     }
     // The outbox: alerts, acknowledgements and digests over SMTP, when configured.
     let mail = match &cfg.smtp {
-        Some(smtp) => Some(Arc::new(
-            crate::outbox::MailSettings::new(&smtp.from).context("smtp.from")?,
-        )),
+        Some(smtp) => {
+            let mut ms = crate::outbox::MailSettings::new(&smtp.from).context("smtp.from")?;
+            // XOAUTH2: the named account's OAuth2 token (validated with the config).
+            if let Some(name) = &smtp.oauth_account {
+                let acct = cfg
+                    .account(name)
+                    .ok_or_else(|| anyhow!("smtp.oauth_account: no account named {name}"))?;
+                ms.tokens = crate::oauth::TokenSource::for_account(&cfg, acct)?;
+            }
+            Some(Arc::new(ms))
+        }
         None => None,
     };
     let outbox_task = match (&cfg.smtp, &mail, opts.once) {

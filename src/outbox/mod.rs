@@ -28,9 +28,11 @@ use lettre::transport::smtp::client::AsyncSmtpConnection;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+use crate::config::SecretString;
 use crate::config::SmtpConfig;
 use crate::daemon::metrics as m;
 use crate::mail::MessageView;
+use crate::oauth::TokenSource;
 use crate::profile::{LiveProfile, Profile};
 use crate::store::outbox::NewMail;
 use crate::store::{now, Store};
@@ -55,6 +57,10 @@ pub struct MailSettings {
     pub sender: Sender,
     pub wake: tokio::sync::Notify,
     pub accounts: Mutex<Vec<(String, Arc<LiveProfile>)>>,
+    /// XOAUTH2 (`smtp.oauth_account`): the account's token source, shared with its IMAP
+    /// sessions, and the token the server last refused (refreshed before the next try).
+    pub tokens: Option<Arc<TokenSource>>,
+    refused: tokio::sync::Mutex<Option<SecretString>>,
 }
 
 impl MailSettings {
@@ -64,6 +70,8 @@ impl MailSettings {
             sender: Sender::parse(from)?,
             wake: tokio::sync::Notify::new(),
             accounts: Mutex::new(Vec::new()),
+            tokens: None,
+            refused: tokio::sync::Mutex::new(None),
         })
     }
 
@@ -160,10 +168,15 @@ pub struct Pass {
 /// Sends every message due at `at`. A temporary failure (server down, timeout, 4xx,
 /// authentication) defers the rest of the queue to the same retry time, so an outage
 /// costs one attempt per pass, not one per message.
-pub async fn pass(store: &Store, cfg: &SmtpConfig, sender: &Sender, at: i64) -> Result<Pass> {
+pub async fn pass(
+    store: &Store,
+    cfg: &SmtpConfig,
+    settings: &MailSettings,
+    at: i64,
+) -> Result<Pass> {
     let mut total = Pass::default();
     loop {
-        let p = batch(store, cfg, sender, at).await?;
+        let p = batch(store, cfg, settings, at).await?;
         total.sent += p.sent;
         total.failed += p.failed;
         total.deferred += p.deferred;
@@ -174,15 +187,40 @@ pub async fn pass(store: &Store, cfg: &SmtpConfig, sender: &Sender, at: i64) -> 
     }
 }
 
+/// The access token for XOAUTH2, when the SMTP login uses one: a fresh one after the
+/// server refused the last.
+async fn xoauth2_token(settings: &MailSettings) -> Result<Option<SecretString>> {
+    let Some(tokens) = &settings.tokens else {
+        return Ok(None);
+    };
+    let refused = settings.refused.lock().await.take();
+    let token = match refused {
+        Some(r) => tokens.refreshed(&r).await?,
+        None => tokens.access_token().await?,
+    };
+    Ok(Some(token))
+}
+
 /// Up to BATCH due messages over one connection: each is recorded as sent the moment
 /// the server's 250 arrives, before the next one (or QUIT) is sent.
-async fn batch(store: &Store, cfg: &SmtpConfig, sender: &Sender, at: i64) -> Result<Pass> {
+async fn batch(store: &Store, cfg: &SmtpConfig, settings: &MailSettings, at: i64) -> Result<Pass> {
     let mut report = Pass::default();
     let due = store.due_mail(at, BATCH)?;
     if due.is_empty() {
         return Ok(report);
     }
-    let smtp = match Smtp::new(cfg, sender) {
+    let token = match xoauth2_token(settings).await {
+        Ok(t) => t,
+        Err(e) => {
+            // A revoked refresh token or an unreachable provider: keep the mail queued.
+            let first = due.first().map_or(1, |d| d.attempts + 1);
+            let until = now() + retry_delay(first);
+            warn!("cannot send mail: {e:#}; retrying in {}s", until - now());
+            report.deferred = store.defer_due(until)?;
+            return Ok(report);
+        }
+    };
+    let smtp = match Smtp::new(cfg, &settings.sender, token.as_ref()) {
         Ok(t) => t,
         Err(e) => {
             // A configuration problem (password command failing): retry like an outage.
@@ -215,7 +253,13 @@ async fn batch(store: &Store, cfg: &SmtpConfig, sender: &Sender, at: i64) -> Res
                 };
                 match tokio::time::timeout(SEND_TIMEOUT, send).await {
                     Ok(Ok(())) => Ok(()),
-                    Ok(Err(f)) => Err((f.permanent, f.why)),
+                    Ok(Err(f)) => {
+                        if f.auth {
+                            // An expired or revoked access token: refresh before retrying.
+                            *settings.refused.lock().await = token.clone();
+                        }
+                        Err((f.permanent, f.why))
+                    }
                     Err(_) => Err((
                         false,
                         format!("no answer within {}s", SEND_TIMEOUT.as_secs()),
@@ -279,7 +323,7 @@ pub async fn run(
         if let Err(e) = digest::queue_due(&store, &settings, now()) {
             warn!("cannot queue digests: {e:#}");
         }
-        match pass(&store, &cfg, &settings.sender, now()).await {
+        match pass(&store, &cfg, &settings, now()).await {
             Ok(p) if p.sent + p.failed > 0 => debug!(?p, "outbox pass"),
             Ok(_) => {}
             Err(e) => warn!("outbox pass failed: {e:#}"),
@@ -301,7 +345,7 @@ pub async fn run(
 /// (a one-shot run is a deliberate "try now") — then return.
 pub async fn drain_once(store: &Store, cfg: &SmtpConfig, settings: &MailSettings) -> Result<Pass> {
     digest::queue_due(store, settings, now())?;
-    let p = pass(store, cfg, &settings.sender, i64::MAX).await?;
+    let p = pass(store, cfg, settings, i64::MAX).await?;
     set_pending_gauge(store);
     Ok(p)
 }

@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use anyhow::{anyhow, Context as _, Result};
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
+
+use crate::config::SecretString;
 use lettre::transport::smtp::client::{
     AsyncSmtpConnection, AsyncTokioStream, Certificate, TlsParameters,
 };
@@ -75,11 +77,14 @@ pub struct Smtp {
     /// Implicit TLS: the same rustls configuration as IMAP (system roots + `ca_file`).
     implicit: Option<Arc<ClientConfig>>,
     credentials: Option<Credentials>,
+    /// PLAIN/LOGIN with a password, XOAUTH2 with an OAuth2 access token.
+    mechanisms: &'static [Mechanism],
 }
 
 impl Smtp {
     /// Resolves the configuration (password, CA file) for a batch of sends.
-    pub fn new(cfg: &SmtpConfig, sender: &Sender) -> Result<Smtp> {
+    /// `token` is the OAuth2 access token when the login is XOAUTH2 (`oauth_account`).
+    pub fn new(cfg: &SmtpConfig, sender: &Sender, token: Option<&SecretString>) -> Result<Smtp> {
         let tls = match cfg.tls {
             TlsMode::None | TlsMode::Implicit => None,
             TlsMode::Starttls => {
@@ -99,9 +104,17 @@ impl Smtp {
                 )
             }
         };
-        let credentials = match &cfg.user {
-            None => None,
-            Some(user) => {
+        let credentials = match (&cfg.user, token) {
+            (Some(user), Some(token)) => {
+                Some(Credentials::new(user.clone(), token.expose().to_string()))
+            }
+            (None, Some(_)) => {
+                return Err(anyhow!(
+                    "smtp.oauth_account needs a user to log in as (smtp.user)"
+                ))
+            }
+            (None, None) => None,
+            (Some(user), None) => {
                 let password = match &cfg.password {
                     Some(s) => s
                         .resolve()
@@ -128,6 +141,11 @@ impl Smtp {
             mode: cfg.tls,
             hello: ClientId::Domain(sender.mailbox.email.domain().to_string()),
             tls,
+            mechanisms: if token.is_some() {
+                &[Mechanism::Xoauth2]
+            } else {
+                &[Mechanism::Plain, Mechanism::Login]
+            },
             credentials,
         })
     }
@@ -143,6 +161,7 @@ impl Smtp {
                 return Err(Failure {
                     permanent: false,
                     why: format!("cannot connect to {}:{}: {e}", self.host, self.port),
+                    auth: false,
                 })
             }
             Err(_) => {
@@ -154,6 +173,7 @@ impl Smtp {
                         self.port,
                         COMMAND_TIMEOUT.as_secs()
                     ),
+                    auth: false,
                 })
             }
         };
@@ -169,10 +189,12 @@ impl Smtp {
                 let config = self.implicit.clone().ok_or_else(|| Failure {
                     permanent: false,
                     why: "no TLS configuration".into(),
+                    auth: false,
                 })?;
                 let name = ServerName::try_from(self.host.clone()).map_err(|e| Failure {
                     permanent: true,
                     why: format!("`{}` is not a TLS server name: {e}", self.host),
+                    auth: false,
                 })?;
                 let tls = TlsConnector::from(config)
                     .connect(name, tcp)
@@ -180,6 +202,7 @@ impl Smtp {
                     .map_err(|e| Failure {
                         permanent: false,
                         why: format!("TLS with {}:{} failed: {e}", self.host, self.port),
+                        auth: false,
                     })?;
                 AsyncSmtpConnection::connect_with_transport(Box::new(TlsTcp(tls)), &self.hello)
                     .await?
@@ -193,7 +216,7 @@ impl Smtp {
             conn.starttls(p.clone(), &self.hello).await?;
         }
         if let Some(c) = &self.credentials {
-            conn.auth(&[Mechanism::Plain, Mechanism::Login], c).await?;
+            conn.auth(self.mechanisms, c).await?;
         }
         Ok(conn)
     }
@@ -204,6 +227,8 @@ impl Smtp {
 pub(super) struct Failure {
     pub(super) permanent: bool,
     pub(super) why: String,
+    /// The server refused the login (worth a new OAuth2 token).
+    pub(super) auth: bool,
 }
 
 impl From<lettre::transport::smtp::Error> for Failure {
@@ -213,6 +238,7 @@ impl From<lettre::transport::smtp::Error> for Failure {
         Failure {
             permanent: e.is_permanent() && !auth,
             why: e.to_string(),
+            auth,
         }
     }
 }

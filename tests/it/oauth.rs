@@ -14,7 +14,7 @@ use mailtriage::config::{AuthKind, ImapConfig, SecretString, TlsMode};
 use mailtriage::mailbox::imap::connect::{connect, tls_config, ConnectError};
 
 use super::daemon::{message, root, wait_count, Conf, Setup};
-use super::harness::{Dovecot, DovecotOptions, OauthProvider};
+use super::harness::{Dovecot, DovecotOptions, OauthProvider, SmtpSink, TempDir};
 
 fn dovecot(p: &OauthProvider) -> Dovecot {
     Dovecot::start(DovecotOptions {
@@ -514,4 +514,52 @@ fn a_destination_under_gmail_special_folders_is_never_filed_into() {
         "{:?}",
         d.folders("alice")
     );
+}
+
+/// `smtp.oauth_account`: mail the daemon sends logs in to SMTP with XOAUTH2, using the
+/// account's stored refresh token (the SMTP server checks the access token at the same
+/// provider); the SMTP server offers nothing else, so a password login could not pass.
+#[test]
+fn outgoing_mail_logs_in_with_xoauth2_using_the_accounts_token() {
+    let p = OauthProvider::start();
+    let d = dovecot(&p);
+    let refresh = p.add_refresh("alice");
+    let sink = SmtpSink::start_xoauth2(&p.url("/introspect"));
+    let s = oauth_setup(&d, &p, "xoauth2", "browser");
+    store_refresh(&s, &p, &refresh);
+    // The hot tub profile with an acknowledgement, so a customer's message sends mail.
+    let pdir = TempDir::new("oauth-smtp");
+    let profile = pdir.path().join("hottub.yaml");
+    let hottub = std::fs::read_to_string(root().join("profiles/hottub.yaml")).expect("profile");
+    std::fs::write(
+        &profile,
+        format!("{hottub}\nacknowledgement:\n  template: \"Hello {{customer_name}}, {{member}} will answer.\"\n"),
+    )
+    .expect("write profile");
+    let yaml = std::fs::read_to_string(&s.config).expect("config");
+    let yaml = yaml.replace(
+        &root().join("profiles/hottub.yaml").display().to_string(),
+        &profile.display().to_string(),
+    );
+    std::fs::write(
+        &s.config,
+        format!(
+            "{yaml}    backfill: all\nsmtp: {{host: 127.0.0.1, port: {}, tls: none, from: \"Triage <alerts@hottubman.ca>\", oauth_account: test}}\n",
+            sink.port()
+        ),
+    )
+    .expect("write config");
+    d.deliver(
+        "alice",
+        "INBOX",
+        &message("oas1", "Quote", "A quote for a new hot tub please"),
+    );
+    let (status, log) = s.run_once(&[]);
+    assert!(status.success(), "{log}");
+    let got = sink.wait_for(1, Duration::from_secs(10));
+    assert_eq!(got.len(), 1, "{got:#?}\n{log}");
+    assert!(got[0].text().contains("will answer"), "{}", got[0].raw);
+    // The SMTP login used a token the provider issued from the stored refresh token.
+    assert!(!p.grants("refresh_token").is_empty(), "{log}");
+    assert!(!log.contains(&refresh), "the refresh token reached the log");
 }

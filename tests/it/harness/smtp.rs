@@ -41,14 +41,39 @@ class Handler:
             os.rename(tmp, os.path.join(out, name + "." + ext))
         return "250 OK queued"
 
+class OauthHandler(Handler):
+    # SASL XOAUTH2: "user=U^Aauth=Bearer T^A^A", the token checked at the OAuth2 test
+    # provider's introspection endpoint (RFC 7662), as Dovecot checks IMAP logins.
+    async def auth_XOAUTH2(self, server, args):
+        import base64, json, urllib.parse, urllib.request
+        if len(args) > 1:
+            data = base64.b64decode(args[1])
+        else:
+            data = await server.challenge_auth("")
+            if not isinstance(data, bytes):
+                return AuthResult(success=False, handled=False)
+        fields = dict(f.split(b"=", 1) for f in data.split(b"\x01") if b"=" in f)
+        login = fields.get(b"user", b"").decode()
+        token = fields.get(b"auth", b"").decode().removeprefix("Bearer ")
+        req = urllib.request.Request(os.environ["SINK_INTROSPECT"],
+                                     data=urllib.parse.urlencode({"token": token}).encode())
+        with urllib.request.urlopen(req, timeout=5) as r:
+            info = json.load(r)
+        ok = info.get("active") is True and info.get("username") == login
+        return AuthResult(success=ok, handled=False)
+
 def auth(server, session, envelope, mechanism, auth_data):
     ok = user is not None and auth_data.login.decode() == user and auth_data.password.decode() == password
     # handled=False: aiosmtpd answers 535 itself (with the default, it answers nothing).
     return AuthResult(success=ok, handled=False)
 
 kw = {}
+handler = Handler()
 if user is not None:
     kw = dict(authenticator=auth, auth_required=True, auth_require_tls=False)
+if os.environ.get("SINK_INTROSPECT"):
+    handler = OauthHandler()
+    kw = dict(auth_required=True, auth_require_tls=False, auth_exclude_mechanism=["LOGIN", "PLAIN"])
 tls = os.environ.get("SINK_TLS")
 if tls:
     import ssl
@@ -59,7 +84,7 @@ if tls:
     else:
         kw["tls_context"] = ctx
         kw["require_starttls"] = True
-c = Controller(Handler(), hostname="127.0.0.1", port=port, **kw)
+c = Controller(handler, hostname="127.0.0.1", port=port, **kw)
 c.start()
 print("ready", flush=True)
 signal.signal(signal.SIGTERM, lambda *a: (c.stop(), sys.exit(0)))
@@ -150,6 +175,8 @@ pub struct SmtpSink {
     auth: Option<(String, String)>,
     /// `implicit` or `starttls`, with the test CA's certificate for localhost/127.0.0.1.
     tls: Option<String>,
+    /// XOAUTH2 only, tokens checked at this RFC 7662 introspection URL.
+    introspect: Option<String>,
 }
 
 impl SmtpSink {
@@ -164,6 +191,7 @@ impl SmtpSink {
             child: None,
             auth: None,
             tls: None,
+            introspect: None,
         }
     }
 
@@ -190,6 +218,15 @@ impl SmtpSink {
         super::tls::make_certs(&s.dir.path().join("tls"), super::tls::DEFAULT_NAMES);
         s.auth = Some((user.to_string(), password.to_string()));
         s.tls = Some(mode.to_string());
+        s.up();
+        s
+    }
+
+    /// A running server that requires XOAUTH2 (and offers nothing else), accepting access
+    /// tokens the introspection endpoint at `url` calls active for the login's user.
+    pub fn start_xoauth2(url: &str) -> SmtpSink {
+        let mut s = Self::reserve();
+        s.introspect = Some(url.to_string());
         s.up();
         s
     }
@@ -226,6 +263,9 @@ impl SmtpSink {
             );
         if let Some((u, p)) = &self.auth {
             cmd.env("SINK_USER", u).env("SINK_PASSWORD", p);
+        }
+        if let Some(url) = &self.introspect {
+            cmd.env("SINK_INTROSPECT", url);
         }
         if let Some(mode) = &self.tls {
             let tls = self.dir.path().join("tls");
