@@ -8,12 +8,17 @@
 //! expanded**: only their first occurrence counts, and the calendar's note says how many
 //! were seen — export the calendar with recurrences expanded to get all of them.
 //!
-//! Only files are read; the profile refuses URLs (download a feed to a file with cron).
-//! A file that cannot be read or parsed is logged, and the last good copy stays in force;
-//! with no good copy the provider is treated as free within their hours.
+//! A calendar is a file or an https:// feed. Files are re-read when a snapshot finds them
+//! stale; feeds are fetched (at most [`MAX_CALENDAR_BYTES`], within [`FETCH_TIMEOUT`],
+//! https only — plain http only to this machine — and at most 5 redirects, never to
+//! plain http) by [`CalendarCache::refresh_feeds`], which the daemon awaits before each
+//! batch, so taking a snapshot never waits for the network. A calendar that cannot be
+//! read, fetched or parsed is logged, and the last good copy stays in force; with no
+//! good copy the provider is treated as free within their hours. Logs name a feed by
+//! scheme and host only: feed addresses often carry a secret.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -22,11 +27,13 @@ use chrono::{NaiveDate, NaiveDateTime, TimeDelta, TimeZone};
 use chrono_tz::Tz;
 use tracing::{info, warn};
 
-use crate::profile::Profile;
+use crate::profile::{CalendarSource, Profile};
 use crate::triage::booking::BusyCalendar;
 
 /// Calendars larger than this are refused (a busy calendar is a few hundred KiB at most).
 pub const MAX_CALENDAR_BYTES: u64 = 16 * 1024 * 1024;
+/// Longest a feed may take to fetch.
+pub const FETCH_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// What was read from one calendar.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -293,14 +300,96 @@ pub fn read(path: &Path, zone: Tz) -> anyhow::Result<Parsed> {
     }
     let bytes = std::fs::read(path)
         .with_context(|| format!("cannot read the calendar {}", path.display()))?;
-    let text = String::from_utf8_lossy(&bytes);
+    parse_bytes(&bytes, &path.display().to_string(), zone)
+}
+
+/// Parses a calendar's bytes (from a file or a feed), refusing what is not iCalendar.
+fn parse_bytes(bytes: &[u8], name: &str, zone: Tz) -> anyhow::Result<Parsed> {
+    let text = String::from_utf8_lossy(bytes);
     if !text.contains("BEGIN:VCALENDAR") {
-        anyhow::bail!(
-            "{} is not an iCalendar file (no BEGIN:VCALENDAR)",
-            path.display()
-        );
+        anyhow::bail!("{name} is not an iCalendar file (no BEGIN:VCALENDAR)");
     }
     Ok(parse(&text, zone))
+}
+
+/// The HTTP client for feeds: rustls, a timeout, at most 5 redirects and none to plain
+/// http (except to this machine).
+fn feed_client() -> anyhow::Result<reqwest::Client> {
+    use anyhow::Context as _;
+    let policy = reqwest::redirect::Policy::custom(|attempt| {
+        let local = attempt
+            .url()
+            .host_str()
+            .is_some_and(|h| h == "localhost" || h == "127.0.0.1" || h == "[::1]");
+        if attempt.previous().len() >= 5 {
+            attempt.error("more than 5 redirects")
+        } else if attempt.url().scheme() != "https" && !local {
+            attempt.error("a redirect to plain http")
+        } else {
+            attempt.follow()
+        }
+    });
+    reqwest::Client::builder()
+        .redirect(policy)
+        .timeout(FETCH_TIMEOUT)
+        .connect_timeout(Duration::from_secs(10))
+        .user_agent(concat!("mailtriage/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .context("cannot set up the HTTP client for calendar feeds")
+}
+
+/// Reads a file or fetches a feed now, outside the daemon (`mailtriage check`).
+pub fn load_blocking(source: &CalendarSource, zone: Tz) -> anyhow::Result<Parsed> {
+    match source {
+        CalendarSource::File(path) => read(path, zone),
+        CalendarSource::Url(_) => {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            rt.block_on(async { fetch(&feed_client()?, source, zone).await })
+        }
+    }
+}
+
+/// Fetches and parses one feed, reading at most [`MAX_CALENDAR_BYTES`].
+async fn fetch(
+    client: &reqwest::Client,
+    source: &CalendarSource,
+    zone: Tz,
+) -> anyhow::Result<Parsed> {
+    let CalendarSource::Url(url) = source else {
+        anyhow::bail!("not a feed");
+    };
+    let name = source.describe();
+    // reqwest's own errors carry the whole address: keep them out of logs.
+    let quiet = |e: reqwest::Error| e.without_url();
+    let mut resp = client
+        .get(url)
+        .send()
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot fetch the calendar {name}: {}", quiet(e)))?;
+    let status = resp.status();
+    if !status.is_success() {
+        anyhow::bail!("the calendar {name} answered {status}");
+    }
+    if resp
+        .content_length()
+        .is_some_and(|n| n > MAX_CALENDAR_BYTES)
+    {
+        anyhow::bail!("the calendar {name} is more than {MAX_CALENDAR_BYTES} bytes");
+    }
+    let mut bytes = Vec::new();
+    while let Some(chunk) = resp
+        .chunk()
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot fetch the calendar {name}: {}", quiet(e)))?
+    {
+        if (bytes.len() + chunk.len()) as u64 > MAX_CALENDAR_BYTES {
+            anyhow::bail!("the calendar {name} is more than {MAX_CALENDAR_BYTES} bytes");
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    parse_bytes(&bytes, &name, zone)
 }
 
 /// One calendar's cached state.
@@ -313,14 +402,135 @@ struct Entry {
     error: Option<String>,
 }
 
-/// Busy calendars, read from files and re-read after the profile's refresh interval.
+/// Busy calendars: files re-read and feeds re-fetched after the profile's refresh
+/// interval.
 #[derive(Debug, Default)]
 pub struct CalendarCache {
-    entries: Mutex<HashMap<(PathBuf, Tz), Entry>>,
+    entries: Mutex<HashMap<(CalendarSource, Tz), Entry>>,
+    client: std::sync::OnceLock<reqwest::Client>,
+}
+
+/// The new state of a calendar after a read or fetch, given the previous one.
+fn updated(
+    prev: Option<Entry>,
+    outcome: anyhow::Result<Parsed>,
+    member: &str,
+    source: &CalendarSource,
+    refresh: Duration,
+    now: Instant,
+) -> Entry {
+    let good = prev.and_then(|e| e.good);
+    match outcome {
+        Ok(parsed) => {
+            info!(provider = %member, calendar = %source.describe(), events = parsed.events,
+                busy = parsed.busy.len(), "read busy calendar");
+            Entry {
+                read_at: now,
+                good: Some((Arc::new(parsed), chrono::Utc::now())),
+                error: None,
+            }
+        }
+        Err(e) => {
+            let next = if good.is_some() {
+                "keeping the last good copy"
+            } else {
+                "treating them as free within their hours"
+            };
+            warn!(provider = %member, calendar = %source.describe(),
+                "busy calendar unreadable: {e:#}; {next}; trying again in {}s", refresh.as_secs());
+            Entry {
+                read_at: now,
+                good,
+                error: Some(format!("{e:#}")),
+            }
+        }
+    }
 }
 
 impl CalendarCache {
-    /// The busy calendars of `profile`'s providers, by member name, re-reading stale ones.
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(CalendarSource, Tz), Entry>> {
+        match self.entries.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
+    /// Fetches the feeds of `profile`'s providers that are due (never fetched, or older
+    /// than `booking.calendar_refresh`), one after the other, each within
+    /// [`FETCH_TIMEOUT`]. Cheap when nothing is due.
+    pub async fn refresh_feeds(&self, profile: &Profile) {
+        self.refresh_feeds_at(profile, Instant::now()).await;
+    }
+
+    /// As [`refresh_feeds`](Self::refresh_feeds), at a given instant (for tests).
+    pub async fn refresh_feeds_at(&self, profile: &Profile, now: Instant) {
+        let Some(booking) = &profile.booking else {
+            return;
+        };
+        let zone = profile.business.timezone;
+        let refresh = Duration::from_secs(booking.calendar_refresh_secs);
+        let due: Vec<(CalendarSource, String)> = {
+            let entries = self.lock();
+            booking
+                .providers
+                .iter()
+                .filter_map(|p| {
+                    let src @ CalendarSource::Url(_) = p.busy_calendar.as_ref()? else {
+                        return None;
+                    };
+                    let member = profile.members.get(p.member)?;
+                    let stale = entries
+                        .get(&(src.clone(), zone))
+                        .is_none_or(|e| now.saturating_duration_since(e.read_at) >= refresh);
+                    stale.then(|| (src.clone(), member.name.clone()))
+                })
+                .collect()
+        };
+        if due.is_empty() {
+            return;
+        }
+        let client = match self.client.get() {
+            Some(c) => c.clone(),
+            None => match feed_client() {
+                Ok(c) => self.client.get_or_init(|| c).clone(),
+                Err(e) => {
+                    warn!("{e:#}");
+                    return;
+                }
+            },
+        };
+        for (src, member) in due {
+            let outcome = fetch(&client, &src, zone).await;
+            let key = (src.clone(), zone);
+            let mut entries = self.lock();
+            let prev = entries.remove(&key);
+            let entry = updated(prev, outcome, &member, &src, refresh, now);
+            entries.insert(key, entry);
+        }
+    }
+
+    /// [`refresh_feeds`](Self::refresh_feeds) outside the daemon (the command line):
+    /// on a small runtime of its own, when the profile has feeds at all.
+    pub fn refresh_feeds_blocking(&self, profile: &Profile) {
+        let has_feeds = profile.booking.as_ref().is_some_and(|b| {
+            b.providers
+                .iter()
+                .any(|p| matches!(p.busy_calendar, Some(CalendarSource::Url(_))))
+        });
+        if !has_feeds {
+            return;
+        }
+        match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(rt) => rt.block_on(self.refresh_feeds(profile)),
+            Err(e) => warn!("cannot fetch calendar feeds: {e}"),
+        }
+    }
+
+    /// The busy calendars of `profile`'s providers, by member name: stale files are
+    /// re-read; feeds are what [`refresh_feeds`](Self::refresh_feeds) last fetched.
     pub fn snapshot(&self, profile: &Profile) -> BTreeMap<String, BusyCalendar> {
         self.snapshot_at(profile, Instant::now())
     }
@@ -333,58 +543,33 @@ impl CalendarCache {
         };
         let zone = profile.business.timezone;
         let refresh = Duration::from_secs(booking.calendar_refresh_secs);
-        let mut entries = match self.entries.lock() {
-            Ok(g) => g,
-            Err(poisoned) => poisoned.into_inner(),
-        };
+        let mut entries = self.lock();
         for p in &booking.providers {
-            let Some(path) = &p.busy_calendar else {
+            let Some(src) = &p.busy_calendar else {
                 continue;
             };
             let Some(member) = profile.members.get(p.member) else {
                 continue;
             };
-            let key = (path.clone(), zone);
-            let stale = entries
-                .get(&key)
-                .is_none_or(|e| now.saturating_duration_since(e.read_at) >= refresh);
-            if stale {
-                let prev = entries.remove(&key);
-                let good = prev.and_then(|e| e.good);
-                let entry = match read(path, zone) {
-                    Ok(parsed) => {
-                        info!(provider = %member.name, calendar = %path.display(), events = parsed.events,
-                            busy = parsed.busy.len(), "read busy calendar");
-                        Entry {
-                            read_at: now,
-                            good: Some((Arc::new(parsed), chrono::Utc::now())),
-                            error: None,
-                        }
-                    }
-                    Err(e) => {
-                        let next = if good.is_some() {
-                            "keeping the last good copy"
-                        } else {
-                            "treating them as free within their hours"
-                        };
-                        warn!(provider = %member.name, calendar = %path.display(),
-                            "busy calendar unreadable: {e:#}; {next}; trying again in {}s", refresh.as_secs());
-                        Entry {
-                            read_at: now,
-                            good,
-                            error: Some(format!("{e:#}")),
-                        }
-                    }
-                };
-                entries.insert(key.clone(), entry);
+            let key = (src.clone(), zone);
+            if let CalendarSource::File(path) = src {
+                let stale = entries
+                    .get(&key)
+                    .is_none_or(|e| now.saturating_duration_since(e.read_at) >= refresh);
+                if stale {
+                    let prev = entries.remove(&key);
+                    let entry = updated(prev, read(path, zone), &member.name, src, refresh, now);
+                    entries.insert(key.clone(), entry);
+                }
             }
-            let Some(e) = entries.get(&key) else {
-                continue;
-            };
-            let cal = match (&e.good, &e.error) {
-                (Some((parsed, at)), err) => BusyCalendar {
+            let cal = match entries.get(&key) {
+                Some(Entry {
+                    good: Some((parsed, at)),
+                    error,
+                    ..
+                }) => BusyCalendar {
                     busy: parsed.busy.clone(),
-                    note: match err {
+                    note: match error {
                         Some(err) => Some(format!(
                             "{err}; using the copy read at {} UTC",
                             at.format("%Y-%m-%d %H:%M")
@@ -392,11 +577,18 @@ impl CalendarCache {
                         None => parsed.note(),
                     },
                 },
-                (None, err) => BusyCalendar {
+                Some(Entry { error, .. }) => BusyCalendar {
                     busy: Vec::new(),
                     note: Some(format!(
                         "{}; no busy data, treated as free within their hours",
-                        err.as_deref().unwrap_or("not read yet")
+                        error.as_deref().unwrap_or("not read yet")
+                    )),
+                },
+                None => BusyCalendar {
+                    busy: Vec::new(),
+                    note: Some(format!(
+                        "{} not fetched yet; no busy data, treated as free within their hours",
+                        src.describe()
                     )),
                 },
             };

@@ -201,6 +201,9 @@ pub async fn fetch_batch<S: MailSource>(
     keys: &[MessageKey],
     not_before: Option<i64>,
 ) -> Result<FetchedBatch> {
+    // Calendar feeds due for a refresh are fetched here, where waiting is allowed, so
+    // the triage that follows only reads what is cached.
+    acct.calendars.refresh_feeds(&acct.profile.snapshot()).await;
     let mut messages = src.fetch(keys, acct.max_scan_bytes).await?;
     let before = messages.len();
     if let Some(t) = not_before {

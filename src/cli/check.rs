@@ -183,10 +183,10 @@ fn provider_line(p: &Profile, mi: usize) -> Option<String> {
         .collect();
     let calendar = match &pr.busy_calendar {
         None => "no busy calendar".to_string(),
-        Some(path) => match crate::calendar::read(path, p.business.timezone) {
+        Some(src) => match crate::calendar::load_blocking(src, p.business.timezone) {
             Ok(c) => format!(
                 "busy calendar {} ({} busy time(s){})",
-                path.display(),
+                src.describe(),
                 c.busy.len(),
                 c.note().map(|n| format!("; {n}")).unwrap_or_default()
             ),

@@ -42,11 +42,14 @@ pub fn resolve_profile(given: Option<&Path>) -> Result<Profile> {
     Profile::load(&path).map_err(|e| anyhow::anyhow!("invalid profile\n{e}"))
 }
 
-/// The context offline: no history; busy calendars read from the profile's files.
+/// The context offline: no history; busy calendars read from the profile's files and
+/// feeds (fetched once).
 fn context(addresses: &[String], profile: &Profile) -> Context {
+    let calendars = crate::calendar::CalendarCache::default();
+    calendars.refresh_feeds_blocking(profile);
     Context {
         account_addresses: addresses.iter().map(|a| a.trim().to_lowercase()).collect(),
-        calendars: crate::calendar::CalendarCache::default().snapshot(profile),
+        calendars: calendars.snapshot(profile),
         ..Context::default()
     }
 }

@@ -5,7 +5,7 @@ use super::compile::{plain_set, Checker, DiagExt, MemberRef};
 use super::diag::did_you_mean;
 use super::raw::RawBooking;
 use super::yaml::Path;
-use super::{Booking, BookingWeights, Contact, Provider, Service};
+use super::{Booking, BookingWeights, CalendarSource, Contact, Provider, Service};
 use crate::triage::matcher::KeywordSet;
 
 /// Parses "09:00-17:00", "09:00-12:00, 13:00-17:00" or "closed" into minute ranges.
@@ -195,19 +195,20 @@ pub(crate) fn booking(
             if t.is_empty() {
                 c.at_value(&pp.key("busy_calendar"), "the calendar location is empty")
                     .expect_("the path of an .ics file, e.g. calendars/nancy.ics");
-            } else if ["http://", "https://", "webcal://"]
+            } else if ["http://", "https://", "webcal://", "webcals://"]
                 .iter()
                 .any(|s| lower.starts_with(s))
             {
-                c.at_value(
-                    &pp.key("busy_calendar"),
-                    format!("calendar URLs are not fetched yet (`{t}`)"),
-                )
-                .expect_(
-                    "the path of an .ics file; download the feed to a file (e.g. curl from cron) and name that file",
-                );
+                match calendar_url(t) {
+                    Ok(u) => busy_calendar = Some(CalendarSource::Url(u)),
+                    Err(why) => {
+                        c.at_value(&pp.key("busy_calendar"), why).expect_(
+                            "an https:// (or webcal://) calendar feed, or the path of an .ics file",
+                        );
+                    }
+                }
             } else {
-                busy_calendar = Some(resolve_beside(c.file(), t));
+                busy_calendar = Some(CalendarSource::File(resolve_beside(c.file(), t)));
             }
         }
         if let Some(link) = &rp.link {
@@ -307,6 +308,36 @@ fn check_link(c: &mut Checker<'_>, at: &Path, link: &str) {
     if !(l.starts_with("https://") || l.starts_with("http://")) || l.contains(char::is_whitespace) {
         c.at_value(at, format!("`{link}` is not a web address"))
             .expect_("an https:// booking link, e.g. https://cal.com/clinic/deep-tissue");
+    }
+}
+
+/// A calendar feed's address, checked: https (webcal:// means https), plain http only to
+/// this machine, a host, no spaces.
+pub fn calendar_url(url: &str) -> Result<String, String> {
+    let (scheme, rest) = url
+        .split_once("://")
+        .ok_or_else(|| format!("`{url}` is not a web address"))?;
+    let scheme = scheme.to_ascii_lowercase();
+    let host_port = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = match host_port.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => host_port.rsplit_once(':').map_or(host_port, |(h, _)| h),
+    };
+    if host.is_empty() || url.contains(char::is_whitespace) {
+        return Err(format!("`{url}` is not a web address"));
+    }
+    let loopback = host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    match scheme.as_str() {
+        "https" => Ok(url.to_string()),
+        "webcal" | "webcals" => Ok(format!("https://{rest}")),
+        "http" if loopback => Ok(url.to_string()),
+        "http" => Err(format!(
+            "`{url}` would fetch the calendar unencrypted; use https:// (plain http only to this machine)"
+        )),
+        _ => Err(format!("`{url}` is not a web address")),
     }
 }
 

@@ -239,10 +239,34 @@ pub struct Provider {
     pub services: Vec<(usize, ServiceRank)>,
     /// Working ranges per weekday, Monday first, in minutes since midnight.
     pub hours: [Vec<(u16, u16)>; 7],
-    /// The busy calendar file, resolved against the profile's directory.
-    pub busy_calendar: Option<std::path::PathBuf>,
+    /// The busy calendar: a file (resolved against the profile's directory) or a URL.
+    pub busy_calendar: Option<CalendarSource>,
     /// The provider's own booking link, if any.
     pub link: Option<String>,
+}
+
+/// Where a provider's busy calendar comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum CalendarSource {
+    /// An .ics file, re-read after `booking.calendar_refresh`.
+    File(std::path::PathBuf),
+    /// An https:// feed (webcal:// is read as https://), fetched after the same interval.
+    Url(String),
+}
+
+impl CalendarSource {
+    /// For logs and `check`: the file's path, or the feed's scheme and host only —
+    /// calendar feed addresses often carry a secret in their path.
+    pub fn describe(&self) -> String {
+        match self {
+            CalendarSource::File(p) => p.display().to_string(),
+            CalendarSource::Url(u) => {
+                let (scheme, rest) = u.split_once("://").unwrap_or(("https", u));
+                let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+                format!("{scheme}://{host}/…")
+            }
+        }
+    }
 }
 
 impl Provider {

@@ -292,7 +292,7 @@ fn parse_error(file: &str, err: &serde_saphyr::Error) -> Diagnostic {
 
 /// A syntax error often comes a line after its cause: a `[` or `{` never closed. Point at it.
 fn bracket_hint(d: Diagnostic, text: &str) -> Diagnostic {
-    if d.expected.is_some() || d.loc.line == 0 {
+    if d.expected.is_some() || d.loc.line == 0 || d.message.contains("duplicate") {
         return d;
     }
     let upto = d.loc.line as usize;
@@ -307,14 +307,19 @@ fn bracket_hint(d: Diagnostic, text: &str) -> Diagnostic {
         let code = line.split(" #").next().unwrap_or(line);
         let mut depth: i32 = 0;
         let mut quote: Option<char> = None;
+        // A quote opens a quoted scalar only where a scalar starts (`O'Brien` is plain).
+        let mut scalar_start = true;
         for c in code.chars() {
             match (quote, c) {
                 (Some(q), c) if c == q => quote = None,
                 (Some(_), _) => {}
-                (None, '"' | '\'') => quote = Some(c),
+                (None, '"' | '\'') if scalar_start => quote = Some(c),
                 (None, '[' | '{') => depth += 1,
                 (None, ']' | '}') => depth -= 1,
                 _ => {}
+            }
+            if quote.is_none() {
+                scalar_start = matches!(c, '[' | '{' | ',' | ':' | '-' | ' ' | '\t');
             }
         }
         if depth > 0 {

@@ -662,23 +662,131 @@ fn calendar_missing_from_the_start_means_no_busy_data() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-#[test]
-fn calendar_urls_are_refused_with_a_clear_message() {
+/// A one-file web server on 127.0.0.1: answers each request with the next scripted
+/// (status, body), repeating the last; returns the port and a request counter.
+fn feed_server(
+    script: Vec<(u16, String)>,
+) -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = hits.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { break };
+            let mut buf = [0u8; 4096];
+            let _ = conn.read(&mut buf);
+            let n = counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let (status, body) = script[n.min(script.len() - 1)].clone();
+            let _ = write!(
+                conn,
+                "HTTP/1.1 {status} X\r\nContent-Type: text/calendar\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    (port, hits)
+}
+
+/// The clinic profile with Marcus's calendar at `url` (refreshed every 15 minutes).
+fn clinic_with_feed(url: &str) -> Profile {
     let yaml = std::fs::read_to_string(root().join("profiles/clinic.yaml"))
         .expect("clinic profile")
         .replace(
             "busy_calendar: calendars/marcus.ics",
-            "busy_calendar: https://calendar.example.com/marcus.ics",
+            &format!("busy_calendar: \"{url}\""),
+        );
+    let file = root().join("profiles/clinic-feed.yaml");
+    Profile::from_bytes(&file.display().to_string(), yaml.as_bytes())
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[test]
+fn calendar_feeds_are_fetched_cached_and_kept_when_the_server_fails() {
+    let ics = std::fs::read_to_string(root().join("profiles/calendars/marcus.ics")).expect("ics");
+    let from_file = CalendarCache::default().snapshot(&clinic());
+    let want = from_file.get("Marcus Chen").cloned().unwrap_or_default();
+    assert_eq!(want.busy.len(), 1, "{want:?}");
+    // First the calendar, then a server error, then garbage.
+    let (port, hits) = feed_server(vec![
+        (200, ics),
+        (500, String::new()),
+        (200, "not a calendar".into()),
+    ]);
+    let p = clinic_with_feed(&format!("http://127.0.0.1:{port}/secret-token/marcus.ics"));
+    let cache = CalendarCache::default();
+    // Before any fetch a snapshot never waits for the network: no busy data, said so.
+    let before = cache.snapshot(&p);
+    let note = before["Marcus Chen"].note.clone().unwrap_or_default();
+    assert!(note.contains("not fetched yet"), "{note}");
+    assert!(
+        !note.contains("secret-token"),
+        "the feed's path stays out: {note}"
+    );
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let t0 = Instant::now();
+    rt.block_on(cache.refresh_feeds_at(&p, t0));
+    let got = cache.snapshot(&p)["Marcus Chen"].clone();
+    assert_eq!(got.busy, want.busy, "the feed gives what the file gives");
+    // Within the refresh interval nothing is fetched again.
+    rt.block_on(cache.refresh_feeds_at(&p, t0 + Duration::from_secs(60)));
+    assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 1);
+    for (round, expect) in [(2, "answered 500"), (3, "not an iCalendar file")] {
+        let at = t0 + Duration::from_secs(16 * 60 * (round as u64 - 1));
+        rt.block_on(cache.refresh_feeds_at(&p, at));
+        assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), round);
+        let kept = cache.snapshot(&p)["Marcus Chen"].clone();
+        assert_eq!(kept.busy, want.busy, "last good copy kept after: {expect}");
+        let note = kept.note.unwrap_or_default();
+        assert!(
+            note.contains(expect) && note.contains("using the copy read at"),
+            "{note}"
+        );
+        assert!(!note.contains("secret-token"), "{note}");
+    }
+    // The command line fetches feeds too (once, on a runtime of its own).
+    let fresh = CalendarCache::default();
+    fresh.refresh_feeds_blocking(&p);
+    assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 4);
+}
+
+#[test]
+fn calendar_feeds_must_be_https_except_on_this_machine() {
+    let yaml = std::fs::read_to_string(root().join("profiles/clinic.yaml"))
+        .expect("clinic profile")
+        .replace(
+            "busy_calendar: calendars/marcus.ics",
+            "busy_calendar: http://calendar.example.com/marcus.ics",
         );
     let err = Profile::from_bytes("clinic.yaml", yaml.as_bytes())
         .err()
         .map(|e| e.to_string())
         .unwrap_or_default();
     assert!(
-        err.contains("calendar URLs are not fetched yet")
+        err.contains("would fetch the calendar unencrypted")
             && err.contains("booking.providers[2].busy_calendar"),
         "{err}"
     );
+    for ok in [
+        "https://calendar.example.com/marcus.ics",
+        "webcal://calendar.example.com/marcus.ics",
+        "http://127.0.0.1:8080/marcus.ics",
+    ] {
+        let yaml = std::fs::read_to_string(root().join("profiles/clinic.yaml"))
+            .expect("clinic profile")
+            .replace(
+                "busy_calendar: calendars/marcus.ics",
+                &format!("busy_calendar: \"{ok}\""),
+            );
+        assert!(
+            Profile::from_bytes("clinic.yaml", yaml.as_bytes()).is_ok(),
+            "{ok} refused"
+        );
+    }
 }
 
 /// The clinic with a receptionist who is not a provider.
