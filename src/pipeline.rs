@@ -490,6 +490,29 @@ pub async fn recover<S: MailSource>(
         count = pending.len(),
         "finishing filing planned before the last stop"
     );
+    // In slices, each settled before the next: a session cut in the middle of a large
+    // recovery (up to FILE_BATCH planned messages) still moves it forward, and counts as
+    // progress, instead of starting over with the whole set every time.
+    let mut pending = pending;
+    while !pending.is_empty() {
+        let rest = pending.split_off(pending.len().min(RECOVERY_SLICE));
+        let slice = std::mem::replace(&mut pending, rest);
+        report.add(recover_slice(src, acct, slice).await?);
+    }
+    Ok(report)
+}
+
+/// Planned decisions settled per step of [`recover`].
+const RECOVERY_SLICE: usize = 500;
+
+/// Settles one slice of planned decisions: filed already (copy found), copied but not
+/// removed (remove now), still here (file now), or gone (someone else moved it).
+async fn recover_slice<S: MailSource>(
+    src: &mut S,
+    acct: &Account,
+    pending: Vec<StoredDecision>,
+) -> Result<Report> {
+    let mut report = Report::default();
     let keys: Vec<MessageKey> = pending
         .iter()
         .map(|d| MessageKey {
