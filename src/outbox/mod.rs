@@ -209,21 +209,15 @@ async fn batch(store: &Store, cfg: &SmtpConfig, settings: &MailSettings, at: i64
     if due.is_empty() {
         return Ok(report);
     }
-    let token = match xoauth2_token(settings).await {
-        Ok(t) => t,
-        Err(e) => {
-            // A revoked refresh token or an unreachable provider: keep the mail queued.
-            let first = due.first().map_or(1, |d| d.attempts + 1);
-            let until = now() + retry_delay(first);
-            warn!("cannot send mail: {e:#}; retrying in {}s", until - now());
-            report.deferred = store.defer_due(until)?;
-            return Ok(report);
-        }
+    let ready = match xoauth2_token(settings).await {
+        Ok(token) => Smtp::new(cfg, &settings.sender, token.as_ref()).map(|smtp| (smtp, token)),
+        Err(e) => Err(e),
     };
-    let smtp = match Smtp::new(cfg, &settings.sender, token.as_ref()) {
-        Ok(t) => t,
+    let (smtp, token) = match ready {
+        Ok(r) => r,
         Err(e) => {
-            // A configuration problem (password command failing): retry like an outage.
+            // A configuration problem (password command failing), a revoked refresh token
+            // or an unreachable OAuth2 provider: keep the mail queued, retry like an outage.
             let first = due.first().map_or(1, |d| d.attempts + 1);
             let until = now() + retry_delay(first);
             warn!("cannot send mail: {e:#}; retrying in {}s", until - now());
