@@ -113,10 +113,23 @@ pub fn escalate(
 
 /// Scores the sentiment of the new text for the decision. Curly apostrophes are
 /// straightened first so "don’t" negates like "don't" (mail clients send both).
-pub fn sentiment_of(profile: &Profile, text: &str) -> Sentiment {
+pub fn sentiment_of(profile: &Profile, text: &str, sender_name: Option<&str>) -> Sentiment {
     let straight = text.replace(['\u{2019}', '\u{2018}'], "'");
-    let s = super::sentiment::Analyzer::builtin()
-        .score_with_neutral(&straight, &profile.escalation.sentiment_neutral);
+    // People's names carry no mood: the sender's and the team's ("Grant", "Joy", "Hope").
+    let mut names: Vec<String> = sender_name
+        .into_iter()
+        .chain(profile.members.iter().map(|m| m.name.as_str()))
+        .flat_map(|n| n.split(|c: char| !c.is_alphanumeric() && c != '\''))
+        .filter(|w| w.chars().count() >= 2)
+        .map(str::to_lowercase)
+        .collect();
+    names.sort();
+    names.dedup();
+    let s = super::sentiment::Analyzer::builtin().score_with(
+        &straight,
+        &profile.escalation.sentiment_neutral,
+        &names,
+    );
     Sentiment {
         compound: round(s.compound),
         words: s

@@ -217,6 +217,7 @@ pub fn triage(msg: &MessageView, profile: &Profile, ctx: &Context) -> Decision {
         Some(escalate::sentiment_of(
             profile,
             text.get(..end).unwrap_or_default(),
+            msg.from_name(),
         ))
     } else {
         None

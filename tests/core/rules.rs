@@ -181,6 +181,39 @@ fn fault_words_carry_no_sentiment() {
 }
 
 #[test]
+fn peoples_names_carry_no_sentiment() {
+    let p = profile("escalation: {mode: sentiment_only}\n");
+    let sentiment = |from: &str, body: &str| {
+        let raw = format!("From: {from}\r\nTo: info@hottubman.ca\r\nSubject: Hi\r\n\r\n{body}\r\n");
+        let d = triage(
+            &MessageView::parse(raw.as_bytes(), 1 << 18),
+            &p,
+            &Context::default(),
+        );
+        d.sentiment
+            .map(|s| s.words.iter().map(|w| w.word.clone()).collect::<Vec<_>>())
+    };
+    // The sender's own name ("Grant", "Joy") is not a mood; the same words in the text are.
+    let words = sentiment(
+        "Olivia Grant <o@example.net>",
+        "See you Thursday.\n\nOlivia Grant",
+    )
+    .unwrap_or_default();
+    assert!(!words.iter().any(|w| w == "Grant"), "{words:?}");
+    let words = sentiment(
+        "Joy Park <j@example.net>",
+        "Please grant my request, it would bring me joy.\nJoy",
+    )
+    .unwrap_or_default();
+    assert!(
+        words.iter().any(|w| w == "grant")
+            && words.iter().any(|w| w == "joy")
+            && !words.iter().any(|w| w == "Joy"),
+        "{words:?}"
+    );
+}
+
+#[test]
 fn classification_rules() {
     let p = profile("categories:\n  BILLING: {keywords: {invoice: 1.0, receipt: 1.0}}\n  SALES: {keywords: {invoice: 0}}\n");
     // (subject, body, category, rule)
