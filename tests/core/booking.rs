@@ -662,33 +662,6 @@ fn calendar_missing_from_the_start_means_no_busy_data() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// A one-file web server on 127.0.0.1: answers each request with the next scripted
-/// (status, body), repeating the last; returns the port and a request counter.
-fn feed_server(
-    script: Vec<(u16, String)>,
-) -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
-    use std::io::{Read, Write};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = listener.local_addr().expect("addr").port();
-    let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let counter = hits.clone();
-    std::thread::spawn(move || {
-        for conn in listener.incoming() {
-            let Ok(mut conn) = conn else { break };
-            let mut buf = [0u8; 4096];
-            let _ = conn.read(&mut buf);
-            let n = counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            let (status, body) = script[n.min(script.len() - 1)].clone();
-            let _ = write!(
-                conn,
-                "HTTP/1.1 {status} X\r\nContent-Type: text/calendar\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
-        }
-    });
-    (port, hits)
-}
-
 /// The clinic profile with Marcus's calendar at `url` (refreshed every 15 minutes).
 fn clinic_with_feed(url: &str) -> Profile {
     let yaml = std::fs::read_to_string(root().join("profiles/clinic.yaml"))
@@ -709,7 +682,7 @@ fn calendar_feeds_are_fetched_cached_and_kept_when_the_server_fails() {
     let want = from_file.get("Marcus Chen").cloned().unwrap_or_default();
     assert_eq!(want.busy.len(), 1, "{want:?}");
     // First the calendar, then a server error, then garbage.
-    let (port, hits) = feed_server(vec![
+    let (port, hits) = crate::feed::serve(vec![
         (200, ics),
         (500, String::new()),
         (200, "not a calendar".into()),

@@ -2,6 +2,8 @@
 
 mod booking;
 mod cli;
+#[path = "../common/feed.rs"]
+mod feed;
 mod folder_invariants;
 mod fuzz_props;
 mod hostile;

@@ -245,3 +245,61 @@ fn booking_acknowledgement_names_the_provider_and_their_link() {
         "{text}"
     );
 }
+
+/// A busy calendar served as a feed: the daemon fetches it before triaging, so Nancy
+/// (away all Wednesday in her calendar) is not given a Wednesday request — without the
+/// feed she would be, deep tissue being her primary service.
+#[test]
+fn the_daemon_fetches_busy_calendar_feeds_before_triage() {
+    let d = Dovecot::start(DovecotOptions::default());
+    let nancy = std::fs::read_to_string(root().join("profiles/calendars/nancy.ics")).expect("ics");
+    let (port, hits) = crate::feed::serve(vec![(200, nancy)]);
+    let pdir = TempDir::new("clinic-feed");
+    let cals = pdir.path().join("calendars");
+    std::fs::create_dir_all(&cals).expect("calendars dir");
+    std::fs::copy(
+        root().join("profiles/calendars/marcus.ics"),
+        cals.join("marcus.ics"),
+    )
+    .expect("copy");
+    let clinic = std::fs::read_to_string(root().join("profiles/clinic.yaml"))
+        .expect("clinic")
+        .replace(
+            "busy_calendar: calendars/nancy.ics",
+            &format!("busy_calendar: \"http://127.0.0.1:{port}/private/nancy.ics\""),
+        );
+    let profile = pdir.path().join("clinic.yaml");
+    std::fs::write(&profile, clinic).expect("write profile");
+    let s = Setup::imap(
+        &d,
+        Conf {
+            profile,
+            user: "alice",
+            password_env: PW.0,
+            extra: "    backfill: all\n",
+        },
+    );
+    let m = request(
+        "feed-1",
+        "Pat Customer <pat@example.com>",
+        "Deep tissue",
+        "Do you have availability for a deep tissue massage on Wednesday?",
+    );
+    d.deliver("alice", "INBOX", &m);
+    let (status, log) = s.run_once(&[PW]);
+    assert!(status.success(), "{log}");
+    assert!(
+        hits.load(std::sync::atomic::Ordering::SeqCst) >= 1,
+        "the feed was never fetched\n{log}"
+    );
+    assert!(
+        holds(&d, "BOOKING/Marcus Chen", "feed-1"),
+        "{}",
+        s.log_text()
+    );
+    assert!(
+        !s.log_text().contains("/private/"),
+        "the feed's path reached the log"
+    );
+    assert_exactly_once(&d, "alice", &[m]);
+}

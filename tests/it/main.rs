@@ -11,6 +11,8 @@ mod daemon_imap;
 mod daemon_maildir;
 mod escalation;
 mod faults;
+#[path = "../common/feed.rs"]
+mod feed;
 mod harness;
 mod harness_smoke;
 mod oauth;
