@@ -116,19 +116,18 @@ pub fn escalate(
 pub fn sentiment_of(profile: &Profile, text: &str, sender_name: Option<&str>) -> Sentiment {
     let straight = text.replace(['\u{2019}', '\u{2018}'], "'");
     // People's names carry no mood: the sender's and the team's ("Grant", "Joy", "Hope").
-    let mut names: Vec<String> = sender_name
-        .into_iter()
-        .chain(profile.members.iter().map(|m| m.name.as_str()))
-        .flat_map(|n| n.split(|c: char| !c.is_alphanumeric() && c != '\''))
-        .filter(|w| w.chars().count() >= 2)
-        .map(str::to_lowercase)
-        .collect();
-    names.sort();
-    names.dedup();
+    // Asked only of capitalised lexicon words, so nothing is built per message.
+    let is_name = |lower: &str| {
+        sender_name
+            .into_iter()
+            .chain(profile.members.iter().map(|m| m.name.as_str()))
+            .flat_map(|n| n.split(|c: char| !c.is_alphanumeric() && c != '\''))
+            .any(|w| w.chars().count() >= 2 && w.to_lowercase() == lower)
+    };
     let s = super::sentiment::Analyzer::builtin().score_with(
         &straight,
         &profile.escalation.sentiment_neutral,
-        &names,
+        &is_name,
     );
     Sentiment {
         compound: round(s.compound),

@@ -187,25 +187,33 @@ impl Analyzer {
     /// Like [`Analyzer::score`], but the lexicon words in `neutral` (lowercase, sorted) carry
     /// no valence: a business can say that "error" or "leak" describe a fault, not a mood.
     pub fn score_with_neutral(&self, text: &str, neutral: &[String]) -> SentimentScore {
-        self.score_with(text, neutral, &[])
+        self.score_with(text, neutral, &|_| false)
     }
 
-    /// Like [`Analyzer::score_with_neutral`]; also weightless: a capitalised word that is
-    /// one of `names` (lowercase, sorted) — "Olivia Grant" signs with a name, not a mood.
-    pub fn score_with(&self, text: &str, neutral: &[String], names: &[String]) -> SentimentScore {
+    /// Like [`Analyzer::score_with_neutral`]; also weightless: a capitalised lexicon word
+    /// for which `is_name` (given it lowercased) holds — "Olivia Grant" signs with a
+    /// name, not a mood.
+    pub fn score_with(
+        &self,
+        text: &str,
+        neutral: &[String],
+        is_name: &dyn Fn(&str) -> bool,
+    ) -> SentimentScore {
         let tokens: Vec<Token<'_>> = text
             .split(is_python_space)
             .filter(|t| !t.is_empty())
             .map(|t| {
                 let mut tok = self.token(t);
-                let listed = |list: &[String]| {
-                    list.binary_search_by(|w| w.as_str().cmp(&tok.lower))
+                let neutral_word = || {
+                    neutral
+                        .binary_search_by(|w| w.as_str().cmp(&tok.lower))
                         .is_ok()
                 };
-                let a_name =
-                    tok.raw.chars().next().is_some_and(char::is_uppercase) && listed(names);
+                let a_name = || {
+                    tok.raw.chars().next().is_some_and(char::is_uppercase) && is_name(&tok.lower)
+                };
                 // Still a lexicon word (so "no problem" stays "no" + word), but weightless.
-                if tok.valence.is_some() && (listed(neutral) || a_name) {
+                if tok.valence.is_some() && (neutral_word() || a_name()) {
                     tok.valence = Some(0.0);
                 }
                 tok
