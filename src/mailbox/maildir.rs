@@ -275,6 +275,21 @@ impl Maildir {
             .collect())
     }
 
+    /// What moving or copying into `dest` needs: the inbox's index, the destination
+    /// (created if missing; a failure is a refusal), and both keyword tables.
+    fn destination(
+        &self,
+        dest: &[String],
+    ) -> Result<(HashMap<String, PathBuf>, PathBuf, Keywords, Keywords), FileError> {
+        let index = self.index()?;
+        let dir = self
+            .ensure_folder(dest)
+            .map_err(|e| FileError::Refused(format!("{e:#}")))?;
+        let from_kw = Keywords::load(&self.root)?;
+        let to_kw = Keywords::load(&dir)?;
+        Ok((index, dir, from_kw, to_kw))
+    }
+
     fn ensure_folder(&self, levels: &[String]) -> Result<PathBuf> {
         let dir = self.folder_dir(levels);
         ensure_maildir(&dir, self.owner)?;
@@ -370,12 +385,7 @@ impl MailSource for Maildir {
     }
 
     async fn file(&mut self, keys: &[MessageKey], dest: &[String]) -> Result<(), FileError> {
-        let index = self.index()?;
-        let dir = self
-            .ensure_folder(dest)
-            .map_err(|e| FileError::Refused(format!("{e:#}")))?;
-        let from_kw = Keywords::load(&self.root)?;
-        let mut to_kw = Keywords::load(&dir)?;
+        let (index, dir, from_kw, mut to_kw) = self.destination(dest)?;
         let mut missing = Vec::new();
         for k in keys {
             let Some(src) = index.get(&k.key) else {
@@ -511,12 +521,7 @@ impl MailSource for Maildir {
     }
 
     async fn copy_to(&mut self, keys: &[MessageKey], dest: &[String]) -> Result<(), FileError> {
-        let index = self.index()?;
-        let dir = self
-            .ensure_folder(dest)
-            .map_err(|e| FileError::Refused(format!("{e:#}")))?;
-        let from_kw = Keywords::load(&self.root)?;
-        let mut to_kw = Keywords::load(&dir)?;
+        let (index, dir, from_kw, mut to_kw) = self.destination(dest)?;
         for k in keys {
             if self.folder_holds(dest, &k.key) {
                 continue;
