@@ -328,13 +328,17 @@ pub fn stats(db: &Path, since: &str, format: Format) -> Result<ExitCode> {
 /// `explain --message-id ID`: the stored receipt of past decisions about that message.
 pub fn explain_stored(db: &Path, message_id: &str, json: bool) -> Result<ExitCode> {
     let conn = open(db)?;
+    // The fingerprint of a message with a Message-ID is that ID trimmed and lowercased
+    // (`pipeline::message_fingerprint`); it is indexed, the raw ID is not.
     let id = message_id
         .trim()
         .trim_start_matches('<')
-        .trim_end_matches('>');
+        .trim_end_matches('>')
+        .trim()
+        .to_lowercase();
     let mut stmt = conn.prepare(
         "SELECT account, sender, subject, decision_json, decided_at, status, profile_version
-         FROM decisions WHERE message_id = ?1 ORDER BY id",
+         FROM decisions WHERE fingerprint = ?1 ORDER BY id",
     )?;
     let rows: Vec<(String, String, String, String, i64, String, String)> = stmt
         .query_map(params![id], |r| {

@@ -320,14 +320,37 @@ impl Store {
         account: &str,
         fingerprint: &str,
     ) -> Result<Option<StoredDecision>> {
-        let conn = self.conn()?;
-        // Once per message: keep the compiled statement.
-        let mut stmt = conn.prepare_cached(&format!(
-            "{SELECT_DECISION} WHERE account = ?1 AND fingerprint = ?2 ORDER BY id DESC LIMIT 1"
-        ))?;
-        stmt.query_row(params![account, fingerprint], read_decision)
-            .optional()
-            .context("cannot look up a decision")
+        Ok(self
+            .find_by_fingerprints(account, &[fingerprint])?
+            .into_iter()
+            .next()
+            .flatten())
+    }
+
+    /// [`Store::find_by_fingerprint`] for many messages, in one read transaction (one
+    /// lock of the database instead of one per message).
+    pub fn find_by_fingerprints(
+        &self,
+        account: &str,
+        fingerprints: &[&str],
+    ) -> Result<Vec<Option<StoredDecision>>> {
+        let mut conn = self.conn()?;
+        let tx = conn
+            .transaction()
+            .context("cannot start a state transaction")?;
+        let mut found = Vec::with_capacity(fingerprints.len());
+        {
+            let mut stmt = tx.prepare_cached(&format!("{SELECT_DECISION} {BY_FINGERPRINT}"))?;
+            for fp in fingerprints {
+                found.push(
+                    stmt.query_row(params![account, fp], read_decision)
+                        .optional()
+                        .context("cannot look up a decision")?,
+                );
+            }
+        }
+        tx.finish().context("cannot end a state transaction")?;
+        Ok(found)
     }
 
     /// Records decisions (and optionally the folder's new sync state) in one transaction;
@@ -471,11 +494,7 @@ impl Store {
     /// Assignments per member over the 7 days before `now` (the load tie-break).
     pub fn load_7d(&self, now: i64) -> Result<BTreeMap<String, u32>> {
         let conn = self.conn()?;
-        let mut stmt = conn.prepare_cached(
-            "SELECT recipient, count(*) FROM decisions
-             WHERE recipient IS NOT NULL AND decided_at >= ?1 AND status IN ('filed', 'planned', 'dry_run')
-             GROUP BY recipient",
-        )?;
+        let mut stmt = conn.prepare_cached(LOAD_7D)?;
         let rows = stmt
             .query_map(params![now - 7 * 86_400], |r| {
                 Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
@@ -513,6 +532,14 @@ impl Store {
         Ok(rows)
     }
 }
+
+/// The latest decision about a fingerprint in an account (index `decisions_fingerprint`).
+const BY_FINGERPRINT: &str = "WHERE fingerprint = ?2 AND account = ?1 ORDER BY id DESC LIMIT 1";
+
+/// Assignments per member since ?1 (read from the covering index `decisions_load`).
+const LOAD_7D: &str = "SELECT recipient, count(*) FROM decisions
+     WHERE recipient IS NOT NULL AND decided_at >= ?1 AND status IN ('filed', 'planned', 'dry_run')
+     GROUP BY recipient";
 
 const SELECT_DECISION: &str =
     "SELECT id, account, folder, uidvalidity, uid, source_key, message_id,
@@ -717,5 +744,50 @@ mod tests {
         s.set_status(&ids, Status::Filed, None).expect("updates");
         assert!(s.pending("a", "INBOX").expect("reads").is_empty());
         assert_eq!(s.load_7d(now()).expect("reads").get("Mark"), Some(&1));
+        let many = s
+            .find_by_fingerprints("a", &["nope", "x@y", "nope@either"])
+            .expect("reads");
+        let found: Vec<Option<Status>> =
+            many.iter().map(|d| d.as_ref().map(|d| d.status)).collect();
+        assert_eq!(found, vec![None, Some(Status::Filed), None]);
+        assert!(s
+            .find_by_fingerprint("other account", "x@y")
+            .expect("reads")
+            .is_none());
+    }
+
+    /// The per-message queries stay index lookups as the audit log grows: the duplicate
+    /// check through `decisions_fingerprint`, the 7-day load from the covering index
+    /// (before it, every batch visited every recent row of the table).
+    #[test]
+    fn per_message_queries_use_their_indexes() {
+        let p = tmp("plans");
+        let s = Store::open(&p).expect("opens");
+        let conn = s.conn().expect("locks");
+        let plan = |sql: &str| -> String {
+            let mut stmt = conn
+                .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+                .expect("prepares");
+            let nulls = std::iter::repeat_n(rusqlite::types::Null, stmt.parameter_count());
+            let rows = stmt
+                .query_map(rusqlite::params_from_iter(nulls), |r| r.get::<_, String>(3))
+                .expect("runs")
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .expect("reads");
+            rows.join("; ")
+        };
+        let find = plan(&format!("{SELECT_DECISION} {BY_FINGERPRINT}"));
+        assert!(find.contains("USING INDEX decisions_fingerprint"), "{find}");
+        let load = plan(LOAD_7D);
+        assert!(
+            load.contains("USING COVERING INDEX decisions_load"),
+            "{load}"
+        );
+        let explain =
+            plan("SELECT decision_json FROM decisions WHERE fingerprint = ?1 ORDER BY id");
+        assert!(
+            explain.contains("USING INDEX decisions_fingerprint"),
+            "{explain}"
+        );
     }
 }

@@ -103,6 +103,19 @@ pub fn migrations() -> Migrations<'static> {
         CREATE INDEX outbox_due ON outbox (next_attempt_at) WHERE status = 'pending';
         ",
         ),
+        // 4: cheaper indexes for the per-message work. The fingerprint is the normalised
+        // Message-ID, so one index serves the duplicate check (fingerprint + account) and
+        // `explain --message-id` (fingerprint alone); the 7-day load is read from a
+        // covering index instead of visiting every recent row of the table.
+        M::up(
+            "
+        DROP INDEX decisions_message_id;
+        DROP INDEX decisions_fingerprint;
+        CREATE INDEX decisions_fingerprint ON decisions (fingerprint, account);
+        CREATE INDEX decisions_load ON decisions (decided_at, recipient, status)
+            WHERE recipient IS NOT NULL;
+        ",
+        ),
     ])
 }
 
