@@ -192,24 +192,30 @@ fn field_kind(line: &[u8]) -> Field {
     }
 }
 
-/// Runs of two or more '-' in a line.
-fn dash_runs(line: &[u8]) -> usize {
-    if memchr::memchr(b'-', line).is_none() {
-        return 0;
-    }
+/// Runs of two or more '-' in `bytes`.
+fn dash_runs(bytes: &[u8]) -> usize {
     let mut runs = 0;
-    let mut run = 0;
-    for &b in line {
-        if b == b'-' {
-            run += 1;
-            if run == 2 {
-                runs += 1;
-            }
-        } else {
-            run = 0;
+    // Position just past the previous dash, and the length of the run it ended.
+    let (mut after_dash, mut run) = (usize::MAX, 0usize);
+    for at in memchr::memchr_iter(b'-', bytes) {
+        run = if at == after_dash { run + 1 } else { 1 };
+        if run == 2 {
+            runs += 1;
         }
+        after_dash = at + 1;
     }
     runs
+}
+
+/// Messages shorter than this cannot reach any field cap or the field-line budget, so
+/// [`limit_structure`] only has to count their dash runs: every field is shorter than
+/// the smallest cap (the list total included: it stays below the message's length), and
+/// `n` lines holding a colon take at least `2n - 1` bytes.
+fn small_enough(max_fields: usize) -> usize {
+    MAX_MIME_FIELD
+        .min(MAX_LIST_FIELD)
+        .min(MAX_LIST_FIELDS / 2)
+        .min(2 * max_fields)
 }
 
 /// Caps fields and applies the structure budget (see the module documentation). Returns
@@ -217,6 +223,16 @@ fn dash_runs(line: &[u8]) -> usize {
 fn limit_structure(bytes: &mut Cow<'_, [u8]>, limit: usize) -> (bool, bool) {
     let mib = limit.div_ceil(1024 * 1024).max(1);
     let (max_fields, max_parts) = (FIELDS_PER_MIB * mib, PARTS_PER_MIB * mib);
+    // Most mail is far below every budget and cap: a message shorter than all of them
+    // can only go over the dash-run budget, which one vectorised scan checks.
+    if bytes.len() < small_enough(max_fields) && dash_runs(bytes) <= max_parts {
+        return (false, false);
+    }
+    limit_lines(bytes, max_fields, max_parts)
+}
+
+/// [`limit_structure`] line by line.
+fn limit_lines(bytes: &mut Cow<'_, [u8]>, max_fields: usize, max_parts: usize) -> (bool, bool) {
     // Ranges to drop, found on the borrowed bytes first: most messages need no copy.
     let mut drops: Vec<(usize, usize)> = Vec::new();
     let mut cut_at = None;
@@ -228,7 +244,8 @@ fn limit_structure(bytes: &mut Cow<'_, [u8]>, limit: usize) -> (bool, bool) {
     while start < bytes.len() {
         let end = memchr::memchr(b'\n', &bytes[start..]).map_or(bytes.len(), |p| start + p + 1);
         let line = &bytes[start..end];
-        fields += usize::from(line.contains(&b':'));
+        let colon = memchr::memchr(b':', line).is_some();
+        fields += usize::from(colon);
         parts += dash_runs(line);
         if fields > max_fields || parts > max_parts {
             cut_at = Some(start);
@@ -236,7 +253,12 @@ fn limit_structure(bytes: &mut Cow<'_, [u8]>, limit: usize) -> (bool, bool) {
         }
         let folded = matches!(line.first(), Some(b' ' | b'\t'));
         if !(field != Field::Other && folded) {
-            field = field_kind(line);
+            // A whole line without a colon names no field.
+            field = if colon || !line.ends_with(b"\n") {
+                field_kind(line)
+            } else {
+                Field::Other
+            };
             field_len = 0;
         }
         let cap = match field {
@@ -400,5 +422,30 @@ mod tests {
         let (out, repairs) = run(b"Subject: s\r\rbody\r");
         assert_eq!(out, b"Subject: s\n\nbody\n".to_vec());
         assert_eq!(repairs, vec![Repair::BareCrLineEndings]);
+    }
+
+    proptest::proptest! {
+        /// The shortcut for small messages gives what the line-by-line pass gives.
+        #[test]
+        fn small_message_shortcut_agrees_with_the_line_pass(
+            pieces in proptest::collection::vec(
+                proptest::sample::select(vec![
+                    "From: a@b\r\n", "To: x\n", " folded\r\n", "--", "---", "-", "--b\n",
+                    ":", "\n", "\r\n", "text ", "Content-Type: text/plain\n", "\t", "x",
+                ]),
+                0..2500,
+            ),
+            parts in 1usize..1100,
+        ) {
+            let raw: Vec<u8> = pieces.concat().into_bytes();
+            let mut slow = Cow::Borrowed(&raw[..]);
+            let fields = FIELDS_PER_MIB;
+            let shortcut = raw.len() < small_enough(fields) && dash_runs(&raw) <= parts;
+            let by_lines = limit_lines(&mut slow, fields, parts);
+            if shortcut {
+                proptest::prop_assert_eq!(by_lines, (false, false));
+                proptest::prop_assert_eq!(&slow[..], &raw[..]);
+            }
+        }
     }
 }

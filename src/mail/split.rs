@@ -88,8 +88,8 @@ fn is_attribution(lower: &str) -> bool {
 /// start at line `i`?
 fn is_header_block(lines: &[&str], i: usize) -> bool {
     let starts = |l: &str, keys: &[&str]| {
-        let t = l.trim_start().trim_start_matches('*').to_lowercase();
-        keys.iter().any(|k| t.starts_with(k))
+        let t = l.trim_start().trim_start_matches('*');
+        keys.iter().any(|k| starts_with_lowercase(t, k))
     };
     let Some(first) = lines.get(i) else {
         return false;
@@ -126,10 +126,12 @@ pub fn split(body: &str) -> Split {
     let mut cut_at: Option<usize> = None;
     let mut sig_from: Option<usize> = None;
 
+    let mut lower = String::new();
     for (i, raw) in lines.iter().enumerate() {
         let line = raw.trim_end_matches('\r');
         let trimmed = line.trim();
-        let lower = lowercase(trimmed);
+        lowercase_into(&mut lower, trimmed);
+        let lower = lower.as_str();
         let wrapped_attribution = lower.starts_with("on ")
             && !lower.contains("wrote")
             && lines
@@ -139,7 +141,7 @@ pub fn split(body: &str) -> Split {
         let underscore_rule = trimmed.len() >= 20
             && trimmed.chars().all(|c| c == '_')
             && is_header_block(&lines, i + 1);
-        if is_attribution(&lower)
+        if is_attribution(lower)
             || wrapped_attribution
             || FORWARD_MARKERS.iter().any(|m| lower.starts_with(m))
             || underscore_rule
@@ -154,7 +156,7 @@ pub fn split(body: &str) -> Split {
                 continue;
             }
             let mobile = MOBILE_SIGNOFFS.iter().any(|m| lower.starts_with(m));
-            if mobile || (is_valediction(&lower) && closing_block_follows(&lines, i)) {
+            if mobile || (is_valediction(lower) && closing_block_follows(&lines, i)) {
                 sig_from = Some(i);
             }
         }
@@ -198,12 +200,23 @@ fn closing_block_follows(lines: &[&str], i: usize) -> bool {
     true
 }
 
-/// Lowercase, cheaply for the common all-ASCII line.
-fn lowercase(s: &str) -> String {
+/// Does `text`, lowercased, start with `key` (lowercase)? Without lowercasing the line
+/// when its first bytes are ASCII (checked on every line of every body).
+fn starts_with_lowercase(text: &str, key: &str) -> bool {
+    match text.get(..key.len()) {
+        Some(head) if head.is_ascii() => head.eq_ignore_ascii_case(key),
+        _ => text.to_lowercase().starts_with(key),
+    }
+}
+
+/// `s` lowercased into `out` (replacing it), cheaply for the common all-ASCII line.
+fn lowercase_into(out: &mut String, s: &str) {
+    out.clear();
     if s.is_ascii() {
-        s.to_ascii_lowercase()
+        out.push_str(s);
+        out.make_ascii_lowercase();
     } else {
-        s.to_lowercase()
+        out.push_str(&s.to_lowercase());
     }
 }
 
