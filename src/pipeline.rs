@@ -124,10 +124,50 @@ impl Planned {
         self.plans.is_empty()
     }
 
+    /// What deciding these messages reported so far.
+    pub fn report(&self) -> Report {
+        self.report
+    }
+
     /// Takes in another batch's plans.
     pub fn extend(&mut self, o: Planned) {
         self.plans.extend(o.plans);
         self.report.add(o.report);
+    }
+
+    /// Takes out what is worth filing now: every plan that moves nothing (mail left in
+    /// place, dry runs) and the plans of each destination with at least `min_group`
+    /// messages waiting. The rest waits for more of its kind.
+    pub fn take_ready(&mut self, min_group: usize) -> Planned {
+        let mut waiting: BTreeMap<&[String], usize> = BTreeMap::new();
+        for p in &self.plans {
+            if let Some(dest) = p.moving_to() {
+                *waiting.entry(dest).or_default() += 1;
+            }
+        }
+        let full: std::collections::BTreeSet<Vec<String>> = waiting
+            .into_iter()
+            .filter(|&(_, n)| n >= min_group)
+            .map(|(dest, _)| dest.to_vec())
+            .collect();
+        let (ready, rest) = std::mem::take(&mut self.plans)
+            .into_iter()
+            .partition(|p| p.moving_to().is_none_or(|d| full.contains(d)));
+        self.plans = rest;
+        Planned {
+            plans: ready,
+            report: std::mem::take(&mut self.report),
+        }
+    }
+}
+
+impl Plan {
+    /// Where this plan moves its message, if it moves it.
+    fn moving_to(&self) -> Option<&[String]> {
+        match (&self.dest, self.status) {
+            (Some(dest), Status::Planned) => Some(dest),
+            _ => None,
+        }
     }
 }
 
@@ -204,7 +244,15 @@ pub async fn fetch_batch<S: MailSource>(
     // Calendar feeds due for a refresh are fetched here, where waiting is allowed, so
     // the triage that follows only reads what is cached.
     acct.calendars.refresh_feeds(&acct.profile.snapshot()).await;
+    let started = std::time::Instant::now();
     let mut messages = src.fetch(keys, acct.max_scan_bytes).await?;
+    tracing::debug!(target: TIMING,
+        account = src.account(),
+        folder = src.folder(),
+        messages = messages.len(),
+        ms = started.elapsed().as_millis() as u64,
+        "fetched a batch"
+    );
     let before = messages.len();
     if let Some(t) = not_before {
         messages.retain(|m| m.internal_date.is_none_or(|d| d >= t));
@@ -223,7 +271,16 @@ pub fn plan_fetched(
     batch: FetchedBatch,
     state: Option<FolderState>,
 ) -> Result<Planned> {
+    let started = std::time::Instant::now();
+    let count = batch.messages.len();
     let (plans, mut report) = plan(account, folder, acct, batch.messages, state)?;
+    tracing::debug!(target: TIMING,
+        account,
+        folder,
+        messages = count,
+        ms = started.elapsed().as_millis() as u64,
+        "triaged and recorded a batch"
+    );
     report.skipped += batch.ignored;
     Ok(Planned { plans, report })
 }
@@ -250,7 +307,57 @@ pub async fn file_planned<S: MailSource>(
     acct: &Account,
     planned: Planned,
 ) -> Result<Report> {
-    file(src, acct, (planned.plans, planned.report)).await
+    let mut writes = StatusWrites::default();
+    let filed = file(src, acct, (planned.plans, planned.report), &mut writes).await;
+    let recorded = writes.finish().await;
+    let report = filed?;
+    recorded?;
+    Ok(report)
+}
+
+/// [`file_planned`] leaving the outcomes' store writes running in `writes`, for the
+/// caller to finish later: the session goes on to its next command meanwhile.
+pub async fn file_planned_deferred<S: MailSource>(
+    src: &mut S,
+    acct: &Account,
+    planned: Planned,
+    writes: &mut StatusWrites,
+) -> Result<Report> {
+    file(src, acct, (planned.plans, planned.report), writes).await
+}
+
+/// Outcomes of moves being written to the store on blocking threads, so that a store
+/// write never holds up the session. Each write touches its own decisions (a message is
+/// moved once); [`StatusWrites::finish`] waits for all of them.
+#[derive(Default)]
+pub struct StatusWrites(Vec<tokio::task::JoinHandle<Result<()>>>);
+
+impl StatusWrites {
+    fn start(&mut self, acct: &Account, ids: Vec<i64>, status: Status, error: Option<String>) {
+        let store = Arc::clone(&acct.store);
+        self.0.push(tokio::task::spawn_blocking(move || {
+            let started = std::time::Instant::now();
+            store.set_status(&ids, status, error.as_deref())?;
+            tracing::debug!(target: TIMING, decisions = ids.len(), status = status.as_str(),
+                ms = started.elapsed().as_millis() as u64, "recorded outcomes");
+            Ok(())
+        }));
+    }
+
+    /// Waits for every write started; the first failure, if any.
+    pub async fn finish(&mut self) -> Result<()> {
+        let mut first = Ok(());
+        for h in self.0.drain(..) {
+            let r = h
+                .await
+                .map_err(|e| anyhow::anyhow!("recording a move's outcome failed: {e}"))
+                .and_then(|r| r);
+            if first.is_ok() {
+                first = r;
+            }
+        }
+        first
+    }
 }
 
 /// Parses, triages and records a batch; returns what to file.
@@ -285,105 +392,122 @@ fn plan(
     let mut rows: Vec<NewDecision> = Vec::new();
     let mut keys: Vec<MessageKey> = Vec::new();
     let mut resumed: Vec<Plan> = Vec::new();
-    for m in fetched {
-        let view = MessageView::parse(&m.raw, acct.max_scan_bytes);
-        let fp = message_fingerprint(&view, &m.raw);
-        if let Some(prev) = store.find_by_fingerprint(account, &fp)? {
-            if prev.status.is_final() || prev.source_key == m.key.key {
-                report.skipped += 1;
-                info!(account, folder, uid = m.key.uid, message_id = %fp, status = prev.status.as_str(),
+    let mut fetched = fetched.into_iter().peekable();
+    while fetched.peek().is_some() {
+        // A slice is parsed first, so that its duplicate check is one read of the store (one
+        // lock of the database, not one per message); slices keep few parsed views alive.
+        let parsed: Vec<(Fetched, MessageView, String)> = fetched
+            .by_ref()
+            .take(LOOKUP_SLICE)
+            .map(|m| {
+                let view = MessageView::parse(&m.raw, acct.max_scan_bytes);
+                let fp = message_fingerprint(&view, &m.raw);
+                (m, view, fp)
+            })
+            .collect();
+        let fps: Vec<&str> = parsed.iter().map(|(_, _, fp)| fp.as_str()).collect();
+        let earlier = store.find_by_fingerprints(account, &fps)?;
+        for ((m, view, fp), earlier) in parsed.into_iter().zip(earlier) {
+            if let Some(prev) = earlier {
+                if prev.status.is_final() || prev.source_key == m.key.key {
+                    report.skipped += 1;
+                    info!(account, folder, uid = m.key.uid, message_id = %fp, status = prev.status.as_str(),
                     "already decided earlier; leaving it where it is");
+                    continue;
+                }
+                // A planned move whose source position changed (UIDVALIDITY): carry it out.
+                store.update_source(prev.id, uidvalidity_of(&m.key), m.key.uid, &m.key.key)?;
+                resumed.push(Plan {
+                    id: prev.id,
+                    key: m.key.clone(),
+                    dest: prev.dest.clone(),
+                    status: Status::Planned,
+                });
                 continue;
             }
-            // A planned move whose source position changed (UIDVALIDITY): carry it out.
-            store.update_source(prev.id, uidvalidity_of(&m.key), m.key.uid, &m.key.key)?;
-            resumed.push(Plan {
-                id: prev.id,
-                key: m.key.clone(),
-                dest: prev.dest.clone(),
-                status: Status::Planned,
-            });
-            continue;
-        }
-        // classify → escalate → choose recipient: the pure core, one profile snapshot.
-        let started = std::time::Instant::now();
-        let d = triage::triage(&view, &profile, &ctx);
-        metrics::histogram!(m::TRIAGE_SECONDS).record(started.elapsed().as_secs_f64());
-        metrics::counter!(m::TRIAGED, "account" => account.to_string(), "category" => d.category.clone(),
+            // classify → escalate → choose recipient: the pure core, one profile snapshot.
+            let started = std::time::Instant::now();
+            let d = triage::triage(&view, &profile, &ctx);
+            metrics::histogram!(m::TRIAGE_SECONDS).record(started.elapsed().as_secs_f64());
+            metrics::counter!(m::TRIAGED, "account" => account.to_string(), "category" => d.category.clone(),
             "recipient" => d.recipient.clone().unwrap_or_else(|| "-".into()), "reason" => d.reason.as_str()).increment(1);
-        if let Some(e) = &d.escalation {
-            metrics::counter!(m::ESCALATIONS, "account" => account.to_string(), "level" => e.level.as_str()).increment(1);
-        }
-        log_decision(account, folder, &m.key, &view, &d, acct.dry_run);
-        let dest = d.folder_path.clone().filter(|p| !p.is_empty());
-        let status = match (&dest, acct.dry_run) {
-            (_, true) => Status::DryRun,
-            (None, false) => Status::Left,
-            (Some(_), false) => Status::Planned,
-        };
-        // Escalation actions and mail: planned with the decision, never in shadow mode.
-        let x = if acct.dry_run {
-            Extras::default()
-        } else {
-            Extras {
-                actions: plan_actions(&profile, &d, dest.as_deref()),
-                mail: acct.mail.as_ref().map_or_else(Vec::new, |ms| {
-                    crate::outbox::plan_mail(
-                        &ms.sender,
-                        &MailInput {
-                            account,
-                            profile: &profile,
-                            view: &view,
-                            decision: &d,
-                            fingerprint: &fp,
-                            own_addresses: &acct.config.addresses,
-                            today: &today,
-                        },
-                    )
-                }),
+            if let Some(e) = &d.escalation {
+                metrics::counter!(m::ESCALATIONS, "account" => account.to_string(), "level" => e.level.as_str()).increment(1);
             }
-        };
-        if acct.mail.is_none()
-            && d.escalation
-                .as_ref()
-                .is_some_and(|e| !e.actions.notify.is_empty())
-        {
-            tracing::debug!(
-                account,
-                "an alert is configured but no `smtp:` block is: not sending it"
-            );
+            log_decision(account, folder, &m.key, &view, &d, acct.dry_run);
+            let dest = d.folder_path.clone().filter(|p| !p.is_empty());
+            let status = match (&dest, acct.dry_run) {
+                (_, true) => Status::DryRun,
+                (None, false) => Status::Left,
+                (Some(_), false) => Status::Planned,
+            };
+            // Escalation actions and mail: planned with the decision, never in shadow mode.
+            let x = if acct.dry_run {
+                Extras::default()
+            } else {
+                Extras {
+                    actions: plan_actions(&profile, &d, dest.as_deref()),
+                    mail: acct.mail.as_ref().map_or_else(Vec::new, |ms| {
+                        crate::outbox::plan_mail(
+                            &ms.sender,
+                            &MailInput {
+                                account,
+                                profile: &profile,
+                                view: &view,
+                                decision: &d,
+                                fingerprint: &fp,
+                                own_addresses: &acct.config.addresses,
+                                today: &today,
+                            },
+                        )
+                    }),
+                }
+            };
+            if acct.mail.is_none()
+                && d.escalation
+                    .as_ref()
+                    .is_some_and(|e| !e.actions.notify.is_empty())
+            {
+                tracing::debug!(
+                    account,
+                    "an alert is configured but no `smtp:` block is: not sending it"
+                );
+            }
+            extras.push(x);
+            rows.push(NewDecision {
+                account: account.to_string(),
+                folder: folder.to_string(),
+                uidvalidity: uidvalidity_of(&m.key),
+                uid: m.key.uid,
+                source_key: m.key.key.clone(),
+                message_id: view.message_id.clone(),
+                fingerprint: fp,
+                subject: view.subject.chars().take(300).collect(),
+                sender: view.from_address().unwrap_or_default().to_string(),
+                category: d.category.clone(),
+                recipient: d.recipient.clone(),
+                reason: d.reason.to_string(),
+                escalation: d.escalation.as_ref().map(|e| e.level.to_string()),
+                dest,
+                decision_json: serde_json::to_string(&d).context("cannot encode a decision")?,
+                profile_version: profile.version.clone(),
+                dry_run: acct.dry_run,
+                status,
+                booked_provider: d
+                    .booking
+                    .as_ref()
+                    .filter(|_| d.reason == triage::Reason::BookingProvider)
+                    .and_then(|b| b.provider.clone()),
+            });
+            keys.push(m.key);
         }
-        extras.push(x);
-        rows.push(NewDecision {
-            account: account.to_string(),
-            folder: folder.to_string(),
-            uidvalidity: uidvalidity_of(&m.key),
-            uid: m.key.uid,
-            source_key: m.key.key.clone(),
-            message_id: view.message_id.clone(),
-            fingerprint: fp,
-            subject: view.subject.chars().take(300).collect(),
-            sender: view.from_address().unwrap_or_default().to_string(),
-            category: d.category.clone(),
-            recipient: d.recipient.clone(),
-            reason: d.reason.to_string(),
-            escalation: d.escalation.as_ref().map(|e| e.level.to_string()),
-            dest,
-            decision_json: serde_json::to_string(&d).context("cannot encode a decision")?,
-            profile_version: profile.version.clone(),
-            dry_run: acct.dry_run,
-            status,
-            booked_provider: d
-                .booking
-                .as_ref()
-                .filter(|_| d.reason == triage::Reason::BookingProvider)
-                .and_then(|b| b.provider.clone()),
-        });
-        keys.push(m.key);
     }
     report.decided = rows.len();
     let folder_state = state.map(|s| (account, folder, s));
+    let recording = std::time::Instant::now();
     let ids = store.record_with(&rows, &extras, folder_state)?;
+    tracing::debug!(target: TIMING, account, folder, decisions = rows.len(),
+        ms = recording.elapsed().as_millis() as u64, "recorded decisions");
     acct.note_progress();
     if let Some(ms) = &acct.mail {
         if extras.iter().any(|x| !x.mail.is_empty()) {
@@ -405,6 +529,13 @@ fn plan(
     Ok((plans, report))
 }
 
+/// The log target of the timings of fetches, batches and moves: `MAILTRIAGE_LOG=
+/// warn,mailtriage::timing=debug` shows them without the per-message lines.
+const TIMING: &str = "mailtriage::timing";
+
+/// Messages parsed ahead of triage in [`plan`], to check for earlier decisions together.
+const LOOKUP_SLICE: usize = 50;
+
 /// The UIDVALIDITY part of an IMAP key ("uidvalidity:uid"); 0 for Maildir.
 fn uidvalidity_of(k: &MessageKey) -> u32 {
     k.key
@@ -419,6 +550,7 @@ async fn file<S: MailSource>(
     src: &mut S,
     acct: &Account,
     planned: (Vec<Plan>, Report),
+    writes: &mut StatusWrites,
 ) -> Result<Report> {
     let (plans, mut report) = planned;
     // Escalation actions first, on the message where it is: flags travel with the move.
@@ -426,31 +558,42 @@ async fn file<S: MailSource>(
     run_actions(src, acct, Some(&ids)).await?;
     let mut groups: BTreeMap<Vec<String>, Vec<&Plan>> = BTreeMap::new();
     for p in &plans {
-        match (&p.dest, p.status) {
-            (Some(dest), Status::Planned) => groups.entry(dest.clone()).or_default().push(p),
-            _ => report.left += 1,
+        match p.moving_to() {
+            Some(dest) => groups.entry(dest.to_vec()).or_default().push(p),
+            None => report.left += 1,
         }
     }
+    // Each outcome is written to the store on a blocking thread while the next move is on
+    // the server.
     for (dest, group) in groups {
         let keys: Vec<MessageKey> = group.iter().map(|p| p.key.clone()).collect();
         let ids: Vec<i64> = group.iter().map(|p| p.id).collect();
         let started = std::time::Instant::now();
         let outcome = src.file(&keys, &dest).await;
         metrics::histogram!(m::FILING_SECONDS).record(started.elapsed().as_secs_f64());
+        tracing::debug!(target: TIMING,
+            account = src.account(),
+            folder = src.folder(),
+            dest = dest.join("/"),
+            messages = ids.len(),
+            ms = started.elapsed().as_millis() as u64,
+            ok = outcome.is_ok(),
+            "moved a group"
+        );
         match outcome {
             Ok(()) => {
-                acct.store.set_status(&ids, Status::Filed, None)?;
                 acct.note_progress();
                 report.filed += ids.len();
                 metrics::counter!(m::FILED, "account" => src.account().to_string())
                     .increment(ids.len() as u64);
+                writes.start(acct, ids, Status::Filed, None);
             }
             Err(FileError::Refused(why)) => {
                 metrics::counter!(m::FILING_ERRORS, "account" => src.account().to_string(), "kind" => "refused").increment(1);
                 warn!(account = src.account(), folder = src.folder(), dest = dest.join("/"), count = ids.len(),
                     "the server refused to file {} message(s): {why}; they stay in {} and will be retried", ids.len(), src.folder());
-                acct.store.set_status(&ids, Status::Failed, Some(&why))?;
                 report.failed += ids.len();
+                writes.start(acct, ids, Status::Failed, Some(why));
             }
             Err(FileError::Broken(e)) => {
                 // The plan stays `planned`; recovery finishes it after reconnecting.
@@ -591,8 +734,10 @@ async fn recover_slice<S: MailSource>(
             acct.note_progress();
         }
     }
-    let r = file(src, acct, (refile, Report::default())).await?;
-    report.add(r);
+    let mut writes = StatusWrites::default();
+    let filed = file(src, acct, (refile, Report::default()), &mut writes).await;
+    writes.finish().await?;
+    report.add(filed?);
     Ok(report)
 }
 
@@ -780,6 +925,40 @@ async fn run_actions<S: MailSource>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn full_destinations_and_mail_that_stays_are_ready_the_rest_waits() {
+        let plan = |uid: u32, dest: Option<&str>, status: Status| Plan {
+            id: i64::from(uid),
+            key: MessageKey {
+                uid,
+                key: format!("1:{uid}"),
+            },
+            dest: dest.map(|d| vec![d.to_string()]),
+            status,
+        };
+        let mut planned = Planned {
+            plans: vec![
+                plan(1, Some("A"), Status::Planned),
+                plan(2, Some("B"), Status::Planned),
+                plan(3, None, Status::Left),
+                plan(4, Some("A"), Status::Planned),
+                plan(5, Some("B"), Status::DryRun),
+            ],
+            report: Report {
+                decided: 5,
+                ..Report::default()
+            },
+        };
+        let ready = planned.take_ready(2);
+        let uids = |p: &Planned| p.plans.iter().map(|p| p.key.uid).collect::<Vec<_>>();
+        // A has two waiting; B has one to move (a dry run moves nothing).
+        assert_eq!(uids(&ready), vec![1, 3, 4, 5]);
+        assert_eq!(uids(&planned), vec![2]);
+        assert_eq!((ready.report().decided, planned.report().decided), (5, 0));
+        assert_eq!(uids(&planned.take_ready(2)), Vec::<u32>::new());
+        assert_eq!(uids(&planned.take_ready(1)), vec![2]);
+    }
 
     fn decide(profile: &Profile, body: &str) -> crate::triage::Decision {
         let raw = format!("From: pat@example.com\r\nSubject: Heater\r\n\r\n{body}\r\n");

@@ -10,7 +10,7 @@ use tracing::{error, info, warn};
 
 use super::backoff::Backoff;
 use super::metrics as m;
-use super::{log_report, pause, Shared, BATCH, FILE_BATCH};
+use super::{log_report, pause, Shared, BATCH, FILE_BATCH, FILE_GROUP};
 use crate::config::{Backfill, ImapConfig, WatchMode};
 use crate::mailbox::imap::connect::{self as imap_connect, ConnectError};
 use crate::mailbox::imap::{ImapFolder, Woke};
@@ -368,54 +368,159 @@ async fn sync(
             }
             break;
         }
-        // Decided batches are filed together, up to FILE_BATCH messages per move. Each
-        // batch is triaged on a blocking thread while the next one is fetched, so the
-        // server's work and ours overlap.
-        let mut planned = pipeline::Planned::default();
-        let mut triaging: Option<tokio::task::JoinHandle<Result<pipeline::Planned>>> = None;
-        for chunk in uids.chunks(BATCH) {
-            let keys: Vec<MessageKey> = chunk
-                .iter()
-                .map(|&uid| MessageKey {
-                    uid,
-                    key: format!("{}:{uid}", sel.uidvalidity),
-                })
-                .collect();
-            let fetched = pipeline::fetch_batch(f, acct, &keys, not_before).await;
-            // The batch in flight is recorded before anything else happens, even on an
-            // error, so recovery in the next session never races it.
-            if let Some(h) = triaging.take() {
-                planned.extend(joined(h.await)?);
-            }
-            let fetched = fetched?;
-            if planned.len() >= FILE_BATCH {
-                let r = pipeline::file_planned(f, acct, std::mem::take(&mut planned)).await?;
-                report.add(r);
-            }
-            if cancel.is_cancelled() {
-                break;
-            }
-            let next = FolderState {
-                last_uid: chunk.iter().copied().max().unwrap_or(st.last_uid),
-                ..st
-            };
-            triaging = Some(pipeline::plan_in_background(
-                name.to_string(),
-                folder.clone(),
-                Arc::clone(acct),
-                fetched,
-                Some(next),
-            ));
-            st = next;
-        }
-        if let Some(h) = triaging.take() {
-            planned.extend(joined(h.await)?);
-        }
-        let r = pipeline::file_planned(f, acct, planned).await?;
-        report.add(r);
+        let mut backlog = Backlog::new(name, &folder, acct);
+        let worked = work_through(f, acct, cancel, &mut backlog, &uids, &mut st, not_before).await;
+        // A batch being triaged is recorded before the session goes on or gives up, so
+        // recovery in the next session never races it.
+        backlog.settle().await;
+        report.add(worked?);
         if cancel.is_cancelled() {
             return Ok(report);
         }
     }
     Ok(report)
+}
+
+/// Fetches, triages and files `uids`, keeping both the server and the triage thread busy:
+/// batches are fetched ahead while an earlier one is triaged on a blocking thread, and
+/// decided messages are filed between fetches, a destination at a time once
+/// [`FILE_GROUP`] messages wait for it (a move costs the server per command as well as
+/// per message), everything once [`FILE_BATCH`] do.
+async fn work_through(
+    f: &mut ImapFolder,
+    acct: &Arc<Account>,
+    cancel: &CancellationToken,
+    backlog: &mut Backlog,
+    uids: &[u32],
+    st: &mut FolderState,
+    not_before: Option<i64>,
+) -> Result<Report> {
+    let uidvalidity = f.selected().uidvalidity;
+    let mut report = Report::default();
+    for chunk in uids.chunks(BATCH) {
+        let keys: Vec<MessageKey> = chunk
+            .iter()
+            .map(|&uid| MessageKey {
+                uid,
+                key: format!("{uidvalidity}:{uid}"),
+            })
+            .collect();
+        let fetched = pipeline::fetch_batch(f, acct, &keys, not_before).await?;
+        if cancel.is_cancelled() {
+            break;
+        }
+        *st = FolderState {
+            last_uid: chunk.iter().copied().max().unwrap_or(st.last_uid),
+            ..*st
+        };
+        backlog.queue.push_back((fetched, *st));
+        backlog.advance(false).await?;
+        // Memory stays bounded: at most QUEUED batches wait for the triage thread.
+        while backlog.queue.len() > QUEUED {
+            backlog.advance(true).await?;
+        }
+        report.add(backlog.file_ready(f, false).await?);
+    }
+    if cancel.is_cancelled() {
+        // Stopping: what was fetched but not triaged is fetched again next time.
+        backlog.queue.clear();
+    }
+    while backlog.busy() {
+        backlog.advance(true).await?;
+        report.add(backlog.file_ready(f, false).await?);
+    }
+    report.add(backlog.file_ready(f, true).await?);
+    Ok(report)
+}
+
+/// Fetched batches waiting for the triage thread, beyond the one it works on.
+const QUEUED: usize = 1;
+
+/// A backlog in progress: fetched batches waiting to be triaged (with the folder state
+/// each one completes), the batch being triaged, and decided messages waiting to be filed.
+struct Backlog {
+    account: String,
+    folder: String,
+    acct: Arc<Account>,
+    queue: std::collections::VecDeque<(pipeline::FetchedBatch, FolderState)>,
+    triaging: Option<tokio::task::JoinHandle<Result<pipeline::Planned>>>,
+    planned: pipeline::Planned,
+    /// Outcomes of earlier moves still being written to the store.
+    writes: pipeline::StatusWrites,
+}
+
+impl Backlog {
+    fn new(account: &str, folder: &str, acct: &Arc<Account>) -> Backlog {
+        Backlog {
+            account: account.to_string(),
+            folder: folder.to_string(),
+            acct: Arc::clone(acct),
+            queue: Default::default(),
+            triaging: None,
+            planned: Default::default(),
+            writes: Default::default(),
+        }
+    }
+
+    /// Batches queued or being triaged.
+    fn busy(&self) -> bool {
+        self.triaging.is_some() || !self.queue.is_empty()
+    }
+
+    /// Collects the batch being triaged once it is done (waiting for it with `wait`), and
+    /// starts on the next queued one. Batches are triaged one at a time, in order, so the
+    /// recorded folder state only moves forward.
+    async fn advance(&mut self, wait: bool) -> Result<()> {
+        if let Some(h) = self.triaging.take() {
+            if !wait && !h.is_finished() {
+                self.triaging = Some(h);
+                return Ok(());
+            }
+            self.planned.extend(joined(h.await)?);
+        }
+        if let Some((batch, state)) = self.queue.pop_front() {
+            self.triaging = Some(pipeline::plan_in_background(
+                self.account.clone(),
+                self.folder.clone(),
+                Arc::clone(&self.acct),
+                batch,
+                Some(state),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Files what is ready (everything with `all`, or once FILE_BATCH messages wait).
+    async fn file_ready(&mut self, f: &mut ImapFolder, all: bool) -> Result<Report> {
+        let ready = if all || self.planned.len() >= FILE_BATCH {
+            std::mem::take(&mut self.planned)
+        } else {
+            self.planned.take_ready(FILE_GROUP)
+        };
+        // The previous round's writes are done by now (a fetch went by); waiting for them
+        // keeps their number bounded and surfaces a failed one.
+        self.writes.finish().await?;
+        if ready.is_empty() {
+            return Ok(ready.report());
+        }
+        let filed = pipeline::file_planned_deferred(f, &self.acct, ready, &mut self.writes).await;
+        if all {
+            self.writes.finish().await?;
+        }
+        filed
+    }
+
+    /// Waits for the batch being triaged (its decisions are recorded; filing them is left
+    /// to recovery) and drops the queued ones (not recorded: fetched again next time).
+    async fn settle(&mut self) {
+        self.queue.clear();
+        if let Err(e) = self.writes.finish().await {
+            warn!(account = %self.account, folder = %self.folder, "{e:#}");
+        }
+        if let Some(h) = self.triaging.take() {
+            if let Err(e) = joined(h.await) {
+                warn!(account = %self.account, folder = %self.folder, "{e:#}");
+            }
+        }
+    }
 }

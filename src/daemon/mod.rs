@@ -43,9 +43,13 @@ use crate::store::{self, Store};
 /// Messages fetched and decided per batch: bounds memory and the work lost to an
 /// interruption.
 const BATCH: usize = 500;
-/// Decided messages of a backlog filed together: a MOVE costs the server about the same
-/// for one message as for thousands.
+/// Decided messages of a backlog waiting to be filed, at most: then all are filed.
 const FILE_BATCH: usize = 5000;
+/// Messages for one destination filed together during a backlog. A MOVE costs the server
+/// per command (Dovecot: ~10 ms with 10,000 messages in the source) and per message
+/// (~0.06 ms): groups this large keep the per-command share small, and filing them while
+/// the backlog is still being read leaves little to file at the end.
+const FILE_GROUP: usize = 500;
 /// How long shutdown waits for tasks to finish their batch.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
 /// Quiet time after the last file event before a reload.

@@ -41,16 +41,34 @@ async fn uid_fetch(
     query: &str,
     timeout: Duration,
 ) -> Result<Vec<Fetch>> {
-    let fut = async {
-        let stream = session.uid_fetch(set, query).await?;
-        let all: Vec<Fetch> = stream.try_collect().await?;
-        Ok::<_, anyhow::Error>(all)
-    };
-    let all = tokio::time::timeout(timeout, fut)
-        .await
-        .map_err(|_| anyhow!("timed out after {}s fetching {query}", timeout.as_secs()))??;
+    let mut all = Vec::new();
+    uid_fetch_each(session, set, query, timeout, |f| all.push(f)).await?;
     confirm(session, timeout).await?;
-    Ok(all.into_iter().filter(|f| f.uid.is_some()).collect())
+    Ok(all)
+}
+
+/// `UID FETCH`, handing each response with a UID to `each` as it arrives (a batch's
+/// responses are never all held at once). Not confirmed: a caller that got fewer
+/// messages than it asked for calls [`confirm`] before trusting the answer.
+async fn uid_fetch_each(
+    session: &mut ImapSession,
+    set: &str,
+    query: &str,
+    timeout: Duration,
+    mut each: impl FnMut(Fetch),
+) -> Result<()> {
+    let fut = async {
+        let mut stream = session.uid_fetch(set, query).await?;
+        while let Some(f) = stream.try_next().await? {
+            if f.uid.is_some() {
+                each(f);
+            }
+        }
+        Ok::<_, anyhow::Error>(())
+    };
+    tokio::time::timeout(timeout, fut)
+        .await
+        .map_err(|_| anyhow!("timed out after {}s fetching {query}", timeout.as_secs()))?
 }
 
 /// Confirms that the last stream-returning command (FETCH, SEARCH, LIST, STORE,
@@ -86,25 +104,33 @@ pub async fn fetch(
     timeout: Duration,
 ) -> Result<Vec<Fetched>> {
     let mut meta: HashMap<u32, Meta> = HashMap::new();
+    let asked: std::collections::HashSet<u32> = uids.iter().copied().collect();
     for set in uid_sets(uids) {
-        for f in uid_fetch(
+        let meta_timeout = Duration::from_secs(120);
+        uid_fetch_each(
             session,
             &set,
             "(UID RFC822.SIZE INTERNALDATE FLAGS)",
-            Duration::from_secs(120),
+            meta_timeout,
+            |f| {
+                if let Some(uid) = f.uid {
+                    meta.insert(
+                        uid,
+                        Meta {
+                            size: u64::from(f.size.unwrap_or(0)),
+                            date: f.internal_date().map(|d| d.timestamp()),
+                            flags: f.flags().map(|fl| flag_text(&fl)).collect(),
+                        },
+                    );
+                }
+            },
         )
-        .await?
-        {
-            let Some(uid) = f.uid else { continue };
-            meta.insert(
-                uid,
-                Meta {
-                    size: u64::from(f.size.unwrap_or(0)),
-                    date: f.internal_date().map(|d| d.timestamp()),
-                    flags: f.flags().map(|fl| flag_text(&fl)).collect(),
-                },
-            );
-        }
+        .await?;
+    }
+    // A stream cut short looks like a short answer: when messages are missing (also when
+    // they were merely expunged meanwhile), a round trip proves the connection whole.
+    if asked.iter().any(|u| !meta.contains_key(u)) {
+        confirm(session, timeout).await?;
     }
     let cap = max_scan_bytes as u64;
     let mut order: Vec<u32> = uids
@@ -135,17 +161,22 @@ pub async fn fetch(
     if !batch.is_empty() {
         batches.push(batch);
     }
+    let wanted = batches.iter().map(Vec::len).sum::<usize>();
     for b in batches {
         let bytes: u64 = b.iter().map(|u| meta.get(u).map_or(0, |m| m.size)).sum();
         // Allow for the volume: the timeout plus a second per 256 KiB.
         let batch_timeout = timeout + Duration::from_secs(bytes / (256 * 1024));
         for set in uid_sets(&b) {
-            for f in uid_fetch(session, &set, "(UID BODY.PEEK[])", batch_timeout).await? {
+            uid_fetch_each(session, &set, "(UID BODY.PEEK[])", batch_timeout, |f| {
                 if let (Some(uid), Some(body)) = (f.uid, f.body()) {
                     bodies.insert(uid, body.to_vec());
                 }
-            }
+            })
+            .await?;
         }
+    }
+    if bodies.len() < wanted {
+        confirm(session, timeout).await?;
     }
     // Large messages: header and text parts only.
     for u in order
