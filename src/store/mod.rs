@@ -314,21 +314,8 @@ impl Store {
         write_folder_state(&conn, account, folder, st)
     }
 
-    /// The decision recorded for this message fingerprint in this account, if any.
-    pub fn find_by_fingerprint(
-        &self,
-        account: &str,
-        fingerprint: &str,
-    ) -> Result<Option<StoredDecision>> {
-        Ok(self
-            .find_by_fingerprints(account, &[fingerprint])?
-            .into_iter()
-            .next()
-            .flatten())
-    }
-
-    /// [`Store::find_by_fingerprint`] for many messages, in one read transaction (one
-    /// lock of the database instead of one per message).
+    /// The latest decision recorded in this account for each fingerprint, if any, in
+    /// order; one read transaction (one lock of the database, not one per message).
     pub fn find_by_fingerprints(
         &self,
         account: &str,
@@ -737,8 +724,10 @@ mod tests {
         s.set_status(&ids, Status::Failed, Some("NO"))
             .expect("updates");
         let found = s
-            .find_by_fingerprint("a", "x@y")
+            .find_by_fingerprints("a", &["x@y"])
             .expect("reads")
+            .pop()
+            .flatten()
             .expect("exists");
         assert_eq!((found.status, found.attempts), (Status::Failed, 1));
         s.set_status(&ids, Status::Filed, None).expect("updates");
@@ -750,10 +739,10 @@ mod tests {
         let found: Vec<Option<Status>> =
             many.iter().map(|d| d.as_ref().map(|d| d.status)).collect();
         assert_eq!(found, vec![None, Some(Status::Filed), None]);
-        assert!(s
-            .find_by_fingerprint("other account", "x@y")
-            .expect("reads")
-            .is_none());
+        let elsewhere = s
+            .find_by_fingerprints("other account", &["x@y"])
+            .expect("reads");
+        assert!(elsewhere.iter().all(Option::is_none));
     }
 
     /// The per-message queries stay index lookups as the audit log grows: the duplicate

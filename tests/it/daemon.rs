@@ -149,6 +149,29 @@ impl Setup {
         self.start_with(&[], env)
     }
 
+    /// Starts the daemon `times` times and SIGKILLs it after a pseudo-random pause in
+    /// `pause` (milliseconds), each run on the state the previous one left. The pauses
+    /// come from a xorshift over `seed`: the same seed gives the same kill points.
+    pub fn kill_repeatedly(
+        &self,
+        env: &[(&str, &str)],
+        times: usize,
+        seed: u64,
+        pause: std::ops::Range<u64>,
+    ) {
+        let mut seed = seed;
+        for _ in 0..times {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let mut daemon = self.start(env);
+            std::thread::sleep(Duration::from_millis(
+                pause.start + seed % (pause.end - pause.start),
+            ));
+            daemon.kill();
+        }
+    }
+
     /// Starts the daemon with extra arguments.
     pub fn start_with(&self, args: &[&str], env: &[(&str, &str)]) -> Daemon {
         let log = fs::OpenOptions::new()

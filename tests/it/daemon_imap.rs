@@ -465,15 +465,7 @@ fn sigkill_at_random_points_loses_and_duplicates_nothing() {
     d.deliver_many("alice", "INBOX", &originals);
     let s = setup(&d, "    backfill: all\n");
     // Deterministic "random" kill points between 30 ms and 600 ms.
-    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
-    for _ in 0..8 {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        let mut daemon = s.start(&[PW]);
-        std::thread::sleep(Duration::from_millis(30 + seed % 570));
-        daemon.kill();
-    }
+    s.kill_repeatedly(&[PW], 8, 0x9e37_79b9_7f4a_7c15, 30..600);
     let (status, log) = s.run_once(&[PW]);
     assert!(status.success(), "{log}");
     assert_exactly_once(&d, "alice", &originals);

@@ -77,15 +77,8 @@ fn maildir_sigkill_loop_keeps_every_message_exactly_once() {
         &root().join("profiles/hottub.yaml"),
         "    backfill: all\n",
     );
-    let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
-    for _ in 0..6 {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        let mut daemon = s.start(&[]);
-        std::thread::sleep(Duration::from_millis(20 + seed % 300));
-        daemon.kill();
-    }
+    // Deterministic "random" kill points between 20 ms and 320 ms.
+    s.kill_repeatedly(&[], 6, 0x2545_f491_4f6c_dd1d, 20..320);
     let (status, log) = s.run_once(&[]);
     assert!(status.success(), "{log}");
     assert_exactly_once(&d, "alice", &originals);

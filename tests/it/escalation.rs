@@ -572,15 +572,8 @@ fn sigkill_at_random_points_never_copies_twice_and_loses_no_alert() {
     let sink = SmtpSink::start();
     let pdir = TempDir::new("profile");
     let s = imap_setup(&d, profile(&pdir, "keyword_only", ""), sink.port(), "");
-    let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
-    for _ in 0..8 {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        let mut daemon = s.start(&[PW]);
-        std::thread::sleep(Duration::from_millis(30 + seed % 570));
-        daemon.kill();
-    }
+    // Deterministic "random" kill points between 30 ms and 600 ms.
+    s.kill_repeatedly(&[PW], 8, 0x2545_f491_4f6c_dd1d, 30..600);
     let (status, log) = s.run_once(&[PW]);
     assert!(status.success(), "{log}");
     let contents = mailbox_contents(&d, "alice");

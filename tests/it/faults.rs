@@ -197,15 +197,8 @@ fn sigkill_at_random_moments_fifty_times() {
     let originals = backlog(3000, "kill50");
     d.deliver_many("alice", "INBOX", &originals);
     let s = setup_on(d.port(), "    backfill: all\n");
-    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
-    for _ in 0..kills {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        let mut daemon = s.start(&[PW]);
-        std::thread::sleep(Duration::from_millis(15 + seed % 250));
-        daemon.kill();
-    }
+    // Deterministic "random" kill points between 15 ms and 265 ms.
+    s.kill_repeatedly(&[PW], kills, 0x9e37_79b9_7f4a_7c15, 15..265);
     let left_before_final = d.messages("alice", "INBOX").len();
     let (status, log) = s.run_once(&[PW]);
     assert!(status.success(), "{log}");
