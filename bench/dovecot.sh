@@ -186,8 +186,12 @@ if not files:
 t0 = 1700000000
 for i, f in enumerate(files, 1):
     data = f.read_bytes()
-    # <time>.M<usec>P<pid>.<host>,S=<size>:2,  (no flags: unread, like new mail)
-    p = cur / f"{t0 + i}.M{i}P1.bench,S={len(data)}:2,"
+    # <time>.M<usec>P<pid>.<host>,S=<size>,W=<size with CRLF line ends>:2, -- the name
+    # Dovecot gives a message it delivers (LMTP, LDA, APPEND, `doveadm save`), so that
+    # RFC822.SIZE costs the server what it costs on a real mailbox: nothing. (No flags:
+    # unread, like new mail.)
+    vsize = len(data) + data.count(b"\n") - data.count(b"\r\n")
+    p = cur / f"{t0 + i}.M{i}P1.bench,S={len(data)},W={vsize}:2,"
     p.write_bytes(data)
     os.utime(p, (t0 + i, t0 + i))  # INTERNALDATE, in corpus order
 print(f"{len(files)} messages written to {cur}")
