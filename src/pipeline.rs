@@ -43,6 +43,9 @@ pub struct Account {
     pub calendars: crate::calendar::CalendarCache,
     /// Sending mail (alerts, acknowledgements), when an `smtp:` block is configured.
     pub mail: Option<Arc<MailSettings>>,
+    /// Sessions beyond one per watched folder that this account may open: a folder with
+    /// a large backlog borrows one to file on while its own session keeps fetching.
+    pub spare_sessions: Arc<tokio::sync::Semaphore>,
 }
 
 impl Account {
@@ -161,6 +164,40 @@ impl Planned {
     }
 }
 
+impl Planned {
+    /// Splits off about half of the moves, whole destinations at a time (the largest
+    /// first, each to the lighter side), for a second session to carry out while this one
+    /// does the rest. Plans that move nothing stay here.
+    pub fn split_moves(&mut self) -> Planned {
+        let mut sizes: BTreeMap<Vec<String>, usize> = BTreeMap::new();
+        for p in &self.plans {
+            if let Some(dest) = p.moving_to() {
+                *sizes.entry(dest.to_vec()).or_default() += 1;
+            }
+        }
+        let mut by_size: Vec<(Vec<String>, usize)> = sizes.into_iter().collect();
+        by_size.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        let (mut here, mut there) = (0, 0);
+        let mut away: std::collections::BTreeSet<Vec<String>> = Default::default();
+        for (dest, n) in by_size {
+            if there < here {
+                there += n;
+                away.insert(dest);
+            } else {
+                here += n;
+            }
+        }
+        let (moved, kept) = std::mem::take(&mut self.plans)
+            .into_iter()
+            .partition(|p| p.moving_to().is_some_and(|d| away.contains(d)));
+        self.plans = kept;
+        Planned {
+            plans: moved,
+            report: Report::default(),
+        }
+    }
+}
+
 impl Plan {
     /// Where this plan moves its message, if it moves it.
     fn moving_to(&self) -> Option<&[String]> {
@@ -261,6 +298,50 @@ pub async fn fetch_batch<S: MailSource>(
     Ok(FetchedBatch { messages, ignored })
 }
 
+/// A fetched batch, parsed: each message's key, view and fingerprint ([`parse_batch`]).
+/// The raw messages are gone by now.
+pub struct ParsedBatch {
+    messages: Vec<Parsed>,
+    ignored: usize,
+}
+
+/// One parsed message of a batch.
+struct Parsed {
+    key: MessageKey,
+    view: MessageView,
+    fingerprint: String,
+}
+
+/// Parses a fetched batch: pure and CPU-bound, so a backlog parses one batch
+/// ([`parse_in_background`]) while the batch before it is triaged.
+pub fn parse_batch(batch: FetchedBatch, max_scan_bytes: usize) -> ParsedBatch {
+    let messages = batch
+        .messages
+        .into_iter()
+        .map(|m| {
+            let view = MessageView::parse(&m.raw, max_scan_bytes);
+            let fingerprint = message_fingerprint(&view, &m.raw);
+            Parsed {
+                key: m.key,
+                view,
+                fingerprint,
+            }
+        })
+        .collect();
+    ParsedBatch {
+        messages,
+        ignored: batch.ignored,
+    }
+}
+
+/// [`parse_batch`] on a blocking thread.
+pub fn parse_in_background(
+    batch: FetchedBatch,
+    max_scan_bytes: usize,
+) -> tokio::task::JoinHandle<ParsedBatch> {
+    tokio::task::spawn_blocking(move || parse_batch(batch, max_scan_bytes))
+}
+
 /// The rest of [`decide`]: parse → classify → escalate → choose recipient → plan
 /// (recorded before any move). CPU-bound; [`plan_in_background`] runs it off the
 /// session's task so the next fetch overlaps it.
@@ -269,6 +350,23 @@ pub fn plan_fetched(
     folder: &str,
     acct: &Account,
     batch: FetchedBatch,
+    state: Option<FolderState>,
+) -> Result<Planned> {
+    plan_parsed(
+        account,
+        folder,
+        acct,
+        parse_batch(batch, acct.max_scan_bytes),
+        state,
+    )
+}
+
+/// [`plan_fetched`] after parsing: classify → escalate → choose recipient → plan.
+pub fn plan_parsed(
+    account: &str,
+    folder: &str,
+    acct: &Account,
+    batch: ParsedBatch,
     state: Option<FolderState>,
 ) -> Result<Planned> {
     let started = std::time::Instant::now();
@@ -285,19 +383,19 @@ pub fn plan_fetched(
     Ok(Planned { plans, report })
 }
 
-/// [`plan_fetched`] on a blocking thread, inside the caller's tracing span. The batch's
+/// [`plan_parsed`] on a blocking thread, inside the caller's tracing span. The batch's
 /// decisions (and `state`) are recorded when the returned handle completes; callers
 /// await it before filing or giving up the session, so recovery never races it.
 pub fn plan_in_background(
     account: String,
     folder: String,
     acct: Arc<Account>,
-    batch: FetchedBatch,
+    batch: ParsedBatch,
     state: Option<FolderState>,
 ) -> tokio::task::JoinHandle<Result<Planned>> {
     let span = tracing::Span::current();
     tokio::task::spawn_blocking(move || {
-        span.in_scope(|| plan_fetched(&account, &folder, &acct, batch, state))
+        span.in_scope(|| plan_parsed(&account, &folder, &acct, batch, state))
     })
 }
 
@@ -360,12 +458,12 @@ impl StatusWrites {
     }
 }
 
-/// Parses, triages and records a batch; returns what to file.
+/// Triages and records a parsed batch; returns what to file.
 fn plan(
     account: &str,
     folder: &str,
     acct: &Account,
-    fetched: Vec<Fetched>,
+    parsed: Vec<Parsed>,
     state: Option<FolderState>,
 ) -> Result<(Vec<Plan>, Report)> {
     let profile = acct.profile.snapshot();
@@ -392,34 +490,31 @@ fn plan(
     let mut rows: Vec<NewDecision> = Vec::new();
     let mut keys: Vec<MessageKey> = Vec::new();
     let mut resumed: Vec<Plan> = Vec::new();
-    let mut fetched = fetched.into_iter().peekable();
-    while fetched.peek().is_some() {
-        // A slice is parsed first, so that its duplicate check is one read of the store (one
-        // lock of the database, not one per message); slices keep few parsed views alive.
-        let parsed: Vec<(Fetched, MessageView, String)> = fetched
-            .by_ref()
-            .take(LOOKUP_SLICE)
-            .map(|m| {
-                let view = MessageView::parse(&m.raw, acct.max_scan_bytes);
-                let fp = message_fingerprint(&view, &m.raw);
-                (m, view, fp)
-            })
-            .collect();
-        let fps: Vec<&str> = parsed.iter().map(|(_, _, fp)| fp.as_str()).collect();
+    // One read of the store checks a slice for earlier decisions (one lock of the
+    // database, not one per message).
+    let mut parsed = parsed.into_iter().peekable();
+    while parsed.peek().is_some() {
+        let slice: Vec<Parsed> = parsed.by_ref().take(LOOKUP_SLICE).collect();
+        let fps: Vec<&str> = slice.iter().map(|p| p.fingerprint.as_str()).collect();
         let earlier = store.find_by_fingerprints(account, &fps)?;
-        for ((m, view, fp), earlier) in parsed.into_iter().zip(earlier) {
+        for (m, earlier) in slice.into_iter().zip(earlier) {
+            let Parsed {
+                key,
+                view,
+                fingerprint: fp,
+            } = m;
             if let Some(prev) = earlier {
-                if prev.status.is_final() || prev.source_key == m.key.key {
+                if prev.status.is_final() || prev.source_key == key.key {
                     report.skipped += 1;
-                    info!(account, folder, uid = m.key.uid, message_id = %fp, status = prev.status.as_str(),
+                    info!(account, folder, uid = key.uid, message_id = %fp, status = prev.status.as_str(),
                     "already decided earlier; leaving it where it is");
                     continue;
                 }
                 // A planned move whose source position changed (UIDVALIDITY): carry it out.
-                store.update_source(prev.id, uidvalidity_of(&m.key), m.key.uid, &m.key.key)?;
+                store.update_source(prev.id, uidvalidity_of(&key), key.uid, &key.key)?;
                 resumed.push(Plan {
                     id: prev.id,
-                    key: m.key.clone(),
+                    key: key.clone(),
                     dest: prev.dest.clone(),
                     status: Status::Planned,
                 });
@@ -434,7 +529,7 @@ fn plan(
             if let Some(e) = &d.escalation {
                 metrics::counter!(m::ESCALATIONS, "account" => account.to_string(), "level" => e.level.as_str()).increment(1);
             }
-            log_decision(account, folder, &m.key, &view, &d, acct.dry_run);
+            log_decision(account, folder, &key, &view, &d, acct.dry_run);
             let dest = d.folder_path.clone().filter(|p| !p.is_empty());
             let status = match (&dest, acct.dry_run) {
                 (_, true) => Status::DryRun,
@@ -477,9 +572,9 @@ fn plan(
             rows.push(NewDecision {
                 account: account.to_string(),
                 folder: folder.to_string(),
-                uidvalidity: uidvalidity_of(&m.key),
-                uid: m.key.uid,
-                source_key: m.key.key.clone(),
+                uidvalidity: uidvalidity_of(&key),
+                uid: key.uid,
+                source_key: key.key.clone(),
                 message_id: view.message_id.clone(),
                 fingerprint: fp,
                 subject: view.subject.chars().take(300).collect(),
@@ -499,7 +594,7 @@ fn plan(
                     .filter(|_| d.reason == triage::Reason::BookingProvider)
                     .and_then(|b| b.provider.clone()),
             });
-            keys.push(m.key);
+            keys.push(key);
         }
     }
     report.decided = rows.len();
@@ -926,9 +1021,9 @@ async fn run_actions<S: MailSource>(
 mod tests {
     use super::*;
 
-    #[test]
-    fn full_destinations_and_mail_that_stays_are_ready_the_rest_waits() {
-        let plan = |uid: u32, dest: Option<&str>, status: Status| Plan {
+    /// A plan for message `uid`, moving it to `dest` (one level).
+    fn plan(uid: u32, dest: Option<&str>, status: Status) -> Plan {
+        Plan {
             id: i64::from(uid),
             key: MessageKey {
                 uid,
@@ -936,7 +1031,11 @@ mod tests {
             },
             dest: dest.map(|d| vec![d.to_string()]),
             status,
-        };
+        }
+    }
+
+    #[test]
+    fn full_destinations_and_mail_that_stays_are_ready_the_rest_waits() {
         let mut planned = Planned {
             plans: vec![
                 plan(1, Some("A"), Status::Planned),
@@ -958,6 +1057,39 @@ mod tests {
         assert_eq!((ready.report().decided, planned.report().decided), (5, 0));
         assert_eq!(uids(&planned.take_ready(2)), Vec::<u32>::new());
         assert_eq!(uids(&planned.take_ready(1)), vec![2]);
+    }
+
+    #[test]
+    fn a_split_shares_whole_destinations_out_evenly_and_keeps_what_stays() {
+        // A: 3 moves, B: 2, C: 1, D: 1 (largest first, each to the lighter side:
+        // A here, B there, C there, D here → 4 here, 3 there).
+        let dests = ["A", "B", "A", "C", "B", "A", "D"];
+        let mut plans: Vec<Plan> = dests
+            .iter()
+            .zip(1..)
+            .map(|(d, uid)| plan(uid, Some(d), Status::Planned))
+            .collect();
+        plans.push(plan(8, None, Status::Left));
+        plans.push(plan(9, Some("B"), Status::Failed));
+        let mut planned = Planned {
+            plans,
+            report: Report {
+                decided: 9,
+                ..Report::default()
+            },
+        };
+        let away = planned.split_moves();
+        let uids = |p: &Planned| p.plans.iter().map(|p| p.key.uid).collect::<Vec<_>>();
+        assert_eq!(uids(&away), vec![2, 4, 5]);
+        assert_eq!(uids(&planned), vec![1, 3, 6, 7, 8, 9]);
+        assert_eq!((planned.report().decided, away.report().decided), (9, 0));
+        // Nothing to move: nothing to split off.
+        let mut left = Planned {
+            plans: vec![plan(1, None, Status::Left)],
+            report: Report::default(),
+        };
+        assert!(left.split_moves().is_empty());
+        assert_eq!(left.len(), 1);
     }
 
     fn decide(profile: &Profile, body: &str) -> crate::triage::Decision {

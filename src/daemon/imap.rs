@@ -4,14 +4,14 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, Result};
+use anyhow::{anyhow, Context as _, Result};
 use tokio_util::sync::CancellationToken;
-use tracing::{error, info, warn};
+use tracing::{error, info, warn, Instrument as _};
 
 use super::backoff::Backoff;
 use super::metrics as m;
 use super::{log_report, pause, Shared, BATCH, FILE_BATCH, FILE_GROUP};
-use crate::config::{Backfill, ImapConfig, WatchMode};
+use crate::config::{Backfill, ImapConfig, SecretString, WatchMode};
 use crate::mailbox::imap::connect::{self as imap_connect, ConnectError};
 use crate::mailbox::imap::{ImapFolder, Woke};
 use crate::mailbox::{MailSource, MessageKey};
@@ -137,8 +137,21 @@ pub async fn task(
         info!(account = %name, folder, host = %imap.host, "connected");
         let work_before = acct.progress();
         let mut progressed = false;
-        let outcome =
-            session_loop(&acct, session, &folder, &cancel, &shared, &mut progressed).await;
+        let dialer = Dialer {
+            imap: imap.clone(),
+            tls: Arc::clone(&tls),
+            secret: secret.clone(),
+        };
+        let outcome = session_loop(
+            &acct,
+            session,
+            &folder,
+            &dialer,
+            &cancel,
+            &shared,
+            &mut progressed,
+        )
+        .await;
         progressed |= acct.progress() > work_before;
         match outcome {
             Ok(()) => return Ok(()),
@@ -227,6 +240,7 @@ async fn session_loop(
     acct: &Arc<Account>,
     session: imap_connect::ImapSession,
     folder: &str,
+    dialer: &Dialer,
     cancel: &CancellationToken,
     shared: &Shared,
     progressed: &mut bool,
@@ -243,7 +257,7 @@ async fn session_loop(
     else {
         return Ok(());
     };
-    let Some(report) = unless_stopped(sync(&mut f, acct, cancel), cancel).await? else {
+    let Some(report) = unless_stopped(sync(&mut f, acct, dialer, cancel), cancel).await? else {
         return Ok(());
     };
     *progressed = true;
@@ -272,7 +286,7 @@ async fn session_loop(
             f.logout().await;
             return Ok(());
         }
-        let Some(report) = unless_stopped(sync(&mut f, acct, cancel), cancel).await? else {
+        let Some(report) = unless_stopped(sync(&mut f, acct, dialer, cancel), cancel).await? else {
             return Ok(());
         };
         log_report(shared, &acct.config.name, folder, &report);
@@ -334,6 +348,7 @@ async fn first_start(f: &mut ImapFolder, acct: &Account) -> Result<FolderState> 
 async fn sync(
     f: &mut ImapFolder,
     acct: &Arc<Account>,
+    dialer: &Dialer,
     cancel: &CancellationToken,
 ) -> Result<Report> {
     let sel = f.selected();
@@ -369,11 +384,17 @@ async fn sync(
             break;
         }
         let mut backlog = Backlog::new(name, &folder, acct);
+        if uids.len() >= SECOND_SESSION_FROM && !acct.dry_run {
+            backlog.dial(dialer, f);
+        }
         let worked = work_through(f, acct, cancel, &mut backlog, &uids, &mut st, not_before).await;
         // A batch being triaged is recorded before the session goes on or gives up, so
         // recovery in the next session never races it.
         backlog.settle().await;
         report.add(worked?);
+        if backlog.filer_lost {
+            report.add(pipeline::recover(f, acct, Some(sel.uidvalidity)).await?);
+        }
         if cancel.is_cancelled() {
             return Ok(report);
         }
@@ -413,7 +434,9 @@ async fn work_through(
             last_uid: chunk.iter().copied().max().unwrap_or(st.last_uid),
             ..*st
         };
-        backlog.queue.push_back((fetched, *st));
+        // Parsed on a thread of its own, while the batch before it is triaged.
+        let parsing = pipeline::parse_in_background(fetched, acct.max_scan_bytes);
+        backlog.queue.push_back((parsing, *st));
         backlog.advance(false).await?;
         // Memory stays bounded: at most QUEUED batches wait for the triage thread.
         while backlog.queue.len() > QUEUED {
@@ -436,17 +459,139 @@ async fn work_through(
 /// Fetched batches waiting for the triage thread, beyond the one it works on.
 const QUEUED: usize = 1;
 
+/// Backlogs of at least this many messages are filed on a second session (when the
+/// account has one to spare), so that moves no longer hold up fetching.
+const SECOND_SESSION_FROM: usize = 2 * BATCH;
+
+/// Messages for one destination moved together by the second session: smaller than
+/// [`FILE_GROUP`], because its moves no longer hold up fetching, and starting them
+/// early leaves less for the end.
+const FILER_GROUP: usize = 200;
+
+/// What opening one more session on the account takes: the same server, TLS settings
+/// and credentials (password or a still valid access token) as the session it helps.
+pub(super) struct Dialer {
+    pub imap: ImapConfig,
+    pub tls: Arc<tokio_rustls::rustls::ClientConfig>,
+    pub secret: SecretString,
+}
+
+/// A spawned task that is aborted when its handle is dropped: a sync abandoned at
+/// shutdown takes its helpers with it. (Stopping between commands is safe: every plan
+/// is journalled before its move.)
+struct Helper<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Helper<T> {
+    fn is_finished(&self) -> bool {
+        self.0.is_finished()
+    }
+
+    async fn join(mut self) -> Result<T> {
+        (&mut self.0)
+            .await
+            .map_err(|e| anyhow!("a helper of the sync failed: {e}"))
+    }
+}
+
+impl<T> Drop for Helper<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Where a backlog's decided messages are filed.
+enum Mover {
+    /// On the session that fetches them.
+    Own,
+    /// A second session is being opened (holding the account's spare-session permit);
+    /// until it is, the own session files.
+    Dialing(
+        Helper<Option<ImapFolder>>,
+        tokio::sync::OwnedSemaphorePermit,
+    ),
+    /// A second session files what it is sent, in order, while the first one fetches.
+    Filer {
+        tx: tokio::sync::mpsc::Sender<pipeline::Planned>,
+        done: Helper<Result<Report>>,
+    },
+}
+
+/// Opens a second session on the folder for [`file_on`]; `None` when it cannot be had
+/// (a server's connection limit, say): the backlog is then filed as before, on the
+/// fetching session.
+async fn dial(
+    d: Arc<Dialer>,
+    acct: Arc<Account>,
+    folder: String,
+    uidvalidity: u32,
+) -> Option<ImapFolder> {
+    let name = &acct.config.name;
+    let session = match imap_connect::connect(&d.imap, &d.tls, &d.secret).await {
+        Ok(s) => s,
+        Err(e) => {
+            info!(account = %name, folder, "no second session for the backlog ({e}); filing on the first one");
+            return None;
+        }
+    };
+    match ImapFolder::open(session, name, &folder, d.imap.timeout).await {
+        Ok(f) if f.selected().uidvalidity == uidvalidity => Some(f),
+        Ok(f) => {
+            // The folder changed under us: its UIDs mean other messages now.
+            f.logout().await;
+            None
+        }
+        Err(e) => {
+            info!(account = %name, folder, "no second session for the backlog ({e:#}); filing on the first one");
+            None
+        }
+    }
+}
+
+/// A second session's work: files each group of plans it is sent, in order, recording the
+/// outcomes; then logs out. Its report covers everything it was sent.
+async fn file_on(
+    mut f: ImapFolder,
+    acct: Arc<Account>,
+    mut rx: tokio::sync::mpsc::Receiver<pipeline::Planned>,
+    _permit: tokio::sync::OwnedSemaphorePermit,
+) -> Result<Report> {
+    let mut report = Report::default();
+    let mut writes = pipeline::StatusWrites::default();
+    let mut filed = Ok(());
+    while let Some(ready) = rx.recv().await {
+        filed = async {
+            writes.finish().await?;
+            report.add(pipeline::file_planned_deferred(&mut f, &acct, ready, &mut writes).await?);
+            Ok::<_, anyhow::Error>(())
+        }
+        .await;
+        if filed.is_err() {
+            break;
+        }
+    }
+    let recorded = writes.finish().await;
+    filed.context("filing on the second session")?;
+    recorded?;
+    f.logout().await;
+    Ok(report)
+}
+
 /// A backlog in progress: fetched batches waiting to be triaged (with the folder state
 /// each one completes), the batch being triaged, and decided messages waiting to be filed.
 struct Backlog {
     account: String,
     folder: String,
     acct: Arc<Account>,
-    queue: std::collections::VecDeque<(pipeline::FetchedBatch, FolderState)>,
+    /// Fetched batches being parsed or waiting for the triage thread.
+    queue:
+        std::collections::VecDeque<(tokio::task::JoinHandle<pipeline::ParsedBatch>, FolderState)>,
     triaging: Option<tokio::task::JoinHandle<Result<pipeline::Planned>>>,
     planned: pipeline::Planned,
     /// Outcomes of earlier moves still being written to the store.
     writes: pipeline::StatusWrites,
+    mover: Mover,
+    /// The second session failed: what it did not confirm is left for recovery.
+    filer_lost: bool,
 }
 
 impl Backlog {
@@ -459,7 +604,57 @@ impl Backlog {
             triaging: None,
             planned: Default::default(),
             writes: Default::default(),
+            mover: Mover::Own,
+            filer_lost: false,
         }
+    }
+
+    /// Starts opening a second session to file on, if the account has one to spare.
+    fn dial(&mut self, d: &Dialer, f: &ImapFolder) {
+        let Ok(permit) = Arc::clone(&self.acct.spare_sessions).try_acquire_owned() else {
+            return;
+        };
+        let d = Arc::new(Dialer {
+            imap: d.imap.clone(),
+            tls: Arc::clone(&d.tls),
+            secret: d.secret.clone(),
+        });
+        let opening = dial(
+            d,
+            Arc::clone(&self.acct),
+            self.folder.clone(),
+            f.selected().uidvalidity,
+        )
+        .instrument(tracing::Span::current());
+        self.mover = Mover::Dialing(Helper(tokio::spawn(opening)), permit);
+    }
+
+    /// The second session, once it is open, starts filing; one that could not be had
+    /// leaves the filing to the own session.
+    async fn check_dialing(&mut self, all: bool) -> Result<()> {
+        let Mover::Dialing(h, _) = &self.mover else {
+            return Ok(());
+        };
+        if !h.is_finished() && !all {
+            return Ok(());
+        }
+        let Mover::Dialing(h, permit) = std::mem::replace(&mut self.mover, Mover::Own) else {
+            return Ok(());
+        };
+        if !h.is_finished() {
+            // Still not open with everything decided: not worth waiting for.
+            return Ok(());
+        }
+        if let Some(f2) = h.join().await? {
+            let (tx, rx) = tokio::sync::mpsc::channel(1);
+            let work = file_on(f2, Arc::clone(&self.acct), rx, permit)
+                .instrument(tracing::Span::current());
+            self.mover = Mover::Filer {
+                tx,
+                done: Helper(tokio::spawn(work)),
+            };
+        }
+        Ok(())
     }
 
     /// Batches queued or being triaged.
@@ -478,13 +673,23 @@ impl Backlog {
             }
             self.planned.extend(joined(h.await)?);
         }
-        if let Some((batch, state)) = self.queue.pop_front() {
-            self.triaging = Some(pipeline::plan_in_background(
+        if let Some((parsing, state)) = self.queue.pop_front() {
+            let (account, folder, acct) = (
                 self.account.clone(),
                 self.folder.clone(),
                 Arc::clone(&self.acct),
-                batch,
-                Some(state),
+            );
+            self.triaging = Some(tokio::spawn(
+                async move {
+                    let batch = parsing
+                        .await
+                        .map_err(|e| anyhow!("parsing a batch failed: {e}"))?;
+                    joined(
+                        pipeline::plan_in_background(account, folder, acct, batch, Some(state))
+                            .await,
+                    )
+                }
+                .instrument(tracing::Span::current()),
             ));
         }
         Ok(())
@@ -492,22 +697,85 @@ impl Backlog {
 
     /// Files what is ready (everything with `all`, or once FILE_BATCH messages wait).
     async fn file_ready(&mut self, f: &mut ImapFolder, all: bool) -> Result<Report> {
-        let ready = if all || self.planned.len() >= FILE_BATCH {
+        self.check_dialing(all).await?;
+        let filer = matches!(self.mover, Mover::Filer { .. });
+        let mut ready = if all || self.planned.len() >= FILE_BATCH {
             std::mem::take(&mut self.planned)
+        } else if filer {
+            // Off the fetching session, moves can start sooner: the tail left for the end
+            // is what is smaller.
+            self.planned.take_ready(FILER_GROUP)
         } else {
             self.planned.take_ready(FILE_GROUP)
         };
         // The previous round's writes are done by now (a fetch went by); waiting for them
         // keeps their number bounded and surfaces a failed one.
         self.writes.finish().await?;
-        if ready.is_empty() {
+        if ready.is_empty() && !all {
             return Ok(ready.report());
         }
-        let filed = pipeline::file_planned_deferred(f, &self.acct, ready, &mut self.writes).await;
+        if filer {
+            // At the end the fetching session is free: both share the last moves.
+            let away = if all {
+                ready.split_moves()
+            } else {
+                std::mem::take(&mut ready)
+            };
+            // Its report comes with the second session's at the end.
+            if !away.is_empty() {
+                if let Err(back) = self.send_to_filer(away).await {
+                    // It stopped: this session files what it could not take.
+                    ready.extend(back);
+                    let lost = self.finish_filer().await;
+                    self.lost_filer(lost);
+                }
+            }
+        }
+        let mut report = if ready.is_empty() {
+            ready.report()
+        } else {
+            pipeline::file_planned_deferred(f, &self.acct, ready, &mut self.writes).await?
+        };
         if all {
             self.writes.finish().await?;
+            let filed = self.finish_filer().await;
+            report.add(self.lost_filer(filed));
         }
-        filed
+        Ok(report)
+    }
+
+    /// Hands plans to the second session; they come back when it has stopped.
+    async fn send_to_filer(&mut self, plans: pipeline::Planned) -> Result<(), pipeline::Planned> {
+        match &self.mover {
+            Mover::Filer { tx, .. } => tx.send(plans).await.map_err(|e| e.0),
+            _ => Err(plans),
+        }
+    }
+
+    /// The second session's report; when it failed, the error is logged and the backlog
+    /// goes on without it. Whatever it had not confirmed stays planned in the store, and
+    /// [`sync`] settles it on this session (as recovery after a restart would).
+    fn lost_filer(&mut self, filed: Result<Report>) -> Report {
+        match filed {
+            Ok(r) => r,
+            Err(e) => {
+                warn!(account = %self.account, folder = %self.folder, "the second session failed: {e:#}; filing on the first one");
+                self.filer_lost = true;
+                Report::default()
+            }
+        }
+    }
+
+    /// Lets the second session file what it was sent, and closes it; its report.
+    async fn finish_filer(&mut self) -> Result<Report> {
+        match std::mem::replace(&mut self.mover, Mover::Own) {
+            Mover::Filer { tx, done } => {
+                drop(tx);
+                done.join().await?
+            }
+            // A session still being opened is abandoned (the task is aborted).
+            Mover::Dialing(..) | Mover::Own => Ok(Report::default()),
+        }
     }
 
     /// Waits for the batch being triaged (its decisions are recorded; filing them is left
@@ -515,6 +783,11 @@ impl Backlog {
     async fn settle(&mut self) {
         self.queue.clear();
         if let Err(e) = self.writes.finish().await {
+            warn!(account = %self.account, folder = %self.folder, "{e:#}");
+        }
+        // What the second session was sent is filed (or journalled) before recovery
+        // looks at the folder again.
+        if let Err(e) = self.finish_filer().await {
             warn!(account = %self.account, folder = %self.folder, "{e:#}");
         }
         if let Some(h) = self.triaging.take() {

@@ -50,6 +50,9 @@ const FILE_BATCH: usize = 5000;
 /// (~0.06 ms): groups this large keep the per-command share small, and filing them while
 /// the backlog is still being read leaves little to file at the end.
 const FILE_GROUP: usize = 500;
+/// IMAP sessions an account may open beyond one per watched folder (see
+/// `imap::Mover`): with Gmail's limit of 8 watched folders, 9 of its 15 connections.
+const SPARE_SESSIONS: usize = 1;
 /// How long shutdown waits for tasks to finish their batch.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
 /// Quiet time after the last file event before a reload.
@@ -273,6 +276,7 @@ impl Supervisor {
             progress: Default::default(),
             calendars: Default::default(),
             mail: self.mail.clone(),
+            spare_sessions: Arc::new(tokio::sync::Semaphore::new(SPARE_SESSIONS)),
         });
         if let Some(ms) = &self.mail {
             ms.set_account(&a.name, Some(acct.profile.clone()));

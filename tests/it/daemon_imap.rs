@@ -471,3 +471,46 @@ fn sigkill_at_random_points_loses_and_duplicates_nothing() {
     assert_exactly_once(&d, "alice", &originals);
     assert!(d.messages("alice", "INBOX").is_empty());
 }
+
+/// A large backlog is filed on a second session while the first one keeps fetching; a
+/// server that refuses the extra connection gets everything filed all the same, on the
+/// first session.
+#[test]
+fn a_large_backlog_uses_a_second_session_and_does_without_one() {
+    for (extra, second) in [("", true), ("mail_max_userip_connections = 1\n", false)] {
+        let d = Dovecot::start(DovecotOptions {
+            extra_config: extra.to_string(),
+            ..DovecotOptions::default()
+        });
+        let originals = backlog(1200, "two");
+        d.deliver_many("alice", "INBOX", &originals);
+        d.set_flags("alice", "INBOX", 7, "\\Flagged");
+        let logins_before = d.log().matches("Login: user=<alice>").count();
+        let s = setup(&d, "    backfill: all\n");
+        let (status, log) = s.run_once(&[PW]);
+        assert!(status.success(), "{log}");
+        let per_folder = assert_exactly_once(&d, "alice", &originals);
+        assert_eq!(per_folder.get("INBOX"), None, "{per_folder:?}");
+        let flagged: Vec<_> = super::daemon::mailbox_contents(&d, "alice")
+            .into_values()
+            .flatten()
+            .filter(|m| m.flags.iter().any(|f| f == "\\Flagged"))
+            .collect();
+        assert_eq!(flagged.len(), 1, "the flag travelled with the move");
+        let dovecot_log = d.log();
+        let logins = dovecot_log.matches("Login: user=<alice>").count() - logins_before;
+        // A refused login is logged as a disconnect, not a login.
+        assert_eq!(
+            logins,
+            if second { 2 } else { 1 },
+            "one session per folder, plus one for the backlog when allowed ({extra:?}):\n{dovecot_log}"
+        );
+        let refused = dovecot_log.contains("Maximum number of connections from user+IP exceeded");
+        assert_eq!(refused, !second, "{dovecot_log}");
+        assert_eq!(
+            log.contains("no second session for the backlog"),
+            !second,
+            "{log}"
+        );
+    }
+}
