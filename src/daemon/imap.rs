@@ -402,11 +402,12 @@ async fn sync(
     Ok(report)
 }
 
-/// Fetches, triages and files `uids`, keeping both the server and the triage thread busy:
-/// batches are fetched ahead while an earlier one is triaged on a blocking thread, and
-/// decided messages are filed between fetches, a destination at a time once
+/// Fetches, triages and files `uids`, keeping the server, the parse thread and the triage
+/// thread busy: batches are fetched ahead while the one before is parsed and the one
+/// before that triaged, and decided messages are filed a destination at a time once
 /// [`FILE_GROUP`] messages wait for it (a move costs the server per command as well as
-/// per message), everything once [`FILE_BATCH`] do.
+/// per message), everything once [`FILE_BATCH`] do. Filing happens between fetches, or
+/// on a second session when the backlog is large and one can be had ([`Mover`]).
 async fn work_through(
     f: &mut ImapFolder,
     acct: &Arc<Account>,
@@ -462,11 +463,6 @@ const QUEUED: usize = 1;
 /// Backlogs of at least this many messages are filed on a second session (when the
 /// account has one to spare), so that moves no longer hold up fetching.
 const SECOND_SESSION_FROM: usize = 2 * BATCH;
-
-/// Messages for one destination moved together by the second session: smaller than
-/// [`FILE_GROUP`], because its moves no longer hold up fetching, and starting them
-/// early leaves less for the end.
-const FILER_GROUP: usize = 200;
 
 /// What opening one more session on the account takes: the same server, TLS settings
 /// and credentials (password or a still valid access token) as the session it helps.
@@ -701,10 +697,6 @@ impl Backlog {
         let filer = matches!(self.mover, Mover::Filer { .. });
         let mut ready = if all || self.planned.len() >= FILE_BATCH {
             std::mem::take(&mut self.planned)
-        } else if filer {
-            // Off the fetching session, moves can start sooner: the tail left for the end
-            // is what is smaller.
-            self.planned.take_ready(FILER_GROUP)
         } else {
             self.planned.take_ready(FILE_GROUP)
         };
