@@ -141,6 +141,7 @@ pub async fn task(
             imap: imap.clone(),
             tls: Arc::clone(&tls),
             secret: secret.clone(),
+            tokens: tokens.clone(),
         };
         let outcome = session_loop(
             &acct,
@@ -465,11 +466,13 @@ const QUEUED: usize = 1;
 const SECOND_SESSION_FROM: usize = 2 * BATCH;
 
 /// What opening one more session on the account takes: the same server, TLS settings
-/// and credentials (password or a still valid access token) as the session it helps.
+/// and credentials as the session it helps (its password; or, with OAuth2, a current
+/// access token, since a session can outlive the one it logged in with).
 pub(super) struct Dialer {
     pub imap: ImapConfig,
     pub tls: Arc<tokio_rustls::rustls::ClientConfig>,
     pub secret: SecretString,
+    pub tokens: Option<Arc<TokenSource>>,
 }
 
 /// A spawned task that is aborted when its handle is dropped: a sync abandoned at
@@ -522,7 +525,17 @@ async fn dial(
     uidvalidity: u32,
 ) -> Option<ImapFolder> {
     let name = &acct.config.name;
-    let session = match imap_connect::connect(&d.imap, &d.tls, &d.secret).await {
+    let secret = match &d.tokens {
+        Some(ts) => match ts.access_token().await {
+            Ok(t) => t,
+            Err(e) => {
+                info!(account = %name, folder, "no second session for the backlog ({e}); filing on the first one");
+                return None;
+            }
+        },
+        None => d.secret.clone(),
+    };
+    let session = match imap_connect::connect(&d.imap, &d.tls, &secret).await {
         Ok(s) => s,
         Err(e) => {
             info!(account = %name, folder, "no second session for the backlog ({e}); filing on the first one");
@@ -614,6 +627,7 @@ impl Backlog {
             imap: d.imap.clone(),
             tls: Arc::clone(&d.tls),
             secret: d.secret.clone(),
+            tokens: d.tokens.clone(),
         });
         let opening = dial(
             d,
