@@ -282,7 +282,9 @@ pub async fn fetch_batch<S: MailSource>(
     // the triage that follows only reads what is cached.
     acct.calendars.refresh_feeds(&acct.profile.snapshot()).await;
     let started = std::time::Instant::now();
-    let mut messages = src.fetch(keys, acct.max_scan_bytes).await?;
+    let mut messages = src
+        .fetch(keys, acct.max_scan_bytes, not_before.is_some())
+        .await?;
     tracing::debug!(target: TIMING,
         account = src.account(),
         folder = src.folder(),

@@ -350,7 +350,13 @@ impl MailSource for Maildir {
         "INBOX"
     }
 
-    async fn fetch(&mut self, keys: &[MessageKey], max_scan_bytes: usize) -> Result<Vec<Fetched>> {
+    /// The delivery date is the file's mtime, read with its size whether asked for or not.
+    async fn fetch(
+        &mut self,
+        keys: &[MessageKey],
+        max_scan_bytes: usize,
+        _dates: bool,
+    ) -> Result<Vec<Fetched>> {
         let index = self.index()?;
         let limit = max_scan_bytes.saturating_mul(4).max(1024 * 1024);
         let mut out = Vec::with_capacity(keys.len());

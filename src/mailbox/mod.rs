@@ -30,7 +30,7 @@ pub struct Fetched {
     pub key: MessageKey,
     pub raw: Vec<u8>,
     pub flags: Vec<String>,
-    /// Unix time the message was delivered, when known.
+    /// Unix time the message was delivered, when known (IMAP: only when asked for).
     pub internal_date: Option<i64>,
     pub size: u64,
 }
@@ -53,8 +53,15 @@ pub trait MailSource {
     fn account(&self) -> &str;
     /// Folder name as configured (e.g. INBOX).
     fn folder(&self) -> &str;
-    /// Reads what triage needs of these messages; missing ones are left out.
-    async fn fetch(&mut self, keys: &[MessageKey], max_scan_bytes: usize) -> Result<Vec<Fetched>>;
+    /// Reads what triage needs of these messages; missing ones are left out. With
+    /// `dates`, also when each was delivered (an IMAP server stats every message file for
+    /// that, so it is asked only when a date filter needs it).
+    async fn fetch(
+        &mut self,
+        keys: &[MessageKey],
+        max_scan_bytes: usize,
+        dates: bool,
+    ) -> Result<Vec<Fetched>>;
     /// Moves these messages into the folder given as levels, creating it if needed.
     /// Flags other than \Deleted survive; \Seen is never set.
     async fn file(&mut self, keys: &[MessageKey], dest: &[String]) -> Result<(), FileError>;

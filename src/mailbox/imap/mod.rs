@@ -492,11 +492,17 @@ impl MailSource for ImapFolder {
         &self.folder
     }
 
-    async fn fetch(&mut self, keys: &[MessageKey], max_scan_bytes: usize) -> Result<Vec<Fetched>> {
+    async fn fetch(
+        &mut self,
+        keys: &[MessageKey],
+        max_scan_bytes: usize,
+        dates: bool,
+    ) -> Result<Vec<Fetched>> {
         let uidvalidity = self.selected.uidvalidity;
         let uids: Vec<u32> = keys.iter().map(|k| k.uid).collect();
         let t = self.timeout;
-        fetch::fetch(self.session()?, uidvalidity, &uids, max_scan_bytes, t).await
+        let session = self.session()?;
+        fetch::fetch(session, uidvalidity, &uids, max_scan_bytes, dates, t).await
     }
 
     async fn file(&mut self, keys: &[MessageKey], dest: &[String]) -> Result<(), FileError> {
