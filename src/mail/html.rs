@@ -48,7 +48,7 @@ pub fn html_to_text_capped(html: &str, max_bytes: usize) -> (String, bool) {
                 let end = scan(b, i + 2, |c| {
                     c.is_ascii_whitespace() || c == b'/' || c == b'>'
                 });
-                conv.end(&sub(html, i + 2, end).to_ascii_lowercase());
+                conv.end(&ascii_lower(sub(html, i + 2, end)));
                 find_byte(b, end, b'>').map_or(b.len(), |j| j + 1)
             }
             // "</ x>", "</>": bogus comment; a "</" at EOF falls through to literal text.
@@ -79,7 +79,7 @@ fn start_tag(html: &str, i: usize, conv: &mut Converter) -> usize {
     let b = html.as_bytes();
     let is_ws = |c: u8| c.is_ascii_whitespace();
     let name_end = scan(b, i + 1, |c| is_ws(c) || c == b'/' || c == b'>');
-    let name = sub(html, i + 1, name_end).to_ascii_lowercase();
+    let name = ascii_lower(sub(html, i + 1, name_end));
     let mut a = Attrs::default();
     let mut self_closing = false;
     let mut j = name_end;
@@ -125,7 +125,7 @@ fn start_tag(html: &str, i: usize, conv: &mut Converter) -> usize {
                 }
             }
         }
-        let slot = match attr.to_ascii_lowercase().as_str() {
+        let slot = match &*ascii_lower(attr) {
             "class" => Some(&mut a.class),
             "id" => Some(&mut a.id),
             "style" => Some(&mut a.style),
@@ -142,7 +142,7 @@ fn start_tag(html: &str, i: usize, conv: &mut Converter) -> usize {
         }
     }
     if matches!(
-        name.as_str(),
+        &*name,
         "script" | "style" | "title" | "template" | "iframe" | "noembed" | "noframes"
     ) && !self_closing
     {
@@ -224,10 +224,34 @@ fn has_class(class: &str, name: &str) -> bool {
         .any(|c| c.eq_ignore_ascii_case(name))
 }
 
-/// Whether an inline style hides the element.
+/// `s` in ASCII lowercase, copied only when it has an uppercase letter (tag and attribute
+/// names in mail are nearly always lowercase already).
+fn ascii_lower(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.bytes().any(|c| c.is_ascii_uppercase()) {
+        std::borrow::Cow::Owned(s.to_ascii_lowercase())
+    } else {
+        std::borrow::Cow::Borrowed(s)
+    }
+}
+
+/// Whether an inline style hides the element: `display:none`, ignoring whitespace and
+/// ASCII case.
 fn style_hidden(style: &str) -> bool {
-    let s: String = style.chars().filter(|c| !c.is_whitespace()).collect();
-    s.to_ascii_lowercase().contains("display:none")
+    const WANT: &[u8] = b"display:none";
+    let mut matched = 0;
+    for c in style.chars().filter(|c| !c.is_whitespace()) {
+        let c = c.to_ascii_lowercase();
+        // 'd' occurs once in WANT, so after a mismatch only a 'd' can start a new match.
+        matched = if c == char::from(WANT[matched]) {
+            matched + 1
+        } else {
+            usize::from(c == 'd')
+        };
+        if matched == WANT.len() {
+            return true;
+        }
+    }
+    false
 }
 
 /// How a quote-contributing element affects the depth.
@@ -628,7 +652,32 @@ fn decode_one(s: &str) -> Option<(char, usize)> {
 
 #[cfg(test)]
 mod tests {
-    use super::{html_to_text, html_to_text_capped};
+    use super::{ascii_lower, html_to_text, html_to_text_capped, style_hidden};
+
+    #[test]
+    fn inline_styles_that_hide() {
+        for (style, hidden) in [
+            ("display:none", true),
+            ("font-size:1px; DISPLAY : None !important", true),
+            ("ddisplay:none", true),
+            ("display:\u{a0}none", true),
+            ("display:block", false),
+            ("displaynone", false),
+            ("display:non", false),
+            ("", false),
+        ] {
+            assert_eq!(style_hidden(style), hidden, "{style:?}");
+        }
+    }
+
+    #[test]
+    fn names_are_lowercased_and_copied_only_when_needed() {
+        assert!(matches!(
+            ascii_lower("div"),
+            std::borrow::Cow::Borrowed("div")
+        ));
+        assert_eq!(ascii_lower("BlockQuote"), "blockquote");
+    }
 
     /// (name, input HTML, expected text)
     #[rustfmt::skip]
