@@ -104,6 +104,10 @@ struct Plan {
     key: MessageKey,
     dest: Option<Vec<String>>,
     status: Status,
+    /// Escalation actions may wait for it (planned with it, or it was decided before):
+    /// filing looks them up in the store first. Most mail has none, and a filing session
+    /// then never waits for the store.
+    actions: bool,
 }
 
 /// Decisions recorded but not yet filed: batches of a backlog accumulate here so that
@@ -130,6 +134,26 @@ impl Planned {
     /// What deciding these messages reported so far.
     pub fn report(&self) -> Report {
         self.report
+    }
+
+    /// `n` plans moving messages 1..=n to one destination (for tests elsewhere).
+    #[cfg(test)]
+    pub(crate) fn moving(n: u32, dest: &str) -> Planned {
+        Planned {
+            plans: (1..=n)
+                .map(|uid| Plan {
+                    id: i64::from(uid),
+                    key: MessageKey {
+                        uid,
+                        key: format!("1:{uid}"),
+                    },
+                    dest: Some(vec![dest.to_string()]),
+                    status: Status::Planned,
+                    actions: false,
+                })
+                .collect(),
+            report: Report::default(),
+        }
     }
 
     /// Takes in another batch's plans.
@@ -165,36 +189,31 @@ impl Planned {
 }
 
 impl Planned {
-    /// Splits off about half of the moves, whole destinations at a time (the largest
-    /// first, each to the lighter side), for a second session to carry out while this one
-    /// does the rest. Plans that move nothing stay here.
-    pub fn split_moves(&mut self) -> Planned {
-        let mut sizes: BTreeMap<Vec<String>, usize> = BTreeMap::new();
-        for p in &self.plans {
-            if let Some(dest) = p.moving_to() {
-                *sizes.entry(dest.to_vec()).or_default() += 1;
+    /// Splits into what moves nothing (with the report) and one group per destination,
+    /// the largest first: units of work that either of two sessions can file.
+    pub fn into_groups(self) -> (Planned, Vec<Planned>) {
+        let mut groups: BTreeMap<Vec<String>, Vec<Plan>> = BTreeMap::new();
+        let mut stays = Vec::new();
+        for p in self.plans {
+            match p.moving_to() {
+                Some(dest) => groups.entry(dest.to_vec()).or_default().push(p),
+                None => stays.push(p),
             }
         }
-        let mut by_size: Vec<(Vec<String>, usize)> = sizes.into_iter().collect();
-        by_size.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-        let (mut here, mut there) = (0, 0);
-        let mut away: std::collections::BTreeSet<Vec<String>> = Default::default();
-        for (dest, n) in by_size {
-            if there < here {
-                there += n;
-                away.insert(dest);
-            } else {
-                here += n;
-            }
-        }
-        let (moved, kept) = std::mem::take(&mut self.plans)
-            .into_iter()
-            .partition(|p| p.moving_to().is_some_and(|d| away.contains(d)));
-        self.plans = kept;
-        Planned {
-            plans: moved,
-            report: Report::default(),
-        }
+        let mut groups: Vec<Planned> = groups
+            .into_values()
+            .map(|plans| Planned {
+                plans,
+                report: Report::default(),
+            })
+            .collect();
+        // Stable: equal sizes stay in name order.
+        groups.sort_by_key(|g| std::cmp::Reverse(g.len()));
+        let stays = Planned {
+            plans: stays,
+            report: self.report,
+        };
+        (stays, groups)
     }
 }
 
@@ -458,6 +477,15 @@ impl StatusWrites {
         }
         first
     }
+
+    /// Like [`StatusWrites::finish`], except for the newest write, which may go on while
+    /// the session starts its next move (at most two are ever in flight).
+    pub async fn finish_older(&mut self) -> Result<()> {
+        let newest = self.0.pop();
+        let r = self.finish().await;
+        self.0.extend(newest);
+        r
+    }
 }
 
 /// Triages and records a parsed batch; returns what to file.
@@ -519,6 +547,7 @@ fn plan(
                     key: key.clone(),
                     dest: prev.dest.clone(),
                     status: Status::Planned,
+                    actions: true,
                 });
                 continue;
             }
@@ -615,11 +644,13 @@ fn plan(
         .into_iter()
         .zip(rows)
         .zip(keys)
-        .map(|((id, row), key)| Plan {
+        .enumerate()
+        .map(|(i, ((id, row), key))| Plan {
             id,
             key,
             dest: row.dest,
             status: row.status,
+            actions: extras.get(i).is_some_and(|x| !x.actions.is_empty()),
         })
         .collect();
     plans.extend(resumed);
@@ -651,8 +682,10 @@ async fn file<S: MailSource>(
 ) -> Result<Report> {
     let (plans, mut report) = planned;
     // Escalation actions first, on the message where it is: flags travel with the move.
-    let ids: Vec<i64> = plans.iter().map(|p| p.id).collect();
-    run_actions(src, acct, Some(&ids)).await?;
+    let ids: Vec<i64> = plans.iter().filter(|p| p.actions).map(|p| p.id).collect();
+    if !ids.is_empty() {
+        run_actions(src, acct, Some(&ids)).await?;
+    }
     let mut groups: BTreeMap<Vec<String>, Vec<&Plan>> = BTreeMap::new();
     for p in &plans {
         match p.moving_to() {
@@ -800,6 +833,7 @@ async fn recover_slice<S: MailSource>(
                     key,
                     dest: Some(dest.clone()),
                     status: Status::Planned,
+                    actions: true,
                 }),
                 (true, true) => strip.push((d.id, key)),
                 (false, true) => filed.push(d.id),
@@ -1033,6 +1067,7 @@ mod tests {
             },
             dest: dest.map(|d| vec![d.to_string()]),
             status,
+            actions: false,
         }
     }
 
@@ -1062,9 +1097,8 @@ mod tests {
     }
 
     #[test]
-    fn a_split_shares_whole_destinations_out_evenly_and_keeps_what_stays() {
-        // A: 3 moves, B: 2, C: 1, D: 1 (largest first, each to the lighter side:
-        // A here, B there, C there, D here → 4 here, 3 there).
+    fn groups_are_whole_destinations_largest_first_and_what_stays_keeps_the_report() {
+        // A: 3 moves, B: 2, C: 1, D: 1; a message left in place and a failed one stay.
         let dests = ["A", "B", "A", "C", "B", "A", "D"];
         let mut plans: Vec<Plan> = dests
             .iter()
@@ -1073,25 +1107,29 @@ mod tests {
             .collect();
         plans.push(plan(8, None, Status::Left));
         plans.push(plan(9, Some("B"), Status::Failed));
-        let mut planned = Planned {
+        let planned = Planned {
             plans,
             report: Report {
                 decided: 9,
                 ..Report::default()
             },
         };
-        let away = planned.split_moves();
+        let (stays, groups) = planned.into_groups();
         let uids = |p: &Planned| p.plans.iter().map(|p| p.key.uid).collect::<Vec<_>>();
-        assert_eq!(uids(&away), vec![2, 4, 5]);
-        assert_eq!(uids(&planned), vec![1, 3, 6, 7, 8, 9]);
-        assert_eq!((planned.report().decided, away.report().decided), (9, 0));
-        // Nothing to move: nothing to split off.
-        let mut left = Planned {
+        assert_eq!(uids(&stays), vec![8, 9]);
+        assert_eq!(stays.report().decided, 9);
+        // Largest first; C and D (one each) in name order.
+        let got: Vec<Vec<u32>> = groups.iter().map(uids).collect();
+        assert_eq!(got, vec![vec![1, 3, 6], vec![2, 5], vec![4], vec![7]]);
+        assert!(groups.iter().all(|g| g.report().decided == 0));
+        // Nothing to move: no groups.
+        let left = Planned {
             plans: vec![plan(1, None, Status::Left)],
             report: Report::default(),
         };
-        assert!(left.split_moves().is_empty());
-        assert_eq!(left.len(), 1);
+        let (stays, groups) = left.into_groups();
+        assert!(groups.is_empty());
+        assert_eq!(stays.len(), 1);
     }
 
     fn decide(profile: &Profile, body: &str) -> crate::triage::Decision {

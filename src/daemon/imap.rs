@@ -508,11 +508,89 @@ enum Mover {
         Helper<Option<ImapFolder>>,
         tokio::sync::OwnedSemaphorePermit,
     ),
-    /// A second session files what it is sent, in order, while the first one fetches.
+    /// A second session files the groups put on the shelf while the first one fetches.
     Filer {
-        tx: tokio::sync::mpsc::Sender<pipeline::Planned>,
+        shelf: Arc<Shelf>,
         done: Helper<Result<Report>>,
     },
+}
+
+/// Destination groups waiting to be moved: the fetching session puts them here, the
+/// second session takes them in order, and at the end both take from it until it is
+/// empty, the largest groups first, so that they finish close together.
+#[derive(Default)]
+struct Shelf {
+    state: std::sync::Mutex<ShelfState>,
+    /// Wakes the second session (its only waiter) when groups arrive or the shelf closes.
+    changed: tokio::sync::Notify,
+}
+
+#[derive(Default)]
+struct ShelfState {
+    groups: std::collections::VecDeque<pipeline::Planned>,
+    /// Nothing more will be put here.
+    closed: bool,
+}
+
+impl Shelf {
+    fn state(&self) -> std::sync::MutexGuard<'_, ShelfState> {
+        // Only this module's short, panic-free sections hold the lock.
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn put(&self, groups: Vec<pipeline::Planned>) {
+        if groups.is_empty() {
+            return;
+        }
+        self.state().groups.extend(groups);
+        self.changed.notify_one();
+    }
+
+    /// Nothing more will come: what is left is ordered largest first.
+    fn close(&self) {
+        {
+            let mut st = self.state();
+            st.closed = true;
+            st.groups
+                .make_contiguous()
+                .sort_by_key(|g| std::cmp::Reverse(g.len()));
+        }
+        self.changed.notify_one();
+    }
+
+    /// The next group, if one is waiting.
+    fn take(&self) -> Option<pipeline::Planned> {
+        self.state().groups.pop_front()
+    }
+
+    /// Messages waiting on the shelf.
+    fn waiting(&self) -> usize {
+        self.state().groups.iter().map(pipeline::Planned::len).sum()
+    }
+
+    /// Every group still waiting.
+    fn take_all(&self) -> Vec<pipeline::Planned> {
+        self.state().groups.drain(..).collect()
+    }
+
+    /// The next group, waiting for one; `None` once the shelf is closed and empty.
+    async fn next(&self) -> Option<pipeline::Planned> {
+        loop {
+            {
+                let mut st = self.state();
+                if let Some(g) = st.groups.pop_front() {
+                    return Some(g);
+                }
+                if st.closed {
+                    return None;
+                }
+            }
+            // A notification sent since the check is kept for this call (one waiter).
+            self.changed.notified().await;
+        }
+    }
 }
 
 /// Opens a second session on the folder for [`file_on`]; `None` when it cannot be had
@@ -556,21 +634,23 @@ async fn dial(
     }
 }
 
-/// A second session's work: files each group of plans it is sent, in order, recording the
-/// outcomes; then logs out. Its report covers everything it was sent.
+/// A second session's work: files the groups on the shelf as they come, recording the
+/// outcomes; logs out once the shelf is closed and empty. Its report covers every group
+/// it took.
 async fn file_on(
     mut f: ImapFolder,
     acct: Arc<Account>,
-    mut rx: tokio::sync::mpsc::Receiver<pipeline::Planned>,
+    shelf: Arc<Shelf>,
     _permit: tokio::sync::OwnedSemaphorePermit,
 ) -> Result<Report> {
     let mut report = Report::default();
     let mut writes = pipeline::StatusWrites::default();
     let mut filed = Ok(());
-    while let Some(ready) = rx.recv().await {
+    while let Some(group) = shelf.next().await {
         filed = async {
-            writes.finish().await?;
-            report.add(pipeline::file_planned_deferred(&mut f, &acct, ready, &mut writes).await?);
+            // The last group's outcome is still being written while this one moves.
+            writes.finish_older().await?;
+            report.add(pipeline::file_planned_deferred(&mut f, &acct, group, &mut writes).await?);
             Ok::<_, anyhow::Error>(())
         }
         .await;
@@ -656,11 +736,11 @@ impl Backlog {
             return Ok(());
         }
         if let Some(f2) = h.join().await? {
-            let (tx, rx) = tokio::sync::mpsc::channel(1);
-            let work = file_on(f2, Arc::clone(&self.acct), rx, permit)
+            let shelf = Arc::new(Shelf::default());
+            let work = file_on(f2, Arc::clone(&self.acct), Arc::clone(&shelf), permit)
                 .instrument(tracing::Span::current());
             self.mover = Mover::Filer {
-                tx,
+                shelf,
                 done: Helper(tokio::spawn(work)),
             };
         }
@@ -706,9 +786,11 @@ impl Backlog {
     }
 
     /// Files what is ready (everything with `all`, or once FILE_BATCH messages wait).
+    /// With a second session, its moves go on the shelf for it, and what moves nothing is
+    /// settled here; at the end this session takes groups from the shelf as well.
     async fn file_ready(&mut self, f: &mut ImapFolder, all: bool) -> Result<Report> {
         self.check_dialing(all).await?;
-        let filer = matches!(self.mover, Mover::Filer { .. });
+        let mut report = self.check_filer().await;
         let mut ready = if all || self.planned.len() >= FILE_BATCH {
             std::mem::take(&mut self.planned)
         } else {
@@ -718,31 +800,43 @@ impl Backlog {
         // keeps their number bounded and surfaces a failed one.
         self.writes.finish().await?;
         if ready.is_empty() && !all {
-            return Ok(ready.report());
+            report.add(ready.report());
+            return Ok(report);
         }
-        if filer {
-            // At the end the fetching session is free: both share the last moves.
-            let away = if all {
-                ready.split_moves()
-            } else {
-                std::mem::take(&mut ready)
-            };
-            // Its report comes with the second session's at the end.
-            if !away.is_empty() {
-                if let Err(back) = self.send_to_filer(away).await {
-                    // It stopped: this session files what it could not take.
-                    ready.extend(back);
-                    let lost = self.finish_filer().await;
-                    self.lost_filer(lost);
-                }
+        let shelf = match &self.mover {
+            Mover::Filer { shelf, .. } => Some(Arc::clone(shelf)),
+            _ => None,
+        };
+        if let Some(shelf) = &shelf {
+            let (stays, groups) = ready.into_groups();
+            shelf.put(groups);
+            ready = stays;
+            // A second session that falls behind (a slow server) is helped, which also
+            // slows the fetching down: what waits for a move stays bounded.
+            while !all && shelf.waiting() >= FILE_BATCH {
+                let Some(group) = shelf.take() else { break };
+                self.writes.finish_older().await?;
+                report.add(
+                    pipeline::file_planned_deferred(f, &self.acct, group, &mut self.writes).await?,
+                );
             }
         }
-        let mut report = if ready.is_empty() {
+        report.add(if ready.is_empty() {
             ready.report()
         } else {
             pipeline::file_planned_deferred(f, &self.acct, ready, &mut self.writes).await?
-        };
+        });
         if all {
+            if let Some(shelf) = shelf {
+                shelf.close();
+                while let Some(group) = shelf.take() {
+                    self.writes.finish_older().await?;
+                    report.add(
+                        pipeline::file_planned_deferred(f, &self.acct, group, &mut self.writes)
+                            .await?,
+                    );
+                }
+            }
             self.writes.finish().await?;
             let filed = self.finish_filer().await;
             report.add(self.lost_filer(filed));
@@ -750,12 +844,21 @@ impl Backlog {
         Ok(report)
     }
 
-    /// Hands plans to the second session; they come back when it has stopped.
-    async fn send_to_filer(&mut self, plans: pipeline::Planned) -> Result<(), pipeline::Planned> {
-        match &self.mover {
-            Mover::Filer { tx, .. } => tx.send(plans).await.map_err(|e| e.0),
-            _ => Err(plans),
+    /// A second session that stopped before the end failed: its error is logged, and the
+    /// groups it left on the shelf come back to this session.
+    async fn check_filer(&mut self) -> Report {
+        let Mover::Filer { shelf, done } = &self.mover else {
+            return Report::default();
+        };
+        if !done.is_finished() {
+            return Report::default();
         }
+        let back = shelf.take_all();
+        for group in back {
+            self.planned.extend(group);
+        }
+        let filed = self.finish_filer().await;
+        self.lost_filer(filed)
     }
 
     /// The second session's report; when it failed, the error is logged and the backlog
@@ -772,11 +875,11 @@ impl Backlog {
         }
     }
 
-    /// Lets the second session file what it was sent, and closes it; its report.
+    /// Lets the second session file what is on the shelf, and closes it; its report.
     async fn finish_filer(&mut self) -> Result<Report> {
         match std::mem::replace(&mut self.mover, Mover::Own) {
-            Mover::Filer { tx, done } => {
-                drop(tx);
+            Mover::Filer { shelf, done } => {
+                shelf.close();
                 done.join().await?
             }
             // A session still being opened is abandoned (the task is aborted).
@@ -801,5 +904,48 @@ impl Backlog {
                 warn!(account = %self.account, folder = %self.folder, "{e:#}");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pipeline::Planned;
+
+    #[tokio::test]
+    async fn the_shelf_hands_out_groups_in_order_and_the_largest_first_once_closed() {
+        let shelf = Arc::new(Shelf::default());
+        let waiting = {
+            let shelf = Arc::clone(&shelf);
+            tokio::spawn(async move { shelf.next().await.map(|g| g.len()) })
+        };
+        tokio::task::yield_now().await;
+        shelf.put(vec![Planned::moving(2, "A")]);
+        // The second session, waiting on an empty shelf, is woken by what arrives.
+        assert_eq!(waiting.await.ok().flatten(), Some(2));
+        // While the backlog runs, groups go out in the order they came.
+        shelf.put(vec![Planned::moving(1, "B"), Planned::moving(3, "C")]);
+        assert_eq!(shelf.take().map(|g| g.len()), Some(1));
+        shelf.put(Vec::new());
+        shelf.put(vec![Planned::moving(2, "D")]);
+        // Closed: the largest first, then nothing, for either session.
+        shelf.close();
+        assert_eq!(shelf.next().await.map(|g| g.len()), Some(3));
+        assert_eq!(shelf.take().map(|g| g.len()), Some(2));
+        assert!(shelf.take().is_none());
+        assert!(shelf.next().await.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_closed_shelf_releases_a_waiting_second_session() {
+        let shelf = Arc::new(Shelf::default());
+        let waiting = {
+            let shelf = Arc::clone(&shelf);
+            tokio::spawn(async move { shelf.next().await.is_none() })
+        };
+        tokio::task::yield_now().await;
+        shelf.close();
+        let released = tokio::time::timeout(Duration::from_secs(5), waiting).await;
+        assert!(matches!(released, Ok(Ok(true))));
     }
 }
