@@ -165,7 +165,7 @@ pub async fn task(
                 if progressed || started.elapsed() > Duration::from_secs(60) {
                     backoff.reset();
                 }
-                let d = backoff.next(false);
+                let d = backoff.next_after_session();
                 warn!(account = %name, folder, "connection lost: {e:#}; reconnecting in {}s", d.as_secs());
                 if !pause(d, &cancel).await {
                     return Ok(());
