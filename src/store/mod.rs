@@ -259,9 +259,6 @@ impl Store {
             .context("cannot switch the state database to WAL mode")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
-        // Statement journals (an upsert needs one per row) stay in memory instead of
-        // spilling to a temporary file: one pwrite fewer per page an insert touches.
-        conn.pragma_update(None, "temp_store", "MEMORY")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         schema::migrations()
             .to_latest(&mut conn)
@@ -367,27 +364,30 @@ impl Store {
             .context("cannot start a state transaction")?;
         let mut ids = Vec::with_capacity(rows.len());
         {
-            let mut stmt = tx.prepare_cached(
+            // A plain INSERT, not an upsert: an upsert makes SQLite keep a statement
+            // journal for every row (≈ 25 allocations and a copy of each page it
+            // touches). A row for the same source position exists only when a message is
+            // decided again there (the earlier decision is then replaced), which the
+            // failed INSERT reports without having written anything.
+            let mut insert = tx.prepare_cached(
                 "INSERT INTO decisions (account, folder, uidvalidity, uid, source_key, message_id,
                     fingerprint, subject, sender, category, recipient, reason, escalation,
                     dest_folder, dest_path, decision_json, profile_version, dry_run, status,
                     decided_at, filed_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
-                    ?17, ?18, ?19, ?20, ?21)
-                 ON CONFLICT (account, folder, source_key) DO UPDATE SET
-                    status = excluded.status, decision_json = excluded.decision_json,
-                    dest_folder = excluded.dest_folder, dest_path = excluded.dest_path
+                    ?17, ?18, ?19, ?20, NULL)
                  RETURNING id",
             )?;
             let t = now();
             for d in rows {
+                let dest_folder = d.dest.as_ref().map(|p| p.join("/"));
                 let dest_path = d
                     .dest
                     .as_ref()
                     .map(serde_json::to_string)
                     .transpose()
                     .context("cannot encode a destination")?;
-                let id: i64 = stmt.query_row(
+                let inserted = insert.query_row(
                     params![
                         d.account,
                         d.folder,
@@ -402,17 +402,39 @@ impl Store {
                         d.recipient,
                         d.reason,
                         d.escalation,
-                        d.dest.as_ref().map(|p| p.join("/")),
+                        dest_folder,
                         dest_path,
                         d.decision_json,
                         d.profile_version,
                         d.dry_run,
                         d.status.as_str(),
                         t,
-                        None::<i64>,
                     ],
                     |r| r.get(0),
-                )?;
+                );
+                let id: i64 = match inserted {
+                    Err(e) if is_unique_violation(&e) => tx
+                        .prepare_cached(
+                            "UPDATE decisions SET status = ?4, decision_json = ?5,
+                                dest_folder = ?6, dest_path = ?7
+                             WHERE account = ?1 AND folder = ?2 AND source_key = ?3
+                             RETURNING id",
+                        )?
+                        .query_row(
+                            params![
+                                d.account,
+                                d.folder,
+                                d.source_key,
+                                d.status.as_str(),
+                                d.decision_json,
+                                dest_folder,
+                                dest_path,
+                            ],
+                            |r| r.get(0),
+                        )
+                        .context("cannot replace an earlier decision")?,
+                    other => other.context("cannot record a decision")?,
+                };
                 if let Some(x) = extras.get(ids.len()) {
                     outbox::insert_extras(&tx, id, x)?;
                 }
@@ -534,6 +556,12 @@ const LOAD_7D: &str = "SELECT recipient, count(*) FROM decisions
 const SELECT_DECISION: &str =
     "SELECT id, account, folder, uidvalidity, uid, source_key, message_id,
     fingerprint, dest_path, status, attempts, recipient, decided_at FROM decisions";
+
+/// The error of an INSERT refused by a UNIQUE constraint.
+fn is_unique_violation(e: &rusqlite::Error) -> bool {
+    matches!(e, rusqlite::Error::SqliteFailure(f, _)
+        if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE)
+}
 
 fn read_decision(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredDecision> {
     let dest: Option<String> = r.get(8)?;
