@@ -340,7 +340,7 @@ pub fn parse_batch(batch: FetchedBatch, max_scan_bytes: usize) -> ParsedBatch {
         .messages
         .into_iter()
         .map(|m| {
-            let view = MessageView::parse(&m.raw, max_scan_bytes);
+            let view = MessageView::parse_for_triage(&m.raw, max_scan_bytes);
             let fingerprint = message_fingerprint(&view, &m.raw);
             Parsed {
                 key: m.key,

@@ -143,8 +143,10 @@ pub struct MessageView {
     /// A delivery or disposition report (multipart/report).
     pub report: bool,
     /// The body as plain text (HTML converted when there was no plain part), capped.
+    /// Empty in views that keep only the new text ([`Keep::NewText`]).
     pub text: String,
-    /// `text` split into new text, quoted text and signature.
+    /// `text` split into new text, quoted text and signature (only the new text with
+    /// [`Keep::NewText`]).
     pub body: Split,
     /// The body came from HTML only.
     pub html_only: bool,
@@ -230,15 +232,40 @@ fn parser() -> &'static MessageParser {
     &PARSER
 }
 
+/// How much of the body a view keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Keep {
+    /// The whole text, and its split into new text, quoted text and signature.
+    All,
+    /// Only the new text, which is all that triage reads: `text`, `body.quoted` and
+    /// `body.signature` stay empty. For the daemon, which holds batches of views.
+    NewText,
+}
+
 impl MessageView {
     /// Builds the view of a raw message, scanning at most `max_scan_bytes` of its text.
     pub fn parse(raw: &[u8], max_scan_bytes: usize) -> MessageView {
         MessageView::parse_prefix(raw, raw.len(), max_scan_bytes)
     }
 
+    /// Like [`MessageView::parse`], keeping only what triage reads ([`Keep::NewText`]).
+    pub fn parse_for_triage(raw: &[u8], max_scan_bytes: usize) -> MessageView {
+        MessageView::parse_prefix_keeping(raw, raw.len(), max_scan_bytes, Keep::NewText)
+    }
+
     /// Builds the view from the first bytes of a message of `size` bytes: readers need not
     /// hold more than [`parse_limit`] bytes of a message (bytes past it are ignored anyway).
     pub fn parse_prefix(prefix: &[u8], size: usize, max_scan_bytes: usize) -> MessageView {
+        MessageView::parse_prefix_keeping(prefix, size, max_scan_bytes, Keep::All)
+    }
+
+    /// [`MessageView::parse_prefix`], keeping `keep` of the body.
+    pub fn parse_prefix_keeping(
+        prefix: &[u8],
+        size: usize,
+        max_scan_bytes: usize,
+        keep: Keep,
+    ) -> MessageView {
         let limit = parse_limit(max_scan_bytes);
         let input = prefix.get(..limit).unwrap_or(prefix);
         let mut repairs = Vec::new();
@@ -284,7 +311,12 @@ impl MessageView {
                 view.repairs.push(r);
             }
         }
-        view.body = split::split(&view.text);
+        match keep {
+            Keep::All => view.body = split::split(&view.text),
+            Keep::NewText => {
+                view.body.new_text = split::new_text(&std::mem::take(&mut view.text));
+            }
+        }
         view
     }
 

@@ -119,6 +119,29 @@ fn is_valediction(lower: &str) -> bool {
 
 /// Splits a plain-text body into new text, quoted text and signature.
 pub fn split(body: &str) -> Split {
+    let parts = sort_lines(body);
+    Split {
+        new_text: join_trimmed(&parts.new),
+        quoted: join_trimmed(&parts.quoted),
+        signature: join_trimmed(&parts.signature),
+    }
+}
+
+/// The new text of [`split`] alone (what triage reads), without copying the rest.
+pub fn new_text(body: &str) -> String {
+    join_trimmed(&sort_lines(body).new)
+}
+
+/// A body's lines by part, in order.
+struct Parts<'a> {
+    new: Vec<&'a str>,
+    quoted: Vec<&'a str>,
+    signature: Vec<&'a str>,
+}
+
+/// Sorts the lines of a body into new text, quoted text and signature (the rules in the
+/// module's documentation).
+fn sort_lines(body: &str) -> Parts<'_> {
     let lines: Vec<&str> = body.lines().collect();
     let mut new_lines: Vec<&str> = Vec::new();
     let mut quoted: Vec<&str> = Vec::new();
@@ -171,10 +194,10 @@ pub fn split(body: &str) -> Split {
     if let Some(c) = cut_at {
         quoted.extend(lines.iter().skip(c).map(|l| l.trim_end_matches('\r')));
     }
-    Split {
-        new_text: join_trimmed(&new_lines),
-        quoted: join_trimmed(&quoted),
-        signature: join_trimmed(&signature),
+    Parts {
+        new: new_lines,
+        quoted,
+        signature,
     }
 }
 
@@ -203,8 +226,11 @@ fn closing_block_follows(lines: &[&str], i: usize) -> bool {
 /// Does `text`, lowercased, start with `key` (lowercase)? Without lowercasing the line
 /// when its first bytes are ASCII (checked on every line of every body).
 fn starts_with_lowercase(text: &str, key: &str) -> bool {
-    match text.get(..key.len()) {
-        Some(head) if head.is_ascii() => head.eq_ignore_ascii_case(key),
+    match text.as_bytes().get(..key.len()) {
+        Some(head) if head.is_ascii() => head.eq_ignore_ascii_case(key.as_bytes()),
+        // Shorter than the key, and lowercasing ASCII keeps the length: no match. (Most
+        // lines of a body, blank ones included, end here, without an allocation.)
+        None if text.is_ascii() => false,
         _ => text.to_lowercase().starts_with(key),
     }
 }
@@ -220,10 +246,31 @@ fn lowercase_into(out: &mut String, s: &str) {
     }
 }
 
+/// The lines joined with `\n`, without the blank lines, spaces and line breaks at either
+/// end; one allocation (none when nothing is left).
 fn join_trimmed(lines: &[&str]) -> String {
-    let text = lines.join("\n");
-    text.trim_matches(|c: char| c == '\n' || c == '\r' || c == ' ')
-        .to_string()
+    let edge = |c: char| c == '\n' || c == '\r' || c == ' ';
+    let blank = |l: &&str| l.trim_matches(edge).is_empty();
+    let Some(first) = lines.iter().position(|l| !blank(l)) else {
+        return String::new();
+    };
+    let last = lines.iter().rposition(|l| !blank(l)).unwrap_or(first);
+    let kept = lines.get(first..=last).unwrap_or_default();
+    let mut out = String::with_capacity(kept.iter().map(|l| l.len() + 1).sum());
+    for (i, l) in kept.iter().enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        let mut l = *l;
+        if i == 0 {
+            l = l.trim_start_matches(edge);
+        }
+        if i + 1 == kept.len() {
+            l = l.trim_end_matches(edge);
+        }
+        out.push_str(l);
+    }
+    out
 }
 
 #[cfg(test)]
@@ -236,6 +283,30 @@ mod tests {
         new_text: &'static str,
         quoted_has: &'static str,
         signature_has: &'static str,
+    }
+
+    #[test]
+    fn join_trimmed_is_join_then_trim() {
+        let reference = |lines: &[&str]| {
+            lines
+                .join("\n")
+                .trim_matches(|c: char| c == '\n' || c == '\r' || c == ' ')
+                .to_string()
+        };
+        let cases: &[&[&str]] = &[
+            &[],
+            &[""],
+            &["  ", "\r", " \r "],
+            &[" a "],
+            &["", " a", "b ", ""],
+            &["\r", "x\r", " \r"],
+            &["a", "", "  ", "b"],
+            &["\tkeep tabs\t"],
+            &["é ", " ü"],
+        ];
+        for lines in cases {
+            assert_eq!(join_trimmed(lines), reference(lines), "{lines:?}");
+        }
     }
 
     #[test]
@@ -315,6 +386,7 @@ mod tests {
         for c in cases {
             let s = split(c.body);
             assert_eq!(s.new_text, c.new_text, "{}: new text", c.name);
+            assert_eq!(new_text(c.body), c.new_text, "{}: new_text()", c.name);
             assert!(
                 s.quoted.contains(c.quoted_has),
                 "{}: quoted {:?}",

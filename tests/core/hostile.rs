@@ -39,6 +39,9 @@ struct Outcome {
     view: MessageView,
     decision: Decision,
     elapsed: Duration,
+    /// The view the daemon builds (`MessageView::parse_for_triage`), which must be the same
+    /// view without the full text, quoted text and signature.
+    lean: MessageView,
 }
 
 /// Parses and triages `raw` on a fresh thread with a 2 MiB stack.
@@ -53,10 +56,12 @@ fn run_on_worker_stack(name: &str, raw: Arc<Vec<u8>>, max_scan_bytes: usize) -> 
             let start = Instant::now();
             let view = MessageView::parse(&raw, max_scan_bytes);
             let decision = triage(&view, &p, &Context::default());
+            let elapsed = start.elapsed();
             Outcome {
+                lean: MessageView::parse_for_triage(&raw, max_scan_bytes),
                 view,
                 decision,
-                elapsed: start.elapsed(),
+                elapsed,
             }
         })
         .expect("spawn a worker-sized thread")
@@ -88,6 +93,16 @@ fn check(case: &Case, o: &Outcome) -> Vec<String> {
                 o.view.text.chars().take(120).collect::<String>()
             ));
         }
+    }
+    let mut expected_lean = o.view.clone();
+    expected_lean.text.clear();
+    expected_lean.body.quoted.clear();
+    expected_lean.body.signature.clear();
+    if format!("{:?}", o.lean) != format!("{expected_lean:?}") {
+        bad.push(format!(
+            "{}: the daemon's view differs from the full view: {:?} vs {expected_lean:?}",
+            case.name, o.lean
+        ));
     }
     if o.elapsed >= PER_CASE {
         bad.push(format!(

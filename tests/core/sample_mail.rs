@@ -42,9 +42,17 @@ fn messages() -> Vec<PathBuf> {
     out
 }
 
+/// The decision for `raw`; the daemon's lighter view of the message (only the new text)
+/// must decide exactly the same.
 fn decide(raw: &[u8], profile: &Profile) -> Value {
     let view = MessageView::parse(raw, 256 * 1024);
-    serde_json::to_value(triage(&view, profile, &Context::default())).expect("decision serializes")
+    let decision = serde_json::to_value(triage(&view, profile, &Context::default()))
+        .expect("decision serializes");
+    let lean = MessageView::parse_for_triage(raw, 256 * 1024);
+    let daemon = serde_json::to_value(triage(&lean, profile, &Context::default()))
+        .expect("decision serializes");
+    assert_eq!(decision, daemon, "the daemon's view decides differently");
+    decision
 }
 
 /// The same bytes with the other line-ending convention.
