@@ -593,7 +593,14 @@ pub async fn run(cfg: Config, opts: RunOptions) -> Result<()> {
         }
         _ => {}
     }
-    info!(counts = ?store.status_counts().unwrap_or_default(), "mailtriage stopped");
+    // This run's work, from the counters (counting the whole audit log would scan it).
+    let c = &sup.shared.counters;
+    info!(
+        decided = c.decided.load(Ordering::Relaxed),
+        filed = c.filed.load(Ordering::Relaxed),
+        failed = c.failed.load(Ordering::Relaxed),
+        "mailtriage stopped"
+    );
     result?;
     if sup.failed > 0 {
         bail!("{} watched folder(s) stopped with an error", sup.failed);

@@ -364,19 +364,19 @@ impl Store {
             .context("cannot start a state transaction")?;
         let mut ids = Vec::with_capacity(rows.len());
         {
-            // A plain INSERT, not an upsert: an upsert makes SQLite keep a statement
-            // journal for every row (≈ 25 allocations and a copy of each page it
-            // touches). A row for the same source position exists only when a message is
-            // decided again there (the earlier decision is then replaced), which the
-            // failed INSERT reports without having written anything.
+            // A plain INSERT, neither an upsert nor RETURNING (SQLite runs RETURNING as a
+            // trigger): either makes SQLite keep a statement journal for every row, a
+            // copy of each page it touches (and, in memory, ≈ 25 allocations). A row for
+            // the same source position exists only when a message is decided again there
+            // (the earlier decision is then replaced), which the failed INSERT reports
+            // without having written anything.
             let mut insert = tx.prepare_cached(
                 "INSERT INTO decisions (account, folder, uidvalidity, uid, source_key, message_id,
                     fingerprint, subject, sender, category, recipient, reason, escalation,
                     dest_folder, dest_path, decision_json, profile_version, dry_run, status,
                     decided_at, filed_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
-                    ?17, ?18, ?19, ?20, NULL)
-                 RETURNING id",
+                    ?17, ?18, ?19, ?20, NULL)",
             )?;
             let t = now();
             for d in rows {
@@ -387,31 +387,28 @@ impl Store {
                     .map(serde_json::to_string)
                     .transpose()
                     .context("cannot encode a destination")?;
-                let inserted = insert.query_row(
-                    params![
-                        d.account,
-                        d.folder,
-                        i64::from(d.uidvalidity),
-                        i64::from(d.uid),
-                        d.source_key,
-                        d.message_id,
-                        d.fingerprint,
-                        d.subject,
-                        d.sender,
-                        d.category,
-                        d.recipient,
-                        d.reason,
-                        d.escalation,
-                        dest_folder,
-                        dest_path,
-                        d.decision_json,
-                        d.profile_version,
-                        d.dry_run,
-                        d.status.as_str(),
-                        t,
-                    ],
-                    |r| r.get(0),
-                );
+                let inserted = insert.execute(params![
+                    d.account,
+                    d.folder,
+                    i64::from(d.uidvalidity),
+                    i64::from(d.uid),
+                    d.source_key,
+                    d.message_id,
+                    d.fingerprint,
+                    d.subject,
+                    d.sender,
+                    d.category,
+                    d.recipient,
+                    d.reason,
+                    d.escalation,
+                    dest_folder,
+                    dest_path,
+                    d.decision_json,
+                    d.profile_version,
+                    d.dry_run,
+                    d.status.as_str(),
+                    t,
+                ]);
                 let id: i64 = match inserted {
                     Err(e) if is_unique_violation(&e) => tx
                         .prepare_cached(
@@ -433,7 +430,10 @@ impl Store {
                             |r| r.get(0),
                         )
                         .context("cannot replace an earlier decision")?,
-                    other => other.context("cannot record a decision")?,
+                    other => {
+                        other.context("cannot record a decision")?;
+                        tx.last_insert_rowid()
+                    }
                 };
                 if let Some(x) = extras.get(ids.len()) {
                     outbox::insert_extras(&tx, id, x)?;
@@ -531,16 +531,6 @@ impl Store {
         let rows = stmt
             .query_map(params![account, folder], |r| r.get::<_, String>(0))?
             .collect::<rusqlite::Result<std::collections::HashSet<_>>>()?;
-        Ok(rows)
-    }
-
-    /// Counts of decisions by status (for the end-of-run summary and tests).
-    pub fn status_counts(&self) -> Result<BTreeMap<String, i64>> {
-        let conn = self.conn()?;
-        let mut stmt = conn.prepare("SELECT status, count(*) FROM decisions GROUP BY status")?;
-        let rows = stmt
-            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?
-            .collect::<rusqlite::Result<BTreeMap<_, _>>>()?;
         Ok(rows)
     }
 }
