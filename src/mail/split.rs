@@ -73,8 +73,37 @@ const MOBILE_SIGNOFFS: &[&str] = &[
     "enviado desde mi ",
 ];
 
+/// First bytes of the [`FORWARD_MARKERS`] and [`MOBILE_SIGNOFFS`]: a line starting with
+/// anything else is not compared with each of them (every line of every body is checked).
+const FORWARD_FIRST: &[u8] = b"-b";
+const MOBILE_FIRST: &[u8] = b"sge";
+/// Longest valediction, in bytes.
+const VALEDICTION_MAX: usize = 25;
+
+/// Is this line (trimmed, lowercased) a forwarding or "original message" marker?
+fn is_forward_marker(lower: &str) -> bool {
+    lower
+        .as_bytes()
+        .first()
+        .is_some_and(|b| FORWARD_FIRST.contains(b))
+        && FORWARD_MARKERS.iter().any(|m| lower.starts_with(m))
+}
+
+/// Is this line (trimmed, lowercased) a mobile sign-off such as "Sent from my iPhone"?
+fn is_mobile_signoff(lower: &str) -> bool {
+    lower
+        .as_bytes()
+        .first()
+        .is_some_and(|b| MOBILE_FIRST.contains(b))
+        && MOBILE_SIGNOFFS.iter().any(|m| lower.starts_with(m))
+}
+
 /// Is this line (trimmed, lowercased) a reply attribution such as "On … wrote:"?
 fn is_attribution(lower: &str) -> bool {
+    // Every form below starts with a two-letter word.
+    if lower.as_bytes().get(2) != Some(&b' ') {
+        return false;
+    }
     let ends = |s: &str| lower.ends_with(s);
     (lower.starts_with("on ") && (ends("wrote:") || ends("wrote :")))
         || (lower.starts_with("le ") && (ends("a écrit :") || ends("a écrit:")))
@@ -94,7 +123,15 @@ fn is_header_block(lines: &[&str], i: usize) -> bool {
     let Some(first) = lines.get(i) else {
         return false;
     };
-    if !starts(first, &["from:", "de :", "de:", "von:"]) {
+    // "from:", "de:", "von:" (no other character lowercases to these ASCII letters).
+    let lead = first
+        .trim_start()
+        .trim_start_matches('*')
+        .as_bytes()
+        .first();
+    if !lead.is_some_and(|b| matches!(b.to_ascii_lowercase(), b'f' | b'd' | b'v'))
+        || !starts(first, &["from:", "de :", "de:", "von:"])
+    {
         return false;
     }
     let next: Vec<&str> = lines.iter().skip(i + 1).take(5).copied().collect();
@@ -114,7 +151,7 @@ fn is_header_block(lines: &[&str], i: usize) -> bool {
 
 fn is_valediction(lower: &str) -> bool {
     let t = lower.trim_end_matches([',', '.', '!', ' ', '-']);
-    VALEDICTIONS.contains(&t)
+    t.len() <= VALEDICTION_MAX && VALEDICTIONS.contains(&t)
 }
 
 /// Splits a plain-text body into new text, quoted text and signature.
@@ -166,7 +203,7 @@ fn sort_lines(body: &str) -> Parts<'_> {
             && is_header_block(&lines, i + 1);
         if is_attribution(lower)
             || wrapped_attribution
-            || FORWARD_MARKERS.iter().any(|m| lower.starts_with(m))
+            || is_forward_marker(lower)
             || underscore_rule
             || is_header_block(&lines, i)
         {
@@ -178,8 +215,9 @@ fn sort_lines(body: &str) -> Parts<'_> {
                 sig_from = Some(i);
                 continue;
             }
-            let mobile = MOBILE_SIGNOFFS.iter().any(|m| lower.starts_with(m));
-            if mobile || (is_valediction(lower) && closing_block_follows(&lines, i)) {
+            if is_mobile_signoff(lower)
+                || (is_valediction(lower) && closing_block_follows(&lines, i))
+            {
                 sig_from = Some(i);
             }
         }
@@ -207,7 +245,7 @@ fn closing_block_follows(lines: &[&str], i: usize) -> bool {
     for (j, l) in lines.iter().enumerate().skip(i + 1) {
         let lower = l.trim().to_lowercase();
         if is_attribution(&lower)
-            || FORWARD_MARKERS.iter().any(|m| lower.starts_with(m))
+            || is_forward_marker(&lower)
             || is_header_block(lines, j)
             || lower.starts_with('>')
         {
@@ -283,6 +321,19 @@ mod tests {
         new_text: &'static str,
         quoted_has: &'static str,
         signature_has: &'static str,
+    }
+
+    #[test]
+    fn the_first_byte_filters_cover_every_marker() {
+        for m in FORWARD_MARKERS {
+            assert!(FORWARD_FIRST.contains(&m.as_bytes()[0]), "{m:?}");
+        }
+        for m in MOBILE_SIGNOFFS {
+            assert!(MOBILE_FIRST.contains(&m.as_bytes()[0]), "{m:?}");
+        }
+        for v in VALEDICTIONS {
+            assert!(v.len() <= VALEDICTION_MAX, "{v:?}");
+        }
     }
 
     #[test]
