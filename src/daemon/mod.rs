@@ -107,11 +107,16 @@ pub fn init_logging(log: &LogConfig) {
     // Protocol libraries log raw wire data (LOGIN and AUTHENTICATE lines, message bodies)
     // at debug/trace: never let that through, whatever level was asked for. A filter of
     // its own, so no directive of MAILTRIAGE_LOG (however specific) can outrank it.
+    // The hint says the cap lets every level through somewhere, so the layer's overall
+    // level is the filter's: with it, the `log` records of those crates (async-imap's
+    // per-response trace lines) are dropped at `log::max_level()` when nobody asked for
+    // debug output, instead of being built and converted one by one.
     let cap = tracing_subscriber::filter::filter_fn(|meta| {
         *meta.level() <= tracing::Level::INFO
             || !(in_crates(meta.target(), WIRE_LEVEL_CRATES)
                 || in_crates(meta.target(), NOISY_CRATES))
-    });
+    })
+    .with_max_level_hint(tracing::level_filters::LevelFilter::TRACE);
     let layer = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal());

@@ -114,7 +114,11 @@ pub fn escalate(
 /// Scores the sentiment of the new text for the decision. Curly apostrophes are
 /// straightened first so "don’t" negates like "don't" (mail clients send both).
 pub fn sentiment_of(profile: &Profile, text: &str, sender_name: Option<&str>) -> Sentiment {
-    let straight = text.replace(['\u{2019}', '\u{2018}'], "'");
+    let straight: std::borrow::Cow<'_, str> = if text.contains(['\u{2019}', '\u{2018}']) {
+        text.replace(['\u{2019}', '\u{2018}'], "'").into()
+    } else {
+        text.into()
+    };
     // People's names carry no mood: the sender's and the team's ("Grant", "Joy", "Hope").
     // Asked only of capitalised lexicon words, so nothing is built per message.
     let is_name = |lower: &str| {
