@@ -123,7 +123,8 @@ fn the_demo_runs_with_no_configuration_and_files_the_samples() {
     assert_eq!(count(".Newsletters"), 2);
     // Seeded once: a second run finds nothing new…
     let again = String::from_utf8_lossy(&run().stderr).into_owned();
-    assert!(!again.contains("decided"), "{again}");
+    assert!(!again.contains("sync done"), "{again}");
+    assert!(again.contains("mailtriage stopped decided=0"), "{again}");
     // …until a message is dropped into new/.
     std::fs::write(
         dir.path().join("var/demo-mail/new/1.dropped.demo"),
