@@ -6,6 +6,7 @@
 //! written with status `planned` *before* the mail server is touched; the status then
 //! becomes `filed`, `failed` (retried) or stays visible for recovery after a crash.
 
+mod checkpoint;
 mod contacts;
 pub mod outbox;
 mod schema;
@@ -140,6 +141,9 @@ pub struct StoredDecision {
 
 /// The state database.
 pub struct Store {
+    /// Declared first, so dropped first: the main connection closes last and checkpoints
+    /// what is left.
+    checkpointer: checkpoint::Checkpointer,
     conn: Mutex<Connection>,
     path: PathBuf,
     /// Held for the life of the store: the exclusive lock that keeps a second daemon out.
@@ -212,6 +216,31 @@ fn companion_path(path: &Path, suffix: &str) -> PathBuf {
     PathBuf::from(p)
 }
 
+/// The store's connection while one caller uses it.
+struct ConnGuard<'s> {
+    guard: std::sync::MutexGuard<'s, Connection>,
+    checkpointer: &'s checkpoint::Checkpointer,
+}
+
+impl std::ops::Deref for ConnGuard<'_> {
+    type Target = Connection;
+    fn deref(&self) -> &Connection {
+        &self.guard
+    }
+}
+
+impl std::ops::DerefMut for ConnGuard<'_> {
+    fn deref_mut(&mut self) -> &mut Connection {
+        &mut self.guard
+    }
+}
+
+impl Drop for ConnGuard<'_> {
+    fn drop(&mut self) {
+        self.checkpointer.nudge();
+    }
+}
+
 impl Store {
     /// Opens (creating if needed) the state database, taking the single-daemon lock.
     ///
@@ -263,7 +292,13 @@ impl Store {
         schema::migrations()
             .to_latest(&mut conn)
             .map_err(|e| anyhow!("cannot migrate the state database {}: {e}", path.display()))?;
+        // Checkpoints run on a thread of their own when writes pause (see `checkpoint`);
+        // the writer's own automatic checkpoint is only the backstop.
+        conn.pragma_update(None, "wal_autocheckpoint", checkpoint::BACKSTOP_PAGES)?;
+        conn.pragma_update(None, "journal_size_limit", checkpoint::WAL_KEEP_BYTES)?;
+        checkpoint::no_checkpoint_on_close(&conn)?;
         Ok(Store {
+            checkpointer: checkpoint::Checkpointer::start(path)?,
             conn: Mutex::new(conn),
             path: path.to_path_buf(),
             _lock: lock,
@@ -284,10 +319,17 @@ impl Store {
         &self.path
     }
 
-    fn conn(&self) -> Result<std::sync::MutexGuard<'_, Connection>> {
-        self.conn
+    /// The connection, for one use: the checkpoint thread is told when it is given back
+    /// (a write may have been committed).
+    fn conn(&self) -> Result<ConnGuard<'_>> {
+        let guard = self
+            .conn
             .lock()
-            .map_err(|_| anyhow!("the state database lock is poisoned"))
+            .map_err(|_| anyhow!("the state database lock is poisoned"))?;
+        Ok(ConnGuard {
+            guard,
+            checkpointer: &self.checkpointer,
+        })
     }
 
     /// Sync state of a folder, if it was ever synced.
