@@ -2,29 +2,32 @@
 //! means, and build the compiled [`Profile`].
 //!
 //! Every check records a diagnostic and carries on, so one run reports every problem.
+//!
+//! This file holds the walk over the profile (`build`); `checker.rs` collects the
+//! diagnostics, `keywords.rs` merges and compiles keyword maps, `folders.rs` checks folder
+//! names and templates, `escalation.rs` compiles the escalation section.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use regex::RegexBuilder;
-
 use super::diag::{did_you_mean, ConfigError, Diagnostic};
-use super::raw::{
-    FirstNames, KeywordLevel, KeywordWeights, RawAction, RawCategory, RawEscalation, RawNotRouted,
-    RawProfile, RawRole, RawUnmatched, UnmatchedWord,
-};
+use super::raw::{FirstNames, RawCategory, RawProfile, RawRole, RawUnmatched, UnmatchedWord};
 use super::rules::RulePacks;
 use super::shape;
 use super::yaml::{Document, Path};
-use super::{
-    Action, Business, Category, EscalationRules, FolderTemplate, Member, NotRouted, Piece, Profile,
-    Role, Routing, SenderRule,
-};
-use crate::triage::decision::Level;
-use crate::triage::matcher::{Entry, KeywordSet, Matcher, PatternEntry};
+use super::{Business, Category, Member, NotRouted, Piece, Profile, Role, Routing, SenderRule};
+use crate::triage::matcher::{KeywordSet, Matcher};
 use crate::triage::names::NameIndex;
 
-/// Largest compiled size of one regex (bytes of the compiled program).
-const REGEX_SIZE_LIMIT: usize = 256 * 1024;
+mod checker;
+mod escalation;
+mod folders;
+mod keywords;
+
+pub(crate) use checker::{Checker, DiagExt};
+use escalation::escalation;
+use folders::{folder_keys, folder_template, is_inbox, not_routed, plain_folder};
+pub(crate) use keywords::plain_set;
+use keywords::{keyword_set, merge_category, merge_keywords, merge_role, too_long};
 
 /// Longest member name, in characters. A name names a folder: servers and file systems
 /// limit a folder name to a few hundred bytes (a Maildir++ folder is one directory name of
@@ -35,102 +38,6 @@ pub const MAX_MEMBER_NAME_CHARS: usize = 80;
 /// the keyword automaton costs time quadratic in a keyword's length (a 10,000-character
 /// keyword took minutes), so longer ones are refused rather than slowing every reload.
 pub const MAX_KEYWORD_CHARS: usize = 100;
-
-/// The problem with a keyword or alias that is too long, if it is.
-fn too_long(word: &str) -> Option<String> {
-    let n = word.chars().count();
-    (n > MAX_KEYWORD_CHARS).then(|| {
-        let short: String = word.chars().take(24).collect();
-        format!("`{short}…` is {n} characters long; a keyword or alias may have at most {MAX_KEYWORD_CHARS}")
-    })
-}
-
-/// The key two folder names collide on: the same after neutralisation on a server with
-/// either common delimiter (`/`, or `.` where dots are not allowed — also Maildir++), in
-/// any case.
-fn folder_keys(name: &str) -> [String; 2] {
-    use crate::mailbox::names::neutralize;
-    [
-        neutralize(name, Some('/'), false).to_lowercase(),
-        neutralize(name, Some('.'), true)
-            .replace(['/', '\\'], "-")
-            .to_lowercase(),
-    ]
-}
-
-/// Whether a rendered folder is the inbox itself (IMAP's INBOX is case-insensitive).
-fn is_inbox(levels: &[String]) -> bool {
-    match levels {
-        [only] => {
-            crate::mailbox::names::neutralize(only, None, false).eq_ignore_ascii_case("inbox")
-        }
-        _ => false,
-    }
-}
-
-/// Collects diagnostics with locations resolved against the document.
-pub(crate) struct Checker<'a> {
-    doc: &'a Document,
-    pub(crate) out: Vec<Diagnostic>,
-}
-
-impl<'a> Checker<'a> {
-    pub(crate) fn new(doc: &'a Document) -> Self {
-        Checker {
-            doc,
-            out: Vec::new(),
-        }
-    }
-
-    /// The file being checked, as named in messages.
-    pub(crate) fn file(&self) -> &str {
-        &self.doc.file
-    }
-
-    /// A problem with the value at `path`.
-    pub(crate) fn at_value(&mut self, path: &Path, msg: impl Into<String>) -> &mut Diagnostic {
-        let loc = self.doc.root.locate_value(path);
-        self.push(Diagnostic::new(&self.doc.file, loc, path.clone(), msg))
-    }
-
-    /// A problem with the key at `path` (e.g. a name that is itself wrong).
-    pub(crate) fn at_key(&mut self, path: &Path, msg: impl Into<String>) -> &mut Diagnostic {
-        let loc = self.doc.root.locate_key(path);
-        self.push(Diagnostic::new(&self.doc.file, loc, path.clone(), msg))
-    }
-
-    fn push(&mut self, d: Diagnostic) -> &mut Diagnostic {
-        self.out.push(d);
-        let last = self.out.len() - 1;
-        &mut self.out[last]
-    }
-
-    /// Finishes: sorted by position, with source snippets.
-    pub(crate) fn finish(mut self) -> Vec<Diagnostic> {
-        self.out.sort_by_key(|d| d.loc);
-        self.out
-            .dedup_by(|a, b| a.loc == b.loc && a.message == b.message);
-        let text = &self.doc.text;
-        self.out.into_iter().map(|d| d.with_source(text)).collect()
-    }
-}
-
-/// Extension for the builder-style diagnostic helpers on `&mut Diagnostic`.
-pub(crate) trait DiagExt {
-    fn expect_(&mut self, what: impl Into<String>) -> &mut Self;
-    fn suggest_(&mut self, s: Option<String>) -> &mut Self;
-}
-
-impl DiagExt for Diagnostic {
-    fn expect_(&mut self, what: impl Into<String>) -> &mut Self {
-        self.expected = Some(what.into());
-        self
-    }
-    fn suggest_(&mut self, s: Option<String>) -> &mut Self {
-        self.suggestion = s;
-        self
-    }
-}
 
 /// FNV-1a, 64 bit: a stable content fingerprint (not for security).
 pub fn fingerprint(parts: &[&[u8]]) -> String {
@@ -176,215 +83,6 @@ pub fn compile(file: &str, bytes: &[u8]) -> Result<Profile, ConfigError> {
     match profile {
         Some(p) if diagnostics.is_empty() => Ok(p),
         _ => Err(ConfigError { diagnostics }),
-    }
-}
-
-/// Merges keyword maps: the overlay's weights replace the base's; weight 0 removes.
-fn merge_keywords(base: &KeywordWeights, overlay: &KeywordWeights) -> KeywordWeights {
-    let mut out = base.clone();
-    for (k, w) in overlay {
-        if *w == 0.0 {
-            out.remove(k);
-        } else {
-            out.insert(k.clone(), *w);
-        }
-    }
-    out
-}
-
-fn merge_category(base: Option<&RawCategory>, overlay: &RawCategory) -> RawCategory {
-    let empty = RawCategory::default();
-    let b = base.unwrap_or(&empty);
-    RawCategory {
-        description: overlay
-            .description
-            .clone()
-            .or_else(|| b.description.clone()),
-        threshold: overlay.threshold.or(b.threshold),
-        subject_boost: overlay.subject_boost.or(b.subject_boost),
-        keywords: merge_keywords(&b.keywords, &overlay.keywords),
-        patterns: merge_keywords(&b.patterns, &overlay.patterns),
-    }
-}
-
-fn merge_role(base: Option<&RawRole>, overlay: &RawRole) -> RawRole {
-    let empty = RawRole::default();
-    let b = base.unwrap_or(&empty);
-    RawRole {
-        label: overlay.label.clone().or_else(|| b.label.clone()),
-        description: overlay
-            .description
-            .clone()
-            .or_else(|| b.description.clone()),
-        weight: overlay.weight.or(b.weight),
-        categories: overlay.categories.clone().or_else(|| b.categories.clone()),
-        keywords: merge_keywords(&b.keywords, &overlay.keywords),
-        patterns: merge_keywords(&b.patterns, &overlay.patterns),
-    }
-}
-
-/// Checks weights and compiles a keyword map + pattern map into a set.
-fn keyword_set(
-    c: &mut Checker<'_>,
-    path: &Path,
-    keywords: &KeywordWeights,
-    patterns: &KeywordWeights,
-) -> KeywordSet {
-    let mut set = KeywordSet::default();
-    for (k, w) in keywords {
-        let p = path.key("keywords").key(k);
-        if !w.is_finite() {
-            c.at_value(&p, format!("weight of `{k}` is not a number"))
-                .expect_("a number such as 1.0 or 0.5");
-            continue;
-        }
-        let stem = k.trim().trim_end_matches('*');
-        if stem.trim().is_empty() {
-            c.at_key(&p, "an empty keyword matches nothing")
-                .expect_("a word or phrase");
-            continue;
-        }
-        if let Some(msg) = too_long(k) {
-            c.at_key(&p, msg).expect_("a word or a short phrase");
-            continue;
-        }
-        if k.trim().trim_end_matches('*').contains('*') {
-            c.at_key(&p, format!("`*` may only end a keyword (`{k}`)"))
-                .expect_("a word, a phrase, or a stem ending in * such as refund*");
-            continue;
-        }
-        set.entries.push(Entry {
-            keyword: k.clone(),
-            weight: *w,
-        });
-    }
-    for (source, w) in patterns {
-        let p = path.key("patterns").key(source);
-        if !w.is_finite() {
-            c.at_value(&p, format!("weight of pattern `{source}` is not a number"))
-                .expect_("a number such as 1.0");
-            continue;
-        }
-        match RegexBuilder::new(source)
-            .case_insensitive(true)
-            .size_limit(REGEX_SIZE_LIMIT)
-            .dfa_size_limit(REGEX_SIZE_LIMIT * 4)
-            .build()
-        {
-            Ok(regex) => set.patterns.push(PatternEntry {
-                source: source.clone(),
-                regex,
-                weight: *w,
-            }),
-            Err(e) => {
-                let detail = e.to_string();
-                let last = detail
-                    .lines()
-                    .rev()
-                    .find(|l| !l.trim().is_empty())
-                    .unwrap_or("invalid")
-                    .trim()
-                    .trim_start_matches("error: ")
-                    .to_string();
-                let expected = if last.contains("size limit") {
-                    "a smaller pattern: fewer or smaller repetitions ({n}), or a keyword instead"
-                } else {
-                    "a regular expression in Rust `regex` syntax (no look-around or backreferences)"
-                };
-                c.at_key(&p, format!("invalid regular expression: {last}"))
-                    .expect_(expected);
-            }
-        }
-    }
-    set
-}
-
-/// Parses a folder template and checks its placeholders.
-fn folder_template(
-    c: &mut Checker<'_>,
-    path: &Path,
-    source: &str,
-    allowed: &[&str],
-) -> FolderTemplate {
-    let mut components = Vec::new();
-    for part in source.split('/') {
-        let mut pieces = Vec::new();
-        let mut rest = part;
-        while let Some(open) = rest.find('{') {
-            if open > 0 {
-                pieces.push(Piece::Text(rest[..open].to_string()));
-            }
-            let after = &rest[open + 1..];
-            match after.find('}') {
-                Some(close) => {
-                    let name = &after[..close];
-                    match name {
-                        "category" if allowed.contains(&name) => pieces.push(Piece::Category),
-                        "member" if allowed.contains(&name) => pieces.push(Piece::Member),
-                        "role" if allowed.contains(&name) => pieces.push(Piece::Role),
-                        _ => {
-                            c.at_value(path, format!("unknown placeholder `{{{name}}}` in folder template `{source}`"))
-                                .expect_(format!(
-                                    "placeholders among: {}",
-                                    allowed.iter().map(|a| format!("{{{a}}}")).collect::<Vec<_>>().join(", ")
-                                ))
-                                .suggest_(did_you_mean(name, allowed.iter().copied()).map(|s| format!("{{{s}}}")));
-                        }
-                    }
-                    rest = &after[close + 1..];
-                }
-                None => {
-                    c.at_value(path, format!("unclosed `{{` in folder template `{source}`"))
-                        .expect_("placeholders written like {member}");
-                    rest = "";
-                }
-            }
-        }
-        if !rest.is_empty() {
-            pieces.push(Piece::Text(rest.to_string()));
-        }
-        if pieces.is_empty() {
-            continue;
-        }
-        components.push(pieces);
-    }
-    if components.is_empty() {
-        c.at_value(path, "the folder template is empty")
-            .expect_("a template such as \"{category}/{member}\"");
-    }
-    FolderTemplate {
-        source: source.to_string(),
-        components,
-    }
-}
-
-fn plain_folder(c: &mut Checker<'_>, path: &Path, name: &str) -> Vec<String> {
-    let parts: Vec<String> = name
-        .split('/')
-        .map(str::trim)
-        .filter(|p| !p.is_empty())
-        .map(String::from)
-        .collect();
-    if parts.is_empty() {
-        c.at_value(path, "the folder name is empty")
-            .expect_("a folder name such as Newsletters");
-    }
-    if parts.iter().any(|p| p.eq_ignore_ascii_case("inbox")) && parts.len() == 1 {
-        c.at_value(
-            path,
-            "INBOX is where mail comes from; use `leave` to keep it there",
-        )
-        .expect_("`leave` or another folder name");
-    }
-    parts
-}
-
-fn not_routed(c: &mut Checker<'_>, path: &Path, v: &Option<RawNotRouted>) -> NotRouted {
-    match v {
-        None | Some(RawNotRouted::Leave(_)) => NotRouted::Leave,
-        Some(RawNotRouted::Folder(f)) => {
-            NotRouted::Folder(plain_folder(c, &path.key("folder"), &f.folder))
-        }
     }
 }
 
@@ -950,7 +648,7 @@ fn build(
     let mut parts: Vec<&[u8]> = vec![bytes];
     parts.extend(RulePacks::fingerprint_input().iter().map(|s| s.as_bytes()));
     Some(Profile {
-        file: c.doc.file.clone(),
+        file: c.file().to_string(),
         version: fingerprint(&parts),
         business: Business {
             name: raw.business.name.trim().to_string(),
@@ -984,214 +682,6 @@ fn humanize(id: &str) -> String {
         })
         .collect::<Vec<_>>()
         .join(" ")
-}
-
-fn escalation(
-    c: &mut Checker<'_>,
-    raw: &RawEscalation,
-    pack: &RawEscalation,
-    member_names: &[&str],
-    sets: &mut Vec<KeywordSet>,
-) -> EscalationRules {
-    let p = Path::root().key("escalation");
-    let mode = raw
-        .mode
-        .or(pack.mode)
-        .unwrap_or(super::EscalationMode::SentimentThenKeyword);
-    let threshold = raw
-        .sentiment_threshold
-        .or(pack.sentiment_threshold)
-        .unwrap_or(-0.5);
-    let mut in_scale = true;
-    if !(-1.0..=1.0).contains(&threshold) {
-        in_scale = false;
-        c.at_value(
-            &p.key("sentiment_threshold"),
-            format!("{threshold} is outside the sentiment scale"),
-        )
-        .expect_("a number between -1 (very negative) and 1 (very positive), e.g. -0.5");
-    }
-    let levels = |r: &RawEscalation| r.sentiment_levels.clone().unwrap_or_default();
-    let (rl, pl) = (levels(raw), levels(pack));
-    let urgent_at = rl.URGENT.or(pl.URGENT).unwrap_or(-0.8);
-    let high_at = rl.HIGH.or(pl.HIGH).unwrap_or(-0.6);
-    for (key, v) in [("URGENT", urgent_at), ("HIGH", high_at)] {
-        if !(-1.0..=1.0).contains(&v) {
-            in_scale = false;
-            c.at_value(
-                &p.key("sentiment_levels").key(key),
-                format!("{v} is outside the sentiment scale"),
-            )
-            .expect_("a number between -1 and 1");
-        }
-    }
-    if in_scale && (urgent_at > high_at || high_at > threshold) {
-        let at = if raw.sentiment_levels.is_some() {
-            p.key("sentiment_levels")
-        } else {
-            p.key("sentiment_threshold")
-        };
-        c.at_value(
-            &at,
-            format!("sentiment levels must satisfy URGENT ({urgent_at}) ≤ HIGH ({high_at}) ≤ sentiment_threshold ({threshold})"),
-        )
-        .expect_("stronger negativity for higher priority, e.g. URGENT -0.8, HIGH -0.6, threshold -0.5");
-    }
-    // keywords
-    let mut merged: BTreeMap<String, KeywordLevel> = pack.keywords.clone();
-    for (k, lvl) in &raw.keywords {
-        merged.insert(k.clone(), *lvl);
-    }
-    let mut set = KeywordSet::default();
-    let mut lv = Vec::new();
-    for (k, lvl) in &merged {
-        let level = match lvl {
-            KeywordLevel::URGENT => Level::URGENT,
-            KeywordLevel::HIGH => Level::HIGH,
-            KeywordLevel::MEDIUM => Level::MEDIUM,
-            KeywordLevel::None => continue,
-        };
-        if k.trim().trim_end_matches('*').trim().is_empty() {
-            c.at_key(
-                &p.key("keywords").key(k),
-                "an empty keyword matches nothing",
-            )
-            .expect_("a word or phrase");
-            continue;
-        }
-        if let Some(msg) = too_long(k) {
-            c.at_key(&p.key("keywords").key(k), msg)
-                .expect_("a word or a short phrase");
-            continue;
-        }
-        set.entries.push(Entry {
-            keyword: k.clone(),
-            weight: 1.0,
-        });
-        lv.push(level);
-    }
-    sets.push(set);
-    let esc_set = sets.len() - 1;
-    let urgency: Vec<String> = raw
-        .urgency
-        .clone()
-        .or_else(|| pack.urgency.clone())
-        .unwrap_or_default();
-    sets.push(KeywordSet {
-        entries: urgency
-            .iter()
-            .filter(|u| !u.trim().is_empty())
-            .map(|u| Entry {
-                keyword: u.clone(),
-                weight: 1.0,
-            })
-            .collect(),
-        patterns: Vec::new(),
-    });
-    let urgency_set = sets.len() - 1;
-    // actions
-    let pick = |level: Level| -> (Option<RawAction>, Option<RawAction>) {
-        let get = |r: &RawEscalation| {
-            r.actions.as_ref().and_then(|a| match level {
-                Level::URGENT => a.URGENT.clone(),
-                Level::HIGH => a.HIGH.clone(),
-                Level::MEDIUM => a.MEDIUM.clone(),
-            })
-        };
-        (get(raw), get(pack))
-    };
-    let mut actions: [Action; 3] = Default::default();
-    for level in Level::ALL {
-        let (own, builtin) = pick(level);
-        let from_profile = own.is_some();
-        let a = own.or(builtin).unwrap_or_default();
-        let ap = p.key("actions").key(level.as_str());
-        let mut notify = Vec::new();
-        for (i, n) in a.notify.clone().unwrap_or_default().iter().enumerate() {
-            let ok = n == "recipient" || n == "fallback" || member_names.contains(&n.as_str());
-            if !ok && from_profile {
-                let mut cands: Vec<&str> = vec!["recipient", "fallback"];
-                cands.extend(member_names.iter().copied());
-                c.at_value(
-                    &ap.key("notify").index(i),
-                    format!("`{n}` is neither `recipient`, `fallback` nor a team member"),
-                )
-                .expect_(format!("one of: {}", cands.join(", ")))
-                .suggest_(did_you_mean(n, cands.iter().copied()));
-            }
-            if ok {
-                notify.push(n.clone());
-            }
-        }
-        let keywords = match &a.keywords {
-            Some(k) => {
-                for (i, kw) in k.iter().enumerate() {
-                    let valid = !kw.is_empty()
-                        && !kw.starts_with('\\')
-                        && kw
-                            .chars()
-                            .all(|ch| ch.is_ascii_graphic() && !"(){%*\"\\]".contains(ch));
-                    if !valid {
-                        c.at_value(
-                            &ap.key("keywords").index(i),
-                            format!("`{kw}` cannot be an IMAP keyword"),
-                        )
-                        .expect_("a word of letters, digits, $ or _ such as $Escalated");
-                    }
-                }
-                k.clone()
-            }
-            None => vec![
-                "$Escalated".to_string(),
-                format!("$Priority_{}", level.as_str()),
-            ],
-        };
-        let copy_to = a
-            .copy_to
-            .as_ref()
-            .map(|f| plain_folder(c, &ap.key("copy_to"), f));
-        actions[level as usize] = Action {
-            flag: a.flag.unwrap_or(false),
-            keywords,
-            notify,
-            copy_to,
-        };
-    }
-    let mut sentiment_neutral: Vec<String> = pack
-        .sentiment_neutral
-        .iter()
-        .chain(raw.sentiment_neutral.iter())
-        .map(|w| w.trim().to_lowercase())
-        .filter(|w| !w.is_empty())
-        .collect();
-    sentiment_neutral.sort();
-    sentiment_neutral.dedup();
-    EscalationRules {
-        sentiment_neutral,
-        mode,
-        threshold,
-        urgent_at,
-        high_at,
-        set: esc_set,
-        levels: lv,
-        urgency_set,
-        actions,
-    }
-}
-
-/// Compiles a list of plain keywords (all weight 1) into a set.
-pub(crate) fn plain_set(words: &[String]) -> KeywordSet {
-    KeywordSet {
-        entries: words
-            .iter()
-            .filter(|w| !w.trim().is_empty())
-            .map(|w| Entry {
-                keyword: w.clone(),
-                weight: 1.0,
-            })
-            .collect(),
-        patterns: Vec::new(),
-    }
 }
 
 /// Resolves a member's name to its index, reporting an unknown name.

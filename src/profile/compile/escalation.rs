@@ -1,0 +1,206 @@
+//! The `escalation` section: mode, lexicon, levels and their actions.
+
+use std::collections::BTreeMap;
+
+use super::folders::plain_folder;
+use super::keywords::too_long;
+use super::{Checker, DiagExt};
+use crate::profile::diag::did_you_mean;
+use crate::profile::raw::{KeywordLevel, RawAction, RawEscalation};
+use crate::profile::yaml::Path;
+use crate::profile::{Action, EscalationRules};
+use crate::triage::decision::Level;
+use crate::triage::matcher::{Entry, KeywordSet};
+
+pub(super) fn escalation(
+    c: &mut Checker<'_>,
+    raw: &RawEscalation,
+    pack: &RawEscalation,
+    member_names: &[&str],
+    sets: &mut Vec<KeywordSet>,
+) -> EscalationRules {
+    let p = Path::root().key("escalation");
+    let mode = raw
+        .mode
+        .or(pack.mode)
+        .unwrap_or(crate::profile::EscalationMode::SentimentThenKeyword);
+    let threshold = raw
+        .sentiment_threshold
+        .or(pack.sentiment_threshold)
+        .unwrap_or(-0.5);
+    let mut in_scale = true;
+    if !(-1.0..=1.0).contains(&threshold) {
+        in_scale = false;
+        c.at_value(
+            &p.key("sentiment_threshold"),
+            format!("{threshold} is outside the sentiment scale"),
+        )
+        .expect_("a number between -1 (very negative) and 1 (very positive), e.g. -0.5");
+    }
+    let levels = |r: &RawEscalation| r.sentiment_levels.clone().unwrap_or_default();
+    let (rl, pl) = (levels(raw), levels(pack));
+    let urgent_at = rl.URGENT.or(pl.URGENT).unwrap_or(-0.8);
+    let high_at = rl.HIGH.or(pl.HIGH).unwrap_or(-0.6);
+    for (key, v) in [("URGENT", urgent_at), ("HIGH", high_at)] {
+        if !(-1.0..=1.0).contains(&v) {
+            in_scale = false;
+            c.at_value(
+                &p.key("sentiment_levels").key(key),
+                format!("{v} is outside the sentiment scale"),
+            )
+            .expect_("a number between -1 and 1");
+        }
+    }
+    if in_scale && (urgent_at > high_at || high_at > threshold) {
+        let at = if raw.sentiment_levels.is_some() {
+            p.key("sentiment_levels")
+        } else {
+            p.key("sentiment_threshold")
+        };
+        c.at_value(
+            &at,
+            format!("sentiment levels must satisfy URGENT ({urgent_at}) ≤ HIGH ({high_at}) ≤ sentiment_threshold ({threshold})"),
+        )
+        .expect_("stronger negativity for higher priority, e.g. URGENT -0.8, HIGH -0.6, threshold -0.5");
+    }
+    // keywords
+    let mut merged: BTreeMap<String, KeywordLevel> = pack.keywords.clone();
+    for (k, lvl) in &raw.keywords {
+        merged.insert(k.clone(), *lvl);
+    }
+    let mut set = KeywordSet::default();
+    let mut lv = Vec::new();
+    for (k, lvl) in &merged {
+        let level = match lvl {
+            KeywordLevel::URGENT => Level::URGENT,
+            KeywordLevel::HIGH => Level::HIGH,
+            KeywordLevel::MEDIUM => Level::MEDIUM,
+            KeywordLevel::None => continue,
+        };
+        if k.trim().trim_end_matches('*').trim().is_empty() {
+            c.at_key(
+                &p.key("keywords").key(k),
+                "an empty keyword matches nothing",
+            )
+            .expect_("a word or phrase");
+            continue;
+        }
+        if let Some(msg) = too_long(k) {
+            c.at_key(&p.key("keywords").key(k), msg)
+                .expect_("a word or a short phrase");
+            continue;
+        }
+        set.entries.push(Entry {
+            keyword: k.clone(),
+            weight: 1.0,
+        });
+        lv.push(level);
+    }
+    sets.push(set);
+    let esc_set = sets.len() - 1;
+    let urgency: Vec<String> = raw
+        .urgency
+        .clone()
+        .or_else(|| pack.urgency.clone())
+        .unwrap_or_default();
+    sets.push(KeywordSet {
+        entries: urgency
+            .iter()
+            .filter(|u| !u.trim().is_empty())
+            .map(|u| Entry {
+                keyword: u.clone(),
+                weight: 1.0,
+            })
+            .collect(),
+        patterns: Vec::new(),
+    });
+    let urgency_set = sets.len() - 1;
+    // actions
+    let pick = |level: Level| -> (Option<RawAction>, Option<RawAction>) {
+        let get = |r: &RawEscalation| {
+            r.actions.as_ref().and_then(|a| match level {
+                Level::URGENT => a.URGENT.clone(),
+                Level::HIGH => a.HIGH.clone(),
+                Level::MEDIUM => a.MEDIUM.clone(),
+            })
+        };
+        (get(raw), get(pack))
+    };
+    let mut actions: [Action; 3] = Default::default();
+    for level in Level::ALL {
+        let (own, builtin) = pick(level);
+        let from_profile = own.is_some();
+        let a = own.or(builtin).unwrap_or_default();
+        let ap = p.key("actions").key(level.as_str());
+        let mut notify = Vec::new();
+        for (i, n) in a.notify.clone().unwrap_or_default().iter().enumerate() {
+            let ok = n == "recipient" || n == "fallback" || member_names.contains(&n.as_str());
+            if !ok && from_profile {
+                let mut cands: Vec<&str> = vec!["recipient", "fallback"];
+                cands.extend(member_names.iter().copied());
+                c.at_value(
+                    &ap.key("notify").index(i),
+                    format!("`{n}` is neither `recipient`, `fallback` nor a team member"),
+                )
+                .expect_(format!("one of: {}", cands.join(", ")))
+                .suggest_(did_you_mean(n, cands.iter().copied()));
+            }
+            if ok {
+                notify.push(n.clone());
+            }
+        }
+        let keywords = match &a.keywords {
+            Some(k) => {
+                for (i, kw) in k.iter().enumerate() {
+                    let valid = !kw.is_empty()
+                        && !kw.starts_with('\\')
+                        && kw
+                            .chars()
+                            .all(|ch| ch.is_ascii_graphic() && !"(){%*\"\\]".contains(ch));
+                    if !valid {
+                        c.at_value(
+                            &ap.key("keywords").index(i),
+                            format!("`{kw}` cannot be an IMAP keyword"),
+                        )
+                        .expect_("a word of letters, digits, $ or _ such as $Escalated");
+                    }
+                }
+                k.clone()
+            }
+            None => vec![
+                "$Escalated".to_string(),
+                format!("$Priority_{}", level.as_str()),
+            ],
+        };
+        let copy_to = a
+            .copy_to
+            .as_ref()
+            .map(|f| plain_folder(c, &ap.key("copy_to"), f));
+        actions[level as usize] = Action {
+            flag: a.flag.unwrap_or(false),
+            keywords,
+            notify,
+            copy_to,
+        };
+    }
+    let mut sentiment_neutral: Vec<String> = pack
+        .sentiment_neutral
+        .iter()
+        .chain(raw.sentiment_neutral.iter())
+        .map(|w| w.trim().to_lowercase())
+        .filter(|w| !w.is_empty())
+        .collect();
+    sentiment_neutral.sort();
+    sentiment_neutral.dedup();
+    EscalationRules {
+        sentiment_neutral,
+        mode,
+        threshold,
+        urgent_at,
+        high_at,
+        set: esc_set,
+        levels: lv,
+        urgency_set,
+        actions,
+    }
+}
