@@ -51,7 +51,7 @@ const FILE_BATCH: usize = 5000;
 /// the backlog is still being read leaves little to file at the end.
 const FILE_GROUP: usize = 500;
 /// IMAP sessions an account may open beyond one per watched folder (see
-/// `imap::Mover`): with Gmail's limit of 8 watched folders, 9 of its 15 connections.
+/// `imap::backlog::Mover`): with Gmail's limit of 8 watched folders, 9 of its 15 connections.
 const SPARE_SESSIONS: usize = 1;
 /// How long shutdown waits for tasks to finish their batch.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
