@@ -370,14 +370,9 @@ impl MailSource for Maildir {
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
                 Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
             };
-            let name = path
-                .file_name()
-                .and_then(|n| n.to_str())
-                .unwrap_or_default();
             let meta = fs::metadata(path).ok();
             out.push(Fetched {
                 key: k.clone(),
-                flags: info_flags(name).chars().map(String::from).collect(),
                 internal_date: meta
                     .as_ref()
                     .and_then(|m| m.modified().ok())

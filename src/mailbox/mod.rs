@@ -29,7 +29,6 @@ pub struct MessageKey {
 pub struct Fetched {
     pub key: MessageKey,
     pub raw: Vec<u8>,
-    pub flags: Vec<String>,
     /// Unix time the message was delivered, when known (IMAP: only when asked for).
     pub internal_date: Option<i64>,
     pub size: u64,

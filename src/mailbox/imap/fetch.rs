@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::{anyhow, Result};
 use async_imap::imap_proto::{BodyStructure, MessageSection, SectionPath};
-use async_imap::types::{Fetch, Flag};
+use async_imap::types::Fetch;
 use futures_util::TryStreamExt;
 
 use super::connect::ImapSession;
@@ -20,19 +20,6 @@ const BATCH_BYTES: u64 = 8 * 1024 * 1024;
 const BATCH_COUNT: usize = 500;
 /// Text parts read from one large message.
 const MAX_TEXT_PARTS: usize = 4;
-
-fn flag_text(f: &Flag<'_>) -> String {
-    match f {
-        Flag::Seen => "\\Seen".into(),
-        Flag::Answered => "\\Answered".into(),
-        Flag::Flagged => "\\Flagged".into(),
-        Flag::Deleted => "\\Deleted".into(),
-        Flag::Draft => "\\Draft".into(),
-        Flag::Recent => "\\Recent".into(),
-        Flag::MayCreate => "\\*".into(),
-        Flag::Custom(c) => c.to_string(),
-    }
-}
 
 /// Runs a UID FETCH and collects every response that carries a UID.
 async fn uid_fetch(
@@ -88,11 +75,10 @@ pub async fn confirm(session: &mut ImapSession, timeout: Duration) -> Result<()>
         .map_err(|e| anyhow!("the connection broke during the last command: {e}"))
 }
 
-/// Sizes, flags and (when asked for) dates of these UIDs (missing ones are absent).
+/// Sizes and (when asked for) dates of these UIDs (missing ones are absent).
 struct Meta {
     size: u64,
     date: Option<i64>,
-    flags: Vec<String>,
 }
 
 /// Fetches what triage needs of `uids`; with `dates`, their INTERNALDATE too (Dovecot
@@ -113,9 +99,9 @@ pub async fn fetch(
             session,
             &set,
             if dates {
-                "(UID RFC822.SIZE INTERNALDATE FLAGS)"
+                "(UID RFC822.SIZE INTERNALDATE)"
             } else {
-                "(UID RFC822.SIZE FLAGS)"
+                "(UID RFC822.SIZE)"
             },
             meta_timeout,
             |f| {
@@ -125,7 +111,6 @@ pub async fn fetch(
                         Meta {
                             size: u64::from(f.size.unwrap_or(0)),
                             date: f.internal_date().map(|d| d.timestamp()),
-                            flags: f.flags().map(|fl| flag_text(&fl)).collect(),
                         },
                     );
                 }
@@ -205,7 +190,6 @@ pub async fn fetch(
                     key: format!("{uidvalidity}:{uid}"),
                 },
                 raw,
-                flags: m.flags,
                 internal_date: m.date,
                 size: m.size,
             })
