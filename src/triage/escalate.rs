@@ -111,6 +111,17 @@ pub fn escalate(
     })
 }
 
+/// Whether `word` lowercased is `lower`, without building the lowercased word (this is
+/// asked once per team-name word for every capitalised lexicon word of a message).
+/// Words with a capital sigma take `str::to_lowercase`, whose final-sigma rule a
+/// char-by-char mapping does not know.
+fn lowercases_to(word: &str, lower: &str) -> bool {
+    if word.contains('Σ') {
+        return word.to_lowercase() == lower;
+    }
+    word.chars().flat_map(char::to_lowercase).eq(lower.chars())
+}
+
 /// Scores the sentiment of the new text for the decision. Curly apostrophes are
 /// straightened first so "don’t" negates like "don't" (mail clients send both).
 pub fn sentiment_of(profile: &Profile, text: &str, sender_name: Option<&str>) -> Sentiment {
@@ -126,7 +137,7 @@ pub fn sentiment_of(profile: &Profile, text: &str, sender_name: Option<&str>) ->
             .into_iter()
             .chain(profile.members.iter().map(|m| m.name.as_str()))
             .flat_map(|n| n.split(|c: char| !c.is_alphanumeric() && c != '\''))
-            .any(|w| w.chars().count() >= 2 && w.to_lowercase() == lower)
+            .any(|w| w.chars().nth(1).is_some() && lowercases_to(w, lower))
     };
     let s = super::sentiment::Analyzer::builtin().score_with(
         &straight,
@@ -143,5 +154,31 @@ pub fn sentiment_of(profile: &Profile, text: &str, sender_name: Option<&str>) ->
                 valence: round(c.valence),
             })
             .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::lowercases_to;
+
+    #[test]
+    fn names_compare_with_lowercased_words_as_str_to_lowercase_does() {
+        for (word, lower) in [
+            ("Grant", "grant"),
+            ("GRANT", "grant"),
+            ("Grant", "grants"),
+            ("Élodie", "élodie"),
+            ("İpek", "i\u{307}pek"),
+            ("ΟΔΥΣΣΕΥΣ", "οδυσσευς"),
+            ("ΟΔΥΣΣΕΥΣ", "οδυσσευσ"),
+            ("Joy", "joy"),
+        ] {
+            assert_eq!(
+                lowercases_to(word, lower),
+                word.to_lowercase() == lower,
+                "{word} vs {lower}"
+            );
+        }
+        assert!(lowercases_to("Élodie", "élodie") && !lowercases_to("Grant", "grants"));
     }
 }

@@ -291,22 +291,31 @@ impl Analyzer {
     /// Builds the token for one whitespace-separated piece of the text.
     fn token<'t>(&self, piece: &'t str) -> Token<'t> {
         let raw = strip_punctuation(piece);
-        let lower: std::borrow::Cow<'t, str> =
-            if raw.bytes().any(|b| b.is_ascii_uppercase() || !b.is_ascii()) {
-                std::borrow::Cow::Owned(raw.to_lowercase())
+        let lower: std::borrow::Cow<'t, str> = if raw.is_ascii() {
+            if raw.bytes().any(|b| b.is_ascii_uppercase()) {
+                std::borrow::Cow::Owned(raw.to_ascii_lowercase())
             } else {
                 std::borrow::Cow::Borrowed(raw)
-            };
+            }
+        } else {
+            std::borrow::Cow::Owned(raw.to_lowercase())
+        };
         let info = self.lexicon.get(&*lower).copied().unwrap_or_default();
         Token {
             raw,
             upper: is_upper(raw),
             boost: info.boost,
-            negates: info.negates || lower.contains("n't"),
+            negates: info.negates || has_nt(&lower),
             valence: info.valence,
             lower,
         }
     }
+}
+
+/// Whether a token contains "n't" (a byte scan: most tokens are a few bytes long, too
+/// short for a substring searcher to pay for setting itself up).
+fn has_nt(token: &str) -> bool {
+    token.as_bytes().windows(3).any(|w| w == b"n't")
 }
 
 /// Whitespace as Python's `str.split()` sees it (Unicode `White_Space` plus U+001C..U+001F).
@@ -816,6 +825,31 @@ mod tests {
         assert_eq!(strip_punctuation("(:-D)"), "(:-D)");
         assert!(is_upper("SUX!") && !is_upper("!!!") && !is_upper("ǅEMAL"));
         assert!(is_python_space('\u{1f}') && is_python_space('\u{a0}'));
+    }
+
+    #[test]
+    fn negating_contractions_are_found_by_their_bytes() {
+        for (token, negates) in [
+            ("don't", true),
+            ("n't", true),
+            ("isn't", true),
+            ("nt", false),
+            ("n'", false),
+            ("'t", false),
+            ("", false),
+            ("won'tcha", true),
+        ] {
+            assert_eq!(has_nt(token), negates, "{token}");
+            assert_eq!(has_nt(token), token.contains("n't"), "{token}");
+        }
+    }
+
+    #[test]
+    fn tokens_are_lowercased_as_python_lowercases_them() {
+        let a = Analyzer::builtin();
+        for raw in ["GREAT", "Great", "great", "ÉLODIE", "İstanbul", "ΣΟΦΙΑΣ"] {
+            assert_eq!(a.token(raw).lower, raw.to_lowercase(), "{raw}");
+        }
     }
 
     /// Asserts the invariants every score must satisfy.
