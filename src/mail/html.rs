@@ -10,6 +10,7 @@
 //! are not entity-decoded; lists get no numbers or indentation; CDATA and comments are dropped;
 //! zero-width padding characters are removed; quote prefixes are capped at 32 levels.
 
+use super::ascii_lower;
 use std::collections::HashMap;
 
 /// Maximum number of `>` characters rendered in a quote prefix.
@@ -222,16 +223,6 @@ fn has_class(class: &str, name: &str) -> bool {
     class
         .split_ascii_whitespace()
         .any(|c| c.eq_ignore_ascii_case(name))
-}
-
-/// `s` in ASCII lowercase, copied only when it has an uppercase letter (tag and attribute
-/// names in mail are nearly always lowercase already).
-fn ascii_lower(s: &str) -> std::borrow::Cow<'_, str> {
-    if s.bytes().any(|c| c.is_ascii_uppercase()) {
-        std::borrow::Cow::Owned(s.to_ascii_lowercase())
-    } else {
-        std::borrow::Cow::Borrowed(s)
-    }
 }
 
 /// Whether an inline style hides the element: `display:none`, ignoring whitespace and
@@ -652,7 +643,8 @@ fn decode_one(s: &str) -> Option<(char, usize)> {
 
 #[cfg(test)]
 mod tests {
-    use super::{ascii_lower, html_to_text, html_to_text_capped, style_hidden};
+    use super::{html_to_text, html_to_text_capped, style_hidden};
+    use crate::mail::ascii_lower;
 
     #[test]
     fn inline_styles_that_hide() {

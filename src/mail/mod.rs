@@ -143,10 +143,10 @@ pub struct MessageView {
     /// A delivery or disposition report (multipart/report).
     pub report: bool,
     /// The body as plain text (HTML converted when there was no plain part), capped.
-    /// Empty in views that keep only the new text ([`Keep::NewText`]).
+    /// Empty in views that keep only the new text ([`MessageView::parse_for_triage`]).
     pub text: String,
-    /// `text` split into new text, quoted text and signature (only the new text with
-    /// [`Keep::NewText`]).
+    /// `text` split into new text, quoted text and signature (only the new text in views
+    /// from [`MessageView::parse_for_triage`]).
     pub body: Split,
     /// The body came from HTML only.
     pub html_only: bool,
@@ -207,6 +207,16 @@ fn header_raw<'a>(m: &'a Message<'_>, name: &'static str) -> Option<&'a str> {
     m.header_raw(name).map(str::trim).filter(|s| !s.is_empty())
 }
 
+/// `s` in ASCII lowercase, copied only when it has an uppercase letter (HTML tag and
+/// attribute names, and most words of mail text, are lowercase already).
+pub(crate) fn ascii_lower(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.bytes().any(|c| c.is_ascii_uppercase()) {
+        std::borrow::Cow::Owned(s.to_ascii_lowercase())
+    } else {
+        std::borrow::Cow::Borrowed(s)
+    }
+}
+
 /// Cuts `s` to at most `max` bytes on a character boundary.
 fn cap(s: &mut String, max: usize) -> bool {
     if s.len() <= max {
@@ -238,7 +248,7 @@ fn parser() -> &'static MessageParser {
 
 /// How much of the body a view keeps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Keep {
+enum Keep {
     /// The whole text, and its split into new text, quoted text and signature.
     All,
     /// Only the new text, which is all that triage reads: `text`, `body.quoted` and
@@ -252,7 +262,9 @@ impl MessageView {
         MessageView::parse_prefix(raw, raw.len(), max_scan_bytes)
     }
 
-    /// Like [`MessageView::parse`], keeping only what triage reads ([`Keep::NewText`]).
+    /// Like [`MessageView::parse`], keeping only what triage reads: the new text (`text`,
+    /// `body.quoted` and `body.signature` stay empty). For the daemon, which holds batches
+    /// of views.
     pub fn parse_for_triage(raw: &[u8], max_scan_bytes: usize) -> MessageView {
         MessageView::parse_prefix_keeping(raw, raw.len(), max_scan_bytes, Keep::NewText)
     }
@@ -264,7 +276,7 @@ impl MessageView {
     }
 
     /// [`MessageView::parse_prefix`], keeping `keep` of the body.
-    pub fn parse_prefix_keeping(
+    fn parse_prefix_keeping(
         prefix: &[u8],
         size: usize,
         max_scan_bytes: usize,

@@ -73,29 +73,29 @@ const MOBILE_SIGNOFFS: &[&str] = &[
     "enviado desde mi ",
 ];
 
-/// First bytes of the [`FORWARD_MARKERS`] and [`MOBILE_SIGNOFFS`]: a line starting with
-/// anything else is not compared with each of them (every line of every body is checked).
-const FORWARD_FIRST: &[u8] = b"-b";
-const MOBILE_FIRST: &[u8] = b"sge";
-/// Longest valediction, in bytes.
-const VALEDICTION_MAX: usize = 25;
+/// Longest valediction, in bytes: longer lines are not looked up.
+const VALEDICTION_MAX: usize = longest(VALEDICTIONS);
 
-/// Is this line (trimmed, lowercased) a forwarding or "original message" marker?
-fn is_forward_marker(lower: &str) -> bool {
-    lower
-        .as_bytes()
-        .first()
-        .is_some_and(|b| FORWARD_FIRST.contains(b))
-        && FORWARD_MARKERS.iter().any(|m| lower.starts_with(m))
+const fn longest(words: &[&str]) -> usize {
+    let (mut i, mut max) = (0, 0);
+    while i < words.len() {
+        if words[i].len() > max {
+            max = words[i].len();
+        }
+        i += 1;
+    }
+    max
 }
 
-/// Is this line (trimmed, lowercased) a mobile sign-off such as "Sent from my iPhone"?
-fn is_mobile_signoff(lower: &str) -> bool {
-    lower
-        .as_bytes()
-        .first()
-        .is_some_and(|b| MOBILE_FIRST.contains(b))
-        && MOBILE_SIGNOFFS.iter().any(|m| lower.starts_with(m))
+/// Does this line (trimmed, lowercased) start with one of `prefixes`? Each is compared
+/// only when its first byte matches (every line of every body is checked).
+fn starts_with_one_of(lower: &str, prefixes: &[&str]) -> bool {
+    let Some(&first) = lower.as_bytes().first() else {
+        return false;
+    };
+    prefixes
+        .iter()
+        .any(|p| p.as_bytes().first() == Some(&first) && lower.starts_with(p))
 }
 
 /// Is this line (trimmed, lowercased) a reply attribution such as "On … wrote:"?
@@ -203,7 +203,7 @@ fn sort_lines(body: &str) -> Parts<'_> {
             && is_header_block(&lines, i + 1);
         if is_attribution(lower)
             || wrapped_attribution
-            || is_forward_marker(lower)
+            || starts_with_one_of(lower, FORWARD_MARKERS)
             || underscore_rule
             || is_header_block(&lines, i)
         {
@@ -215,7 +215,7 @@ fn sort_lines(body: &str) -> Parts<'_> {
                 sig_from = Some(i);
                 continue;
             }
-            if is_mobile_signoff(lower)
+            if starts_with_one_of(lower, MOBILE_SIGNOFFS)
                 || (is_valediction(lower) && closing_block_follows(&lines, i))
             {
                 sig_from = Some(i);
@@ -245,7 +245,7 @@ fn closing_block_follows(lines: &[&str], i: usize) -> bool {
     for (j, l) in lines.iter().enumerate().skip(i + 1) {
         let lower = l.trim().to_lowercase();
         if is_attribution(&lower)
-            || is_forward_marker(&lower)
+            || starts_with_one_of(&lower, FORWARD_MARKERS)
             || is_header_block(lines, j)
             || lower.starts_with('>')
         {
@@ -324,15 +324,19 @@ mod tests {
     }
 
     #[test]
-    fn the_first_byte_filters_cover_every_marker() {
-        for m in FORWARD_MARKERS {
-            assert!(FORWARD_FIRST.contains(&m.as_bytes()[0]), "{m:?}");
+    fn markers_are_found_by_their_first_byte_and_every_valediction_is_looked_up() {
+        for m in FORWARD_MARKERS.iter().chain(MOBILE_SIGNOFFS) {
+            let line = format!("{m} and more");
+            assert!(
+                starts_with_one_of(&line, FORWARD_MARKERS)
+                    || starts_with_one_of(&line, MOBILE_SIGNOFFS),
+                "{m:?}"
+            );
         }
-        for m in MOBILE_SIGNOFFS {
-            assert!(MOBILE_FIRST.contains(&m.as_bytes()[0]), "{m:?}");
-        }
+        assert!(!starts_with_one_of("", FORWARD_MARKERS));
+        assert!(!starts_with_one_of("hello", MOBILE_SIGNOFFS));
         for v in VALEDICTIONS {
-            assert!(v.len() <= VALEDICTION_MAX, "{v:?}");
+            assert!(is_valediction(v), "{v:?}");
         }
     }
 

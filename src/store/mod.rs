@@ -141,8 +141,9 @@ pub struct StoredDecision {
 
 /// The state database.
 pub struct Store {
-    /// Declared first, so dropped first: the main connection closes last and checkpoints
-    /// what is left.
+    /// Declared first, so dropped first: its thread has stopped (and its connection
+    /// closed) before the main connection closes. Neither checkpoints on close; the next
+    /// open's checkpointer folds in what is left in the log.
     checkpointer: checkpoint::Checkpointer,
     conn: Mutex<Connection>,
     path: PathBuf,
@@ -806,6 +807,70 @@ mod tests {
             .find_by_fingerprints("other account", &["x@y"])
             .expect("reads");
         assert!(elsewhere.iter().all(Option::is_none));
+    }
+
+    #[test]
+    fn a_message_decided_again_at_its_position_replaces_the_row() {
+        let p = tmp("again");
+        let s = Store::open(&p).expect("opens");
+        let first = decision(
+            "7:3",
+            Some(vec!["SALES".into(), "Mark".into()]),
+            Status::Failed,
+        );
+        let ids = s.record(&[first], None).expect("records");
+        let again = NewDecision {
+            decision_json: "{\"again\":true}".into(),
+            ..decision("7:3", Some(vec!["SUPPORT".into()]), Status::Planned)
+        };
+        let again_ids = s.record(&[again], None).expect("records again");
+        assert_eq!(again_ids, ids, "the same row");
+        let pending = s.pending("a", "INBOX").expect("reads");
+        assert_eq!(pending.len(), 1);
+        assert_eq!(
+            pending[0].dest.as_deref(),
+            Some(&["SUPPORT".to_string()][..])
+        );
+        assert_eq!(pending[0].status, Status::Planned);
+        let (rows, json): (i64, String) = s
+            .conn()
+            .expect("conn")
+            .query_row(
+                "SELECT count(*), max(decision_json) FROM decisions",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .expect("reads");
+        assert_eq!((rows, json.as_str()), (1, "{\"again\":true}"));
+        // Another position is another row.
+        let other = s
+            .record(&[decision("7:4", None, Status::Left)], None)
+            .expect("records");
+        assert_ne!(other, ids);
+    }
+
+    fn decision(source_key: &str, dest: Option<Vec<String>>, status: Status) -> NewDecision {
+        NewDecision {
+            account: "a".into(),
+            folder: "INBOX".into(),
+            uidvalidity: 7,
+            uid: 3,
+            source_key: source_key.into(),
+            message_id: Some(format!("{source_key}@y")),
+            fingerprint: format!("{source_key}@y"),
+            subject: "s".into(),
+            sender: "f@e".into(),
+            category: "SALES".into(),
+            recipient: None,
+            reason: "category_role".into(),
+            escalation: None,
+            dest,
+            decision_json: "{}".into(),
+            profile_version: "v".into(),
+            dry_run: false,
+            status,
+            booked_provider: None,
+        }
     }
 
     /// The per-message queries stay index lookups as the audit log grows: the duplicate

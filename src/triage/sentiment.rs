@@ -292,11 +292,7 @@ impl Analyzer {
     fn token<'t>(&self, piece: &'t str) -> Token<'t> {
         let raw = strip_punctuation(piece);
         let lower: std::borrow::Cow<'t, str> = if raw.is_ascii() {
-            if raw.bytes().any(|b| b.is_ascii_uppercase()) {
-                std::borrow::Cow::Owned(raw.to_ascii_lowercase())
-            } else {
-                std::borrow::Cow::Borrowed(raw)
-            }
+            crate::mail::ascii_lower(raw)
         } else {
             std::borrow::Cow::Owned(raw.to_lowercase())
         };
