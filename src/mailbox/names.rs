@@ -96,8 +96,8 @@ fn invisible(c: char) -> bool {
     matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{2069}' | '\u{feff}')
 }
 
-/// Makes one folder level safe: no delimiter, wildcard, control character, line separator,
-/// invisible formatting character, leading dot or tilde; with `no_dots`, dots become
+/// Makes one folder level safe: no delimiter, `/` or `\`, wildcard, control character,
+/// line separator, invisible formatting character, leading dot or tilde; with `no_dots`, dots become
 /// spaces ("Dr. J. Smith" → "Dr J Smith"). What stands in for a character is never the
 /// delimiter itself.
 pub fn neutralize(level: &str, delimiter: Option<char>, no_dots: bool) -> String {
@@ -105,7 +105,10 @@ pub fn neutralize(level: &str, delimiter: Option<char>, no_dots: bool) -> String
     let mapped = level.chars().map(|c| match c {
         '.' if no_dots => space,
         c if Some(c) == delimiter => dash,
-        '/' | '\\' if delimiter.is_none() => dash,
+        // Whatever the delimiter: `/` is a hierarchy or path character on most servers
+        // (Cyrus refuses it inside a name when its separator is `.`; a Maildir++ server
+        // stores it in a directory name).
+        '/' | '\\' => dash,
         '*' | '%' => underscore,
         c if c.is_control() || c.is_whitespace() => space,
         c => c,
@@ -173,6 +176,133 @@ pub fn server_name(
         .map(|l| server_level(l, delimiter, utf8, no_dots || delimiter == Some('.')))
         .collect::<Vec<_>>()
         .join(&sep)
+}
+
+/// How one server names a mailbox's own folders: the personal namespace's prefix (RFC
+/// 2342: `""` on most servers, `"INBOX."` on Cyrus and many hosting panels), its hierarchy
+/// delimiter, whether it takes UTF-8 names, and whether dots must go.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Naming {
+    /// The namespace prefix as the server writes it, ending with the delimiter (or empty).
+    pub prefix: String,
+    pub delimiter: Option<char>,
+    /// UTF8=ACCEPT: names go as UTF-8, not modified UTF-7.
+    pub utf8: bool,
+    /// The server refused a `.` inside a name once: dots become spaces.
+    pub no_dots: bool,
+}
+
+impl Naming {
+    /// The prefix's own levels (`"INBOX."` → `["INBOX"]`), in plain text.
+    fn prefix_levels(&self) -> Vec<String> {
+        let trimmed = match self.delimiter {
+            Some(d) => self.prefix.strip_suffix(d).unwrap_or(&self.prefix),
+            None => self.prefix.as_str(),
+        };
+        if trimmed.is_empty() {
+            return Vec::new();
+        }
+        let parts: Vec<&str> = match self.delimiter {
+            Some(d) => trimmed.split(d).collect(),
+            None => vec![trimmed],
+        };
+        parts.into_iter().map(|p| self.decode(p)).collect()
+    }
+
+    fn decode(&self, part: &str) -> String {
+        if self.utf8 {
+            part.to_string()
+        } else {
+            decode_mutf7(part).unwrap_or_else(|| part.to_string())
+        }
+    }
+
+    /// The levels below the prefix: a destination that already starts with the prefix's
+    /// levels (`INBOX/Support` with prefix `INBOX.`), or whose first level is written
+    /// with the prefix (`INBOX.Support`), is not prefixed twice.
+    fn below_prefix<'a>(&self, levels: &'a [String]) -> std::borrow::Cow<'a, [String]> {
+        let own = self.prefix_levels();
+        if own.is_empty() {
+            return levels.into();
+        }
+        let same = |a: &str, b: &str| {
+            if b.eq_ignore_ascii_case("INBOX") {
+                a.eq_ignore_ascii_case(b)
+            } else {
+                a == b
+            }
+        };
+        if levels.len() > own.len() && levels.iter().zip(&own).all(|(l, o)| same(l, o)) {
+            return levels[own.len()..].to_vec().into();
+        }
+        // "INBOX.Support" as one level, on a server whose prefix is "INBOX.".
+        if let (Some(first), Some(d)) = (levels.first(), self.delimiter) {
+            let written = format!("{}{d}", own.join(&d.to_string()));
+            if first.len() > written.len()
+                && first.is_char_boundary(written.len())
+                && same(&first[..written.len() - 1], &written[..written.len() - 1])
+                && first[written.len() - 1..].starts_with(d)
+            {
+                let mut out: Vec<String> = first[written.len()..]
+                    .split(d)
+                    .map(str::to_string)
+                    .collect();
+                out.extend_from_slice(&levels[1..]);
+                return out.into();
+            }
+        }
+        levels.into()
+    }
+
+    /// The server-side name of a folder given as levels: inside the personal namespace,
+    /// each level neutralised and encoded (see [`server_name`]).
+    pub fn server_name(&self, levels: &[String]) -> String {
+        let below = self.below_prefix(levels);
+        let name = server_name(&below, self.delimiter, self.utf8, self.no_dots);
+        if name.is_empty() {
+            return name;
+        }
+        format!("{}{name}", self.prefix)
+    }
+
+    /// The levels a server-side name stands for (the inverse of [`Naming::server_name`]
+    /// up to neutralisation): the prefix removed, split at the delimiter, decoded. `None`
+    /// for a name outside the personal namespace.
+    pub fn levels_of(&self, server: &str) -> Option<Vec<String>> {
+        let rest = if self.prefix.is_empty() {
+            server
+        } else if server.len() >= self.prefix.len()
+            && server.is_char_boundary(self.prefix.len())
+            && server[..self.prefix.len()].eq_ignore_ascii_case(&self.prefix)
+        {
+            &server[self.prefix.len()..]
+        } else {
+            return None;
+        };
+        if rest.is_empty() {
+            return None;
+        }
+        let parts: Vec<&str> = match self.delimiter {
+            Some(d) => rest.split(d).collect(),
+            None => vec![rest],
+        };
+        Some(parts.into_iter().map(|p| self.decode(p)).collect())
+    }
+
+    /// A server-side name as people read it (modified UTF-7 decoded), for logs.
+    pub fn shown(&self, server: &str) -> String {
+        self.decode(server)
+    }
+
+    /// Which of `candidates` (destinations as levels) a server-side folder is, by
+    /// comparing server names: how a folder a person moved mail into is traced back to
+    /// the member and category whose folder it is.
+    pub fn find<'c>(&self, server: &str, candidates: &'c [Vec<String>]) -> Option<&'c [String]> {
+        candidates
+            .iter()
+            .find(|c| self.server_name(c) == server)
+            .map(Vec::as_slice)
+    }
 }
 
 #[cfg(test)]
@@ -296,5 +426,104 @@ mod tests {
             "MarknosnhoJ"
         );
         assert_eq!(neutralize("\u{feff}\u{200b}", Some('/'), false), "_");
+    }
+
+    fn levels(s: &[&str]) -> Vec<String> {
+        s.iter().map(|l| l.to_string()).collect()
+    }
+
+    /// Issue 17: on a server whose personal namespace is `INBOX.` (Cyrus, shared
+    /// hosting), every folder is created inside it; a template that already says INBOX is
+    /// not prefixed twice; names map back to their levels.
+    #[test]
+    fn folders_go_inside_the_personal_namespace_once() {
+        let cyrus = Naming {
+            prefix: "INBOX.".into(),
+            delimiter: Some('.'),
+            ..Naming::default()
+        };
+        let cases: &[(&[&str], &str)] = &[
+            (
+                &["SUPPORT", "Sarah Williams"],
+                "INBOX.SUPPORT.Sarah Williams",
+            ),
+            (&["INBOX", "SUPPORT", "Sarah"], "INBOX.SUPPORT.Sarah"),
+            (&["inbox", "Newsletters"], "INBOX.Newsletters"),
+            (&["INBOX.Newsletters"], "INBOX.Newsletters"),
+            (&["INBOX.Clients", "Acme"], "INBOX.Clients.Acme"),
+            (
+                &["SUPPORT", "Night/Day Crew"],
+                "INBOX.SUPPORT.Night-Day Crew",
+            ),
+            (
+                &["MANAGER", "Sinéad O'Brien"],
+                "INBOX.MANAGER.Sin&AOk-ad O'Brien",
+            ),
+            (&["Dr. J. Smith"], "INBOX.Dr J Smith"),
+        ];
+        for (input, want) in cases {
+            assert_eq!(cyrus.server_name(&levels(input)), *want, "{input:?}");
+        }
+        assert_eq!(
+            cyrus.levels_of("INBOX.MANAGER.Sin&AOk-ad O'Brien"),
+            Some(levels(&["MANAGER", "Sinéad O'Brien"]))
+        );
+        assert_eq!(cyrus.levels_of("user.bob.Sent"), None);
+        assert_eq!(cyrus.levels_of("INBOX"), None);
+        assert_eq!(cyrus.shown("INBOX.Sin&AOk-ad"), "INBOX.Sinéad");
+        // The default layout: no prefix, names as before.
+        let dovecot = Naming {
+            delimiter: Some('/'),
+            ..Naming::default()
+        };
+        assert_eq!(
+            dovecot.server_name(&levels(&["SUPPORT", "Night/Day Crew"])),
+            "SUPPORT/Night-Day Crew"
+        );
+        assert_eq!(
+            dovecot.server_name(&levels(&["INBOX", "Support"])),
+            "INBOX/Support"
+        );
+        assert_eq!(
+            dovecot.levels_of("SUPPORT/Night-Day Crew"),
+            Some(levels(&["SUPPORT", "Night-Day Crew"]))
+        );
+    }
+
+    /// Corrections (a person moving mail between member folders) need the member behind
+    /// a folder: every destination maps back, neutralised names included.
+    #[test]
+    fn server_folders_map_back_to_their_destination() {
+        let candidates = vec![
+            levels(&["SUPPORT", "Night/Day Crew"]),
+            levels(&["SALES", "Zoë Müller"]),
+            levels(&["Newsletters"]),
+        ];
+        for naming in [
+            Naming {
+                prefix: "INBOX.".into(),
+                delimiter: Some('.'),
+                ..Naming::default()
+            },
+            Naming {
+                delimiter: Some('/'),
+                ..Naming::default()
+            },
+            Naming {
+                delimiter: Some('/'),
+                utf8: true,
+                ..Naming::default()
+            },
+        ] {
+            for c in &candidates {
+                let server = naming.server_name(c);
+                assert_eq!(
+                    naming.find(&server, &candidates),
+                    Some(c.as_slice()),
+                    "{naming:?}"
+                );
+            }
+            assert_eq!(naming.find("Archive", &candidates), None);
+        }
     }
 }
