@@ -196,6 +196,8 @@ pub struct Shared {
     pub once: bool,
     pub ready: Readiness,
     pub counters: Counters,
+    /// Refusals to file, reported once per interval and summed up by `--once`.
+    pub refusals: Arc<crate::pipeline::refusals::Refusals>,
 }
 
 fn log_report(shared: &Shared, acct: &str, folder: &str, r: &Report) {
@@ -282,6 +284,7 @@ impl Supervisor {
             calendars: Default::default(),
             mail: self.mail.clone(),
             spare_sessions: Arc::new(tokio::sync::Semaphore::new(SPARE_SESSIONS)),
+            refusals: self.shared.refusals.clone(),
         });
         if let Some(ms) = &self.mail {
             ms.set_account(&a.name, Some(acct.profile.clone()));
@@ -567,6 +570,7 @@ pub async fn run(cfg: Config, opts: RunOptions) -> Result<()> {
             once: opts.once,
             ready: Readiness::default(),
             counters: Counters::default(),
+            refusals: Default::default(),
         }),
         generation: 0,
         failed: 0,
@@ -609,6 +613,12 @@ pub async fn run(cfg: Config, opts: RunOptions) -> Result<()> {
     result?;
     if sup.failed > 0 {
         bail!("{} watched folder(s) stopped with an error", sup.failed);
+    }
+    // --once: mail decided but not filed is a failure the caller must hear of, with why.
+    let refused = sup.shared.refusals.summaries();
+    if sup.opts.once && !refused.is_empty() {
+        let lines: Vec<String> = refused.iter().map(|s| s.explain()).collect();
+        bail!("{}", lines.join("\n"));
     }
     Ok(())
 }

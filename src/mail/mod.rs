@@ -28,6 +28,22 @@ use mail_parser::{
 
 pub use split::Split;
 
+/// FNV-1a over several byte strings, each followed by a separator byte (so `["ab", "c"]`
+/// and `["a", "bc"]` differ): a stable 64-bit hash for fingerprints and versions, the
+/// same on every machine and in every release.
+pub fn hash_parts(parts: &[&[u8]]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for p in parts {
+        for b in *p {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        h ^= 0xff;
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
 /// Default cap on the text triage scans (SPEC §3 `max_scan_bytes`).
 pub const DEFAULT_MAX_SCAN_BYTES: usize = 256 * 1024;
 

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 
 use super::names::{encode_mutf7, neutralize};
-use super::{Fetched, FileError, MailSource, MessageKey};
+use super::{Fetched, FileError, Found, MailSource, MessageKey, Moved, Signature, Wanted};
 
 /// A Maildir++ tree, watched at its inbox.
 pub struct Maildir {
@@ -371,21 +371,23 @@ impl MailSource for Maildir {
                 Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
             };
             let meta = fs::metadata(path).ok();
+            let size = meta.as_ref().map_or(raw.len() as u64, |m| m.len());
             out.push(Fetched {
+                signature: Signature::of_whole(&raw, size),
                 key: k.clone(),
                 internal_date: meta
                     .as_ref()
                     .and_then(|m| m.modified().ok())
                     .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
                     .and_then(|d| i64::try_from(d.as_secs()).ok()),
-                size: meta.map_or(raw.len() as u64, |m| m.len()),
+                size,
                 raw,
             });
         }
         Ok(out)
     }
 
-    async fn file(&mut self, keys: &[MessageKey], dest: &[String]) -> Result<(), FileError> {
+    async fn file(&mut self, keys: &[MessageKey], dest: &[String]) -> Result<Moved, FileError> {
         let (index, dir, from_kw, mut to_kw) = self.destination(dest)?;
         let mut missing = Vec::new();
         for k in keys {
@@ -427,7 +429,7 @@ impl MailSource for Maildir {
             })?;
         }
         if missing.is_empty() {
-            Ok(())
+            Ok(Moved::default())
         } else {
             Err(FileError::Refused(format!(
                 "{} message(s) left the inbox before they could be filed: {}",
@@ -450,18 +452,20 @@ impl MailSource for Maildir {
         true
     }
 
-    async fn holds_many(
+    async fn find_copies(
         &mut self,
-        _dest: &[String],
-        _message_ids: &[String],
-    ) -> Result<std::collections::HashSet<String>> {
-        // A rename is atomic: a message is never half-moved, so there is never a copy to
-        // find by Message-ID. `holds_key` answers the question exactly.
-        Ok(std::collections::HashSet::new())
-    }
-
-    async fn holds_key(&mut self, dest: &[String], key: &MessageKey) -> Result<bool> {
-        Ok(self.folder_holds(dest, &key.key))
+        dest: &[String],
+        wanted: &[Wanted<'_>],
+    ) -> Result<Vec<Option<Found>>> {
+        // A rename is atomic and keeps the file's unique name: a message is in the
+        // destination exactly when a file of that name is.
+        Ok(wanted
+            .iter()
+            .map(|w| {
+                self.folder_holds(dest, &w.key.key)
+                    .then_some(Found { position: None })
+            })
+            .collect())
     }
 
     async fn file_remove_source(&mut self, _keys: &[MessageKey]) -> Result<(), FileError> {

@@ -32,6 +32,118 @@ pub struct Fetched {
     /// Unix time the message was delivered, when known (IMAP: only when asked for).
     pub internal_date: Option<i64>,
     pub size: u64,
+    /// What tells this message from others with the same Message-ID (or none).
+    pub signature: Signature,
+}
+
+/// Bytes of the body that go into a [`Signature`].
+pub const SIGNATURE_BODY_BYTES: usize = 2048;
+
+/// What tells one stored message from another beyond its Message-ID: its size, a hash of
+/// its header, and a hash of the first [`SIGNATURE_BODY_BYTES`] of its body when the body
+/// was read (a large message's body is not: only its text parts are, and those are not
+/// its first bytes). A message moved by IMAP or renamed in a Maildir keeps all three; two
+/// deliveries of one message differ in their `Received:` lines; two messages written from
+/// one template differ in size or in their first lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Signature {
+    pub size: u64,
+    pub header: u64,
+    pub body: Option<u64>,
+}
+
+impl Signature {
+    /// The signature of a message read whole (or its prefix, cut after the header).
+    pub fn of_whole(raw: &[u8], size: u64) -> Signature {
+        let (header, body) = split_header(raw);
+        Signature::of_parts(header, size, Some(body))
+    }
+
+    /// The signature of a message from its header block (with or without the blank line
+    /// that ends it) and, when read, its body's first bytes.
+    pub fn of_parts(header: &[u8], size: u64, body: Option<&[u8]>) -> Signature {
+        let header = header
+            .strip_suffix(b"\r\n\r\n")
+            .or_else(|| header.strip_suffix(b"\n\n"))
+            .unwrap_or(header);
+        Signature {
+            size,
+            header: crate::mail::hash_parts(&[header]),
+            body: body
+                .map(|b| crate::mail::hash_parts(&[b.get(..SIGNATURE_BODY_BYTES).unwrap_or(b)])),
+        }
+    }
+
+    /// As stored: `size:header:body` in hex, `-` for a body not read.
+    pub fn encode(&self) -> String {
+        match self.body {
+            Some(b) => format!("{}:{:016x}:{b:016x}", self.size, self.header),
+            None => format!("{}:{:016x}:-", self.size, self.header),
+        }
+    }
+
+    /// The stored form read back; `None` for an empty (older) or damaged one.
+    pub fn decode(s: &str) -> Option<Signature> {
+        let mut it = s.split(':');
+        let size = it.next()?.parse().ok()?;
+        let header = u64::from_str_radix(it.next()?, 16).ok()?;
+        let body = match it.next()? {
+            "-" => None,
+            b => Some(u64::from_str_radix(b, 16).ok()?),
+        };
+        it.next()
+            .is_none()
+            .then_some(Signature { size, header, body })
+    }
+
+    /// Does a message seen with `other` (read whole or not) have this signature? A body
+    /// hash is compared only where both sides read the body.
+    pub fn matches(&self, other: &Signature) -> bool {
+        self.size == other.size
+            && self.header == other.header
+            && match (self.body, other.body) {
+                (Some(a), Some(b)) => a == b,
+                _ => true,
+            }
+    }
+}
+
+/// A message's header block (up to the blank line that ends it, not included) and body.
+/// A message with no blank line is all header (at most its first 4 KiB count).
+pub fn split_header(raw: &[u8]) -> (&[u8], &[u8]) {
+    if let Some(p) = memchr::memmem::find(raw, b"\r\n\r\n") {
+        return (&raw[..p], &raw[p + 4..]);
+    }
+    if let Some(p) = memchr::memmem::find(raw, b"\n\n") {
+        return (&raw[..p], &raw[p + 2..]);
+    }
+    (&raw[..raw.len().min(4096)], &[])
+}
+
+/// A message recovery looks for in a destination folder.
+#[derive(Debug, Clone, Copy)]
+pub struct Wanted<'a> {
+    /// Its key in the source folder (a Maildir file keeps it when moved).
+    pub key: &'a MessageKey,
+    /// Its Message-ID, normalised ([`normalize_message_id`]).
+    pub message_id: Option<&'a str>,
+    /// Its signature when it was decided (decisions recorded by older versions have none).
+    pub signature: Option<Signature>,
+}
+
+/// Where a move put messages, when the server says (RFC 4315 COPYUID): the destination's
+/// UIDVALIDITY and each source UID's new UID.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Moved {
+    pub uidvalidity: u32,
+    pub uids: std::collections::HashMap<u32, u32>,
+}
+
+impl Moved {
+    /// The new position of the message that had `uid` in the source, if known.
+    pub fn of(&self, uid: u32) -> Option<(u32, u32)> {
+        self.uids.get(&uid).map(|&u| (self.uidvalidity, u))
+    }
 }
 
 /// Why a filing operation failed, for the caller's retry decision.
@@ -62,23 +174,22 @@ pub trait MailSource {
         dates: bool,
     ) -> Result<Vec<Fetched>>;
     /// Moves these messages into the folder given as levels, creating it if needed.
-    /// Flags other than \Deleted survive; \Seen is never set.
-    async fn file(&mut self, keys: &[MessageKey], dest: &[String]) -> Result<(), FileError>;
+    /// Flags other than \Deleted survive; \Seen is never set. Says where they went when
+    /// the server tells (COPYUID).
+    async fn file(&mut self, keys: &[MessageKey], dest: &[String]) -> Result<Moved, FileError>;
     /// Which of these messages are still in the source folder.
     async fn present(&mut self, keys: &[MessageKey]) -> Result<Vec<MessageKey>>;
     /// Are moves atomic (UID MOVE, a rename)? Then a message still in the source was not
     /// moved, and recovery need not look for a copy in the destination.
     fn atomic_moves(&self) -> bool;
-    /// Which of these Message-IDs (normalised: trimmed, lowercase, no angle brackets) the
-    /// folder given as levels holds — one round of searching per folder, not per message.
-    async fn holds_many(
+    /// Which of these messages the folder given as levels holds, each found by what
+    /// identifies it (Message-ID and signature; a Maildir file by its unique name), with
+    /// its UID there when known: one round of searching per folder, not per message.
+    async fn find_copies(
         &mut self,
         dest: &[String],
-        message_ids: &[String],
-    ) -> Result<std::collections::HashSet<String>>;
-    /// Does the folder given as levels hold this very message (same key)? Only backends
-    /// whose keys survive a move (Maildir file names) can say; others answer false.
-    async fn holds_key(&mut self, dest: &[String], key: &MessageKey) -> Result<bool>;
+        wanted: &[Wanted<'_>],
+    ) -> Result<Vec<Option<Found>>>;
     /// Removes messages from the source whose copy is already in place (the second half
     /// of a copy-then-delete move interrupted by a crash). Removes exactly these, nothing else.
     async fn file_remove_source(&mut self, keys: &[MessageKey]) -> Result<(), FileError>;
@@ -94,6 +205,13 @@ pub trait MailSource {
     /// Copies messages into the folder given as levels (created if needed); the
     /// originals stay where they are.
     async fn copy_to(&mut self, keys: &[MessageKey], dest: &[String]) -> Result<(), FileError>;
+}
+
+/// A message found in a folder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Found {
+    /// Its (UIDVALIDITY, UID) there, when the backend has UIDs.
+    pub position: Option<(u32, u32)>,
 }
 
 /// Which flags a folder keeps (IMAP PERMANENTFLAGS).
@@ -221,5 +339,41 @@ mod tests {
         let many: Vec<u32> = (1..5000).map(|i| i * 2).collect();
         let sets = uid_sets(&many);
         assert!(sets.len() > 1 && sets.iter().all(|s| s.len() <= 4000));
+    }
+
+    /// Issue 17: messages without a Message-ID whose headers were identical, and
+    /// messages sharing one Message-ID, were taken for one another.
+    #[test]
+    fn signatures_tell_apart_what_ids_do_not() {
+        let a = b"From: a@x\r\nSubject: Order\r\n\r\nOrder number 1001\r\n";
+        let b = b"From: a@x\r\nSubject: Order\r\n\r\nOrder number 1002\r\n";
+        let sa = Signature::of_whole(a, a.len() as u64);
+        let sb = Signature::of_whole(b, b.len() as u64);
+        assert_eq!((sa.size, sa.header), (sb.size, sb.header));
+        assert_ne!(sa, sb);
+        assert!(!sa.matches(&sb));
+        // The same message read through its header and body prefix (as for a large one,
+        // or in recovery) has the same signature.
+        let (h, body) = split_header(a);
+        assert_eq!(h, b"From: a@x\r\nSubject: Order");
+        let header_block = b"From: a@x\r\nSubject: Order\r\n\r\n";
+        assert_eq!(
+            Signature::of_parts(header_block, a.len() as u64, Some(body)),
+            sa
+        );
+        // Without a body read, only size and header are compared.
+        let no_body = Signature::of_parts(header_block, a.len() as u64, None);
+        assert!(no_body.matches(&sa) && sa.matches(&no_body));
+        assert!(!no_body.matches(&Signature::of_whole(a, 1)));
+        // Stored and read back.
+        for s in [sa, no_body] {
+            assert_eq!(Signature::decode(&s.encode()), Some(s));
+        }
+        assert_eq!(Signature::decode(""), None);
+        assert_eq!(Signature::decode("12:zz:-"), None);
+        assert_eq!(Signature::decode("12:1:2:3"), None);
+        // LF-only messages split the same way.
+        assert_eq!(split_header(b"A: b\n\nbody").0, b"A: b");
+        assert_eq!(split_header(b"A: b").1, b"");
     }
 }

@@ -7,7 +7,7 @@ use anyhow::Result;
 use tracing::{info, warn};
 
 use super::Account;
-use crate::mailbox::{normalize_message_id, FileError, MailSource, MessageKey};
+use crate::mailbox::{normalize_message_id, FileError, MailSource, MessageKey, Signature, Wanted};
 use crate::profile::Profile;
 use crate::store::outbox::{ActionKind, ActionStatus, NewAction, OpenAction};
 
@@ -138,18 +138,24 @@ pub(super) async fn run_actions<S: MailSource>(
             .collect();
         let mut copied: Vec<i64> = Vec::new();
         if !started.is_empty() {
-            let ids: Vec<String> = started
+            let keys: Vec<MessageKey> = started.iter().map(|a| key_of(a)).collect();
+            let ids: Vec<Option<String>> = started
                 .iter()
-                .filter_map(|a| a.message_id.as_deref().map(normalize_message_id))
+                .map(|a| a.message_id.as_deref().map(normalize_message_id))
                 .collect();
-            let there = src.holds_many(&dest, &ids).await?;
-            for a in &started {
-                let found = match a.message_id.as_deref() {
-                    Some(id) if there.contains(&normalize_message_id(id)) => true,
-                    // No Message-ID, or a backend that finds copies by key (Maildir).
-                    _ => src.holds_key(&dest, &key_of(a)).await?,
-                };
-                if found {
+            let wanted: Vec<Wanted<'_>> = started
+                .iter()
+                .zip(&keys)
+                .zip(&ids)
+                .map(|((a, key), id)| Wanted {
+                    key,
+                    message_id: id.as_deref(),
+                    signature: Signature::decode(&a.signature),
+                })
+                .collect();
+            let found = src.find_copies(&dest, &wanted).await?;
+            for (a, f) in started.iter().zip(found) {
+                if f.is_some() {
                     copied.push(a.decision_id);
                 }
             }

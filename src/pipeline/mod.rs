@@ -20,14 +20,13 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use anyhow::Result;
-use tracing::{info, warn};
+use tracing::info;
 
 use crate::config::AccountConfig;
 use crate::daemon::metrics as m;
 use crate::mail::MessageView;
-use crate::mailbox::{Fetched, FileError, MailSource, MessageKey};
+use crate::mailbox::{Fetched, FileError, MailSource, MessageKey, Moved, Signature};
 use crate::outbox::MailSettings;
-use crate::profile::compile::fingerprint;
 use crate::profile::LiveProfile;
 use crate::store::{FolderState, Status, Store};
 use crate::triage::Decision;
@@ -35,6 +34,7 @@ use crate::triage::Decision;
 mod actions;
 mod plan;
 mod recover;
+pub mod refusals;
 
 pub use actions::plan_actions;
 use actions::run_actions;
@@ -58,6 +58,8 @@ pub struct Account {
     /// Sessions beyond one per watched folder that this account may open: a folder with
     /// a large backlog borrows one to file on while its own session keeps fetching.
     pub spare_sessions: Arc<tokio::sync::Semaphore>,
+    /// Where refusals to file are reported and tallied (shared by the daemon's accounts).
+    pub refusals: Arc<refusals::Refusals>,
 }
 
 impl Account {
@@ -96,17 +98,11 @@ impl Report {
 }
 
 /// A message's dedupe key: its Message-ID, or a hash of its header when it has none.
-pub fn message_fingerprint(view: &MessageView, raw: &[u8]) -> String {
+/// Messages that share it are told apart by their [`Signature`].
+pub fn message_fingerprint(view: &MessageView, signature: &Signature) -> String {
     match &view.message_id {
         Some(id) if !id.trim().is_empty() => id.trim().to_lowercase(),
-        _ => {
-            let end = raw
-                .windows(4)
-                .position(|w| w == b"\r\n\r\n")
-                .or_else(|| raw.windows(2).position(|w| w == b"\n\n"))
-                .unwrap_or(raw.len().min(4096));
-            format!("h:{}", fingerprint(&[raw.get(..end).unwrap_or_default()]))
-        }
+        _ => format!("h:{:016x}", signature.header),
     }
 }
 
@@ -343,6 +339,7 @@ struct Parsed {
     key: MessageKey,
     view: MessageView,
     fingerprint: String,
+    signature: Signature,
 }
 
 /// Parses a fetched batch: pure and CPU-bound, so a backlog parses one batch
@@ -353,11 +350,12 @@ pub fn parse_batch(batch: FetchedBatch, max_scan_bytes: usize) -> ParsedBatch {
         .into_iter()
         .map(|m| {
             let view = MessageView::parse_for_triage(&m.raw, max_scan_bytes);
-            let fingerprint = message_fingerprint(&view, &m.raw);
+            let fingerprint = message_fingerprint(&view, &m.signature);
             Parsed {
                 key: m.key,
                 view,
                 fingerprint,
+                signature: m.signature,
             }
         })
         .collect();
@@ -475,6 +473,18 @@ impl StatusWrites {
         }));
     }
 
+    /// Records decisions filed, with where the server said each message went.
+    fn filed(&mut self, acct: &Account, filed: Vec<(i64, Option<(u32, u32)>)>) {
+        let store = Arc::clone(&acct.store);
+        self.0.push(tokio::task::spawn_blocking(move || {
+            let started = std::time::Instant::now();
+            store.set_filed(&filed)?;
+            tracing::debug!(target: TIMING, decisions = filed.len(), status = "filed",
+                ms = started.elapsed().as_millis() as u64, "recorded outcomes");
+            Ok(())
+        }));
+    }
+
     /// Waits for every write started; the first failure, if any.
     pub async fn finish(&mut self) -> Result<()> {
         let mut first = Ok(());
@@ -513,6 +523,11 @@ fn uidvalidity_of(k: &MessageKey) -> u32 {
         .unwrap_or(0)
 }
 
+/// Each plan's id with where the move put its message, when the server said.
+fn positions(group: &[&Plan], moved: &Moved) -> Vec<(i64, Option<(u32, u32)>)> {
+    group.iter().map(|p| (p.id, moved.of(p.key.uid))).collect()
+}
+
 /// Files planned messages, one move per destination; records the outcome.
 async fn file<S: MailSource>(
     src: &mut S,
@@ -538,30 +553,31 @@ async fn file<S: MailSource>(
     for (dest, group) in groups {
         let keys: Vec<MessageKey> = group.iter().map(|p| p.key.clone()).collect();
         let ids: Vec<i64> = group.iter().map(|p| p.id).collect();
+        let dest_name = dest.join("/");
         let started = std::time::Instant::now();
         let outcome = src.file(&keys, &dest).await;
         metrics::histogram!(m::FILING_SECONDS).record(started.elapsed().as_secs_f64());
         tracing::debug!(target: TIMING,
             account = src.account(),
             folder = src.folder(),
-            dest = dest.join("/"),
+            dest = dest_name,
             messages = ids.len(),
             ms = started.elapsed().as_millis() as u64,
             ok = outcome.is_ok(),
             "moved a group"
         );
         match outcome {
-            Ok(()) => {
+            Ok(moved) => {
                 acct.note_progress();
                 report.filed += ids.len();
                 metrics::counter!(m::FILED, "account" => src.account().to_string())
                     .increment(ids.len() as u64);
-                writes.start(acct, ids, Status::Filed, None);
+                writes.filed(acct, positions(&group, &moved));
             }
             Err(FileError::Refused(why)) => {
                 metrics::counter!(m::FILING_ERRORS, "account" => src.account().to_string(), "kind" => "refused").increment(1);
-                warn!(account = src.account(), folder = src.folder(), dest = dest.join("/"), count = ids.len(),
-                    "the server refused to file {} message(s): {why}; they stay in {} and will be retried", ids.len(), src.folder());
+                acct.refusals
+                    .note(src.account(), src.folder(), &dest_name, ids.len(), &why);
                 report.failed += ids.len();
                 writes.start(acct, ids, Status::Failed, Some(why));
             }

@@ -7,9 +7,10 @@ use tracing::info;
 use super::{log_decision, plan_actions, uidvalidity_of, Account, Parsed, Plan, Report, TIMING};
 use crate::daemon::metrics as m;
 use crate::mailbox::MessageKey;
+use crate::mailbox::Signature;
 use crate::outbox::MailInput;
 use crate::store::outbox::Extras;
-use crate::store::{FolderState, NewDecision, Status};
+use crate::store::{FolderState, NewDecision, Status, StoredDecision};
 use crate::triage::{self, Context, History};
 
 /// Triages and records a parsed batch; returns what to file.
@@ -46,34 +47,53 @@ pub(super) fn plan(
     let mut resumed: Vec<Plan> = Vec::new();
     // One read of the store checks a slice for earlier decisions (one lock of the
     // database, not one per message).
+    let mut in_batch: std::collections::HashSet<(String, Signature)> = Default::default();
     let mut parsed = parsed.into_iter().peekable();
     while parsed.peek().is_some() {
         let slice: Vec<Parsed> = parsed.by_ref().take(LOOKUP_SLICE).collect();
-        let fps: Vec<&str> = slice.iter().map(|p| p.fingerprint.as_str()).collect();
+        let sigs: Vec<String> = slice.iter().map(|p| p.signature.encode()).collect();
+        let fps: Vec<(&str, &str)> = slice
+            .iter()
+            .zip(&sigs)
+            .map(|(p, s)| (p.fingerprint.as_str(), s.as_str()))
+            .collect();
         let earlier = store.find_by_fingerprints(account, &fps)?;
-        for (m, earlier) in slice.into_iter().zip(earlier) {
+        for ((m, earlier), sig) in slice.into_iter().zip(earlier).zip(sigs) {
             let Parsed {
                 key,
                 view,
                 fingerprint: fp,
+                signature,
             } = m;
-            if let Some(prev) = earlier {
-                if prev.status.is_final() || prev.source_key == key.key {
+            let uidvalidity = uidvalidity_of(&key);
+            match seen_before(earlier.as_ref(), &key, uidvalidity, folder) {
+                Seen::New if !in_batch.insert((fp.clone(), signature)) => {
+                    // Another copy of a message earlier in this batch: the same rule as
+                    // for one decided in an earlier batch (below).
                     report.skipped += 1;
-                    info!(account, folder, uid = key.uid, message_id = %fp, status = prev.status.as_str(),
-                    "already decided earlier; leaving it where it is");
+                    info!(account, folder, uid = key.uid, message_id = %fp,
+                        "another copy of a message decided just now; leaving it where it is");
                     continue;
                 }
-                // A planned move whose source position changed (UIDVALIDITY): carry it out.
-                store.update_source(prev.id, uidvalidity_of(&key), key.uid, &key.key)?;
-                resumed.push(Plan {
-                    id: prev.id,
-                    key: key.clone(),
-                    dest: prev.dest.clone(),
-                    status: Status::Planned,
-                    actions: true,
-                });
-                continue;
+                Seen::New => {}
+                Seen::Leave(prev) => {
+                    report.skipped += 1;
+                    info!(account, folder, uid = key.uid, message_id = %fp, status = prev.status.as_str(),
+                        "already decided earlier; leaving it where it is");
+                    continue;
+                }
+                Seen::Moved(prev) => {
+                    // A planned move whose source position changed (UIDVALIDITY): carry it out.
+                    store.update_source(prev.id, uidvalidity, key.uid, &key.key)?;
+                    resumed.push(Plan {
+                        id: prev.id,
+                        key: key.clone(),
+                        dest: prev.dest.clone(),
+                        status: Status::Planned,
+                        actions: true,
+                    });
+                    continue;
+                }
             }
             // classify → escalate → choose recipient: the pure core, one profile snapshot.
             let started = std::time::Instant::now();
@@ -132,6 +152,7 @@ pub(super) fn plan(
                 source_key: key.key.clone(),
                 message_id: view.message_id.clone(),
                 fingerprint: fp,
+                signature: sig,
                 subject: view.subject.chars().take(300).collect(),
                 sender: view.from_address().unwrap_or_default().to_string(),
                 category: d.category.clone(),
@@ -183,3 +204,43 @@ pub(super) fn plan(
 
 /// Messages parsed ahead of triage in [`plan`], to check for earlier decisions together.
 const LOOKUP_SLICE: usize = 50;
+
+/// What an earlier decision about the same message (same fingerprint and signature)
+/// means for a message found in the watched folder.
+#[derive(Debug)]
+enum Seen<'a> {
+    /// Never decided: triage it.
+    New,
+    /// Decided before and then put back here (moved back by a person, or copied here),
+    /// or a second copy of a message still being filed: leave it where it is.
+    Leave(&'a StoredDecision),
+    /// The same planned move, the folder renumbered (UIDVALIDITY changed): carry it out
+    /// at the new position.
+    Moved(&'a StoredDecision),
+}
+
+/// The one rule for mail seen before, shared by the daemon and `run --once` whatever
+/// batches the mail came in: a decision that is final, or made at this very position,
+/// means "leave it"; a planned one from the same folder under another UIDVALIDITY is
+/// the same move renumbered; a planned one at another position of the same numbering
+/// is another copy, left where it is.
+fn seen_before<'a>(
+    prev: Option<&'a StoredDecision>,
+    key: &MessageKey,
+    uidvalidity: u32,
+    folder: &str,
+) -> Seen<'a> {
+    let Some(prev) = prev else {
+        return Seen::New;
+    };
+    let renumbered = !prev.status.is_final()
+        && prev.source_key != key.key
+        && prev.folder == folder
+        && uidvalidity != 0
+        && prev.uidvalidity != uidvalidity;
+    if renumbered {
+        Seen::Moved(prev)
+    } else {
+        Seen::Leave(prev)
+    }
+}

@@ -7,14 +7,18 @@ use anyhow::Result;
 use tracing::{info, warn};
 
 use super::{file, run_actions, Account, Plan, Report, StatusWrites};
-use crate::mailbox::{normalize_message_id, FileError, MailSource, MessageKey};
+use crate::mailbox::{
+    normalize_message_id, FileError, Found, MailSource, MessageKey, Signature, Wanted,
+};
 use crate::store::{Status, StoredDecision};
 
 /// Finishes what a previous run (or a failed attempt) planned but did not confirm:
 /// present in the source → file it (or, on a server without atomic moves whose
 /// destination already holds the copy, only remove the source); gone from the source →
 /// filed if the destination holds it, otherwise someone else moved it. The destinations
-/// are checked with one batched search per folder.
+/// are checked with one batched search per folder, each message found by its
+/// Message-ID and signature (by size and signature when it has no Message-ID), so a
+/// move that completed just before a crash is recorded as filed, with where it went.
 pub async fn recover<S: MailSource>(
     src: &mut S,
     acct: &Account,
@@ -50,6 +54,16 @@ pub async fn recover<S: MailSource>(
     Ok(report)
 }
 
+/// Where a message is in a folder: (UIDVALIDITY, UID), when known.
+type Position = Option<(u32, u32)>;
+
+fn key_of(d: &StoredDecision) -> MessageKey {
+    MessageKey {
+        uid: d.uid,
+        key: d.source_key.clone(),
+    }
+}
+
 /// Planned decisions settled per step of [`recover`].
 const RECOVERY_SLICE: usize = 500;
 
@@ -61,13 +75,7 @@ async fn recover_slice<S: MailSource>(
     pending: Vec<StoredDecision>,
 ) -> Result<Report> {
     let mut report = Report::default();
-    let keys: Vec<MessageKey> = pending
-        .iter()
-        .map(|d| MessageKey {
-            uid: d.uid,
-            key: d.source_key.clone(),
-        })
-        .collect();
+    let keys: Vec<MessageKey> = pending.iter().map(key_of).collect();
     let present: std::collections::HashSet<MessageKey> =
         src.present(&keys).await?.into_iter().collect();
     let atomic = src.atomic_moves();
@@ -80,39 +88,44 @@ async fn recover_slice<S: MailSource>(
     }
     let mut refile: Vec<Plan> = Vec::new();
     for (dest, rows) in by_dest {
-        let key_of = |d: &StoredDecision| MessageKey {
-            uid: d.uid,
-            key: d.source_key.clone(),
-        };
-        // Only where a copy could exist: gone from the source, or copy-then-delete moves.
-        let ids: Vec<String> = rows
+        let keys: Vec<MessageKey> = rows.iter().map(key_of).collect();
+        let ids: Vec<Option<String>> = rows
             .iter()
-            .filter(|d| !atomic || !present.contains(&key_of(d)))
-            .filter_map(|d| d.message_id.as_deref().map(normalize_message_id))
+            .map(|d| d.message_id.as_deref().map(normalize_message_id))
             .collect();
-        let there = src.holds_many(&dest, &ids).await?;
-        let mut filed: Vec<i64> = Vec::new();
+        // Only where a copy could exist: gone from the source, or copy-then-delete moves.
+        let look: Vec<usize> = (0..rows.len())
+            .filter(|&i| !atomic || !present.contains(&keys[i]))
+            .collect();
+        let wanted: Vec<Wanted<'_>> = look
+            .iter()
+            .map(|&i| Wanted {
+                key: &keys[i],
+                message_id: ids[i].as_deref(),
+                signature: Signature::decode(&rows[i].signature),
+            })
+            .collect();
+        let found = src.find_copies(&dest, &wanted).await?;
+        let mut there: Vec<Option<Found>> = vec![None; rows.len()];
+        for (&i, f) in look.iter().zip(found) {
+            there[i] = f;
+        }
+        let mut filed: Vec<(i64, Position)> = Vec::new();
         // Copied before the stop, not yet removed from the source: removed together below.
-        let mut strip: Vec<(i64, MessageKey)> = Vec::new();
-        for d in rows {
-            let key = key_of(&d);
+        let mut strip: Vec<(i64, MessageKey, Position)> = Vec::new();
+        for ((d, key), copy) in rows.iter().zip(keys).zip(there) {
             let in_source = present.contains(&key);
-            let copied = match d.message_id.as_deref() {
-                Some(id) => there.contains(&normalize_message_id(id)),
-                None if in_source && atomic => false,
-                None => src.holds_key(&dest, &key).await?,
-            };
-            match (in_source, copied) {
-                (true, false) => refile.push(Plan {
+            match (in_source, copy) {
+                (true, None) => refile.push(Plan {
                     id: d.id,
                     key,
                     dest: Some(dest.clone()),
                     status: Status::Planned,
                     actions: true,
                 }),
-                (true, true) => strip.push((d.id, key)),
-                (false, true) => filed.push(d.id),
-                (false, false) => {
+                (true, Some(c)) => strip.push((d.id, key, c.position)),
+                (false, Some(c)) => filed.push((d.id, c.position)),
+                (false, None) => {
                     warn!(account = src.account(), folder = src.folder(), uid = d.uid, message_id = d.message_id.as_deref().unwrap_or("-"),
                         "a message planned for {} left the folder before it was filed (moved or deleted by someone else)", dest.join("/"));
                     acct.store.set_status(&[d.id], Status::Gone, None)?;
@@ -120,22 +133,22 @@ async fn recover_slice<S: MailSource>(
             }
         }
         if !strip.is_empty() {
-            let keys: Vec<MessageKey> = strip.iter().map(|(_, k)| k.clone()).collect();
-            let ids: Vec<i64> = strip.iter().map(|(id, _)| *id).collect();
+            let keys: Vec<MessageKey> = strip.iter().map(|(_, k, _)| k.clone()).collect();
             match src.file_remove_source(&keys).await {
-                Ok(()) => filed.extend(ids),
+                Ok(()) => filed.extend(strip.iter().map(|(id, _, at)| (*id, *at))),
                 Err(FileError::Refused(why)) => {
+                    let ids: Vec<i64> = strip.iter().map(|(id, _, _)| *id).collect();
                     acct.store.set_status(&ids, Status::Failed, Some(&why))?
                 }
                 Err(FileError::Broken(e)) => {
                     // What was settled so far stays settled; the rest is looked at again.
-                    acct.store.set_status(&filed, Status::Filed, None)?;
+                    acct.store.set_filed(&filed)?;
                     return Err(e);
                 }
             }
         }
         if !filed.is_empty() {
-            acct.store.set_status(&filed, Status::Filed, None)?;
+            acct.store.set_filed(&filed)?;
             report.filed += filed.len();
             acct.note_progress();
         }

@@ -126,6 +126,7 @@ mod tests {
             source_key: id.into(),
             message_id: Some(id.into()),
             fingerprint: id.into(),
+            signature: String::new(),
             subject: "book".into(),
             sender: sender.into(),
             category: "BOOKING".into(),

@@ -105,6 +105,9 @@ pub struct NewDecision {
     pub message_id: Option<String>,
     /// Dedupe key: the Message-ID, or a hash of the header when there is none.
     pub fingerprint: String,
+    /// What tells this message from others with the same fingerprint (size and content
+    /// hashes, as `mailbox::Signature::encode` writes them).
+    pub signature: String,
     pub subject: String,
     pub sender: String,
     pub category: String,
@@ -132,6 +135,8 @@ pub struct StoredDecision {
     pub source_key: String,
     pub message_id: Option<String>,
     pub fingerprint: String,
+    /// The message's signature when decided; empty for decisions recorded before version 5.
+    pub signature: String,
     pub dest: Option<Vec<String>>,
     pub status: Status,
     pub attempts: i64,
@@ -357,12 +362,14 @@ impl Store {
         write_folder_state(&conn, account, folder, st)
     }
 
-    /// The latest decision recorded in this account for each fingerprint, if any, in
-    /// order; one read transaction (one lock of the database, not one per message).
+    /// The latest decision recorded in this account for each (fingerprint, signature),
+    /// if any, in order: a decision of the same fingerprint counts when its signature is
+    /// the same or unknown (recorded by an older version). One read transaction (one
+    /// lock of the database, not one per message).
     pub fn find_by_fingerprints(
         &self,
         account: &str,
-        fingerprints: &[&str],
+        fingerprints: &[(&str, &str)],
     ) -> Result<Vec<Option<StoredDecision>>> {
         let mut conn = self.conn()?;
         let tx = conn
@@ -371,9 +378,9 @@ impl Store {
         let mut found = Vec::with_capacity(fingerprints.len());
         {
             let mut stmt = tx.prepare_cached(&format!("{SELECT_DECISION} {BY_FINGERPRINT}"))?;
-            for fp in fingerprints {
+            for (fp, sig) in fingerprints {
                 found.push(
-                    stmt.query_row(params![account, fp], read_decision)
+                    stmt.query_row(params![account, fp, sig], read_decision)
                         .optional()
                         .context("cannot look up a decision")?,
                 );
@@ -417,9 +424,9 @@ impl Store {
                 "INSERT INTO decisions (account, folder, uidvalidity, uid, source_key, message_id,
                     fingerprint, subject, sender, category, recipient, reason, escalation,
                     dest_folder, dest_path, decision_json, profile_version, dry_run, status,
-                    decided_at, filed_at)
+                    decided_at, filed_at, signature)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
-                    ?17, ?18, ?19, ?20, NULL)",
+                    ?17, ?18, ?19, ?20, NULL, ?21)",
             )?;
             let t = now();
             for d in rows {
@@ -451,6 +458,7 @@ impl Store {
                     d.dry_run,
                     d.status.as_str(),
                     t,
+                    d.signature,
                 ]);
                 let id: i64 = match inserted {
                     Err(e) if is_unique_violation(&e) => tx
@@ -513,6 +521,32 @@ impl Store {
             }
         }
         tx.commit().context("cannot update decision status")?;
+        Ok(())
+    }
+
+    /// Marks decisions filed, each with where the move put it when the server said.
+    pub fn set_filed(&self, filed: &[(i64, Option<(u32, u32)>)]) -> Result<()> {
+        if filed.is_empty() {
+            return Ok(());
+        }
+        let mut conn = self.conn()?;
+        let tx = conn.transaction()?;
+        {
+            let mut stmt = tx.prepare_cached(
+                "UPDATE decisions SET status = 'filed', last_error = NULL, filed_at = ?2,
+                    dest_uidvalidity = ?3, dest_uid = ?4
+                 WHERE id = ?1",
+            )?;
+            let t = now();
+            for (id, at) in filed {
+                let (v, u) = match at {
+                    Some((v, u)) => (Some(i64::from(*v)), Some(i64::from(*u))),
+                    None => (None, None),
+                };
+                stmt.execute(params![id, t, v, u])?;
+            }
+        }
+        tx.commit().context("cannot record filed decisions")?;
         Ok(())
     }
 
@@ -579,7 +613,8 @@ impl Store {
 }
 
 /// The latest decision about a fingerprint in an account (index `decisions_fingerprint`).
-const BY_FINGERPRINT: &str = "WHERE fingerprint = ?2 AND account = ?1 ORDER BY id DESC LIMIT 1";
+const BY_FINGERPRINT: &str = "WHERE fingerprint = ?2 AND account = ?1
+    AND (signature = ?3 OR signature = '') ORDER BY id DESC LIMIT 1";
 
 /// Assignments per member since ?1 (read from the covering index `decisions_load`).
 const LOAD_7D: &str = "SELECT recipient, count(*) FROM decisions
@@ -588,7 +623,7 @@ const LOAD_7D: &str = "SELECT recipient, count(*) FROM decisions
 
 const SELECT_DECISION: &str =
     "SELECT id, account, folder, uidvalidity, uid, source_key, message_id,
-    fingerprint, dest_path, status, attempts, recipient, decided_at FROM decisions";
+    fingerprint, dest_path, status, attempts, recipient, decided_at, signature FROM decisions";
 
 /// The error of an INSERT refused by a UNIQUE constraint.
 fn is_unique_violation(e: &rusqlite::Error) -> bool {
@@ -612,6 +647,7 @@ fn read_decision(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredDecision> {
         attempts: r.get(10)?,
         recipient: r.get(11)?,
         decided_at: r.get(12)?,
+        signature: r.get(13)?,
     })
 }
 
@@ -764,6 +800,7 @@ mod tests {
             source_key: "7:3".into(),
             message_id: Some("x@y".into()),
             fingerprint: "x@y".into(),
+            signature: String::new(),
             subject: "s".into(),
             sender: "f@e".into(),
             category: "SALES".into(),
@@ -788,7 +825,7 @@ mod tests {
         s.set_status(&ids, Status::Failed, Some("NO"))
             .expect("updates");
         let found = s
-            .find_by_fingerprints("a", &["x@y"])
+            .find_by_fingerprints("a", &[("x@y", "")])
             .expect("reads")
             .pop()
             .flatten()
@@ -798,13 +835,13 @@ mod tests {
         assert!(s.pending("a", "INBOX").expect("reads").is_empty());
         assert_eq!(s.load_7d(now()).expect("reads").get("Mark"), Some(&1));
         let many = s
-            .find_by_fingerprints("a", &["nope", "x@y", "nope@either"])
+            .find_by_fingerprints("a", &[("nope", ""), ("x@y", ""), ("nope@either", "")])
             .expect("reads");
         let found: Vec<Option<Status>> =
             many.iter().map(|d| d.as_ref().map(|d| d.status)).collect();
         assert_eq!(found, vec![None, Some(Status::Filed), None]);
         let elsewhere = s
-            .find_by_fingerprints("other account", &["x@y"])
+            .find_by_fingerprints("other account", &[("x@y", "")])
             .expect("reads");
         assert!(elsewhere.iter().all(Option::is_none));
     }
@@ -858,6 +895,7 @@ mod tests {
             source_key: source_key.into(),
             message_id: Some(format!("{source_key}@y")),
             fingerprint: format!("{source_key}@y"),
+            signature: String::new(),
             subject: "s".into(),
             sender: "f@e".into(),
             category: "SALES".into(),

@@ -121,6 +121,8 @@ pub struct OpenAction {
     pub uid: u32,
     pub source_key: String,
     pub message_id: Option<String>,
+    /// The decision's message signature ('' when recorded before version 5).
+    pub signature: String,
 }
 
 /// A queued message due for (another) attempt.
@@ -192,7 +194,8 @@ impl Store {
     ) -> Result<Vec<OpenAction>> {
         let conn = self.conn()?;
         let mut stmt = conn.prepare_cached(
-            "SELECT a.decision_id, a.kind, a.arg, a.status, d.uid, d.source_key, d.message_id
+            "SELECT a.decision_id, a.kind, a.arg, a.status, d.uid, d.source_key, d.message_id,
+                d.signature
              FROM actions a JOIN decisions d ON d.id = a.decision_id
              WHERE a.status IN ('planned', 'started') AND a.attempts < ?3
                AND d.account = ?1 AND d.folder = ?2
@@ -208,6 +211,7 @@ impl Store {
                     uid: r.get::<_, i64>(4)? as u32,
                     source_key: r.get(5)?,
                     message_id: r.get(6)?,
+                    signature: r.get(7)?,
                 })
             })?
             .collect::<rusqlite::Result<Vec<_>>>()?;
@@ -447,6 +451,7 @@ mod tests {
             source_key: key.into(),
             message_id: Some(format!("{key}@x")),
             fingerprint: format!("{key}@x"),
+            signature: String::new(),
             subject: "s".into(),
             sender: "c@example.com".into(),
             category: "SUPPORT".into(),

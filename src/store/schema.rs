@@ -116,6 +116,17 @@ pub fn migrations() -> Migrations<'static> {
             WHERE recipient IS NOT NULL;
         ",
         ),
+        // 5: what tells messages apart beyond the Message-ID (size and hashes of header
+        // and body start: `mailbox::Signature`; '' for decisions recorded before), and
+        // where a move put the message (the destination's UIDVALIDITY and UID, from the
+        // server's COPYUID or from recovery), so it can be found there again.
+        M::up(
+            "
+        ALTER TABLE decisions ADD COLUMN signature TEXT NOT NULL DEFAULT '';
+        ALTER TABLE decisions ADD COLUMN dest_uidvalidity INTEGER;
+        ALTER TABLE decisions ADD COLUMN dest_uid INTEGER;
+        ",
+        ),
     ])
 }
 

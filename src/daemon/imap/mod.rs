@@ -291,6 +291,9 @@ async fn session_loop(
             f.logout().await;
             return Ok(());
         }
+        if woke == Woke::Timeout {
+            f.look_anyway();
+        }
         let Some(report) = unless_stopped(sync(&mut f, acct, dialer, cancel), cancel).await? else {
             return Ok(());
         };
@@ -381,7 +384,9 @@ async fn sync(
         .then_some(st.baseline.saturating_sub(600))
         .filter(|&b| b > 0);
     loop {
-        let uids = f.search_after(st.last_uid).await?;
+        // One FETCH finds the new mail and its sizes; with nothing announced since the
+        // last look and UIDNEXT saying nothing is new, not even that.
+        let uids = f.new_mail(st.last_uid, not_before.is_some()).await?;
         if uids.is_empty() {
             if rescan {
                 acct.store.set_folder_state(name, &folder, st)?;
@@ -402,6 +407,11 @@ async fn sync(
         }
         if cancel.is_cancelled() {
             return Ok(report);
+        }
+        // The server announces mail that arrives while we work (EXISTS): without such
+        // news the folder holds nothing newer, and the sync ends without asking again.
+        if !f.news_of_mail() {
+            break;
         }
     }
     Ok(report)

@@ -13,7 +13,6 @@ use std::time::Duration;
 use anyhow::anyhow;
 use async_imap::imap_proto::{Response, Status};
 use async_imap::{Authenticator, Client, Session};
-use futures_util::TryStreamExt;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::rustls::pki_types::pem::PemObject;
@@ -448,39 +447,8 @@ pub struct Caps {
     pub r#move: bool,
     pub uidplus: bool,
     pub utf8_accept: bool,
-}
-
-/// Asks the server what it supports.
-pub async fn capabilities(session: &mut ImapSession, timeout: Duration) -> anyhow::Result<Caps> {
-    let caps = tokio::time::timeout(timeout, session.capabilities())
-        .await
-        .map_err(|_| anyhow!("timed out asking for capabilities"))??;
-    Ok(Caps {
-        idle: caps.has_str("IDLE"),
-        r#move: caps.has_str("MOVE"),
-        uidplus: caps.has_str("UIDPLUS"),
-        utf8_accept: caps.has_str("UTF8=ACCEPT") || caps.has_str("UTF8=ONLY"),
-    })
-}
-
-/// The hierarchy delimiter (`LIST "" ""`); None for a flat server.
-pub async fn delimiter(
-    session: &mut ImapSession,
-    timeout: Duration,
-) -> anyhow::Result<Option<char>> {
-    let names: Vec<_> = tokio::time::timeout(timeout, async {
-        session
-            .list(Some(""), Some("\"\""))
-            .await?
-            .try_collect::<Vec<_>>()
-            .await
-    })
-    .await
-    .map_err(|_| anyhow!("timed out asking for the hierarchy delimiter"))??;
-    Ok(names
-        .first()
-        .and_then(|n| n.delimiter())
-        .and_then(|d| d.chars().next()))
+    /// RFC 2342: the server says where a user's own folders live.
+    pub namespace: bool,
 }
 
 #[cfg(test)]

@@ -1,18 +1,18 @@
-//! Fetching what triage reads, and nothing more: sizes first; messages within the scan
-//! cap whole (`BODY.PEEK[]`, large UID batches); bigger ones as their header plus only
-//! their text parts, each capped, found through BODYSTRUCTURE. Always `BODY.PEEK`, so
-//! \Seen is never set.
+//! Fetching what triage reads, and nothing more: sizes first (usually already known from
+//! the FETCH that found the new mail); messages within the scan cap whole
+//! (`BODY.PEEK[]`, large UID batches); bigger ones as their header plus only their text
+//! parts, each capped, found through BODYSTRUCTURE. Always `BODY.PEEK`, so \Seen is never
+//! set. Every answer is read up to its tagged completion ([`Conn`]), so a connection cut
+//! mid-answer is an error, never a short answer.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
-use anyhow::{anyhow, Result};
-use async_imap::imap_proto::{BodyStructure, MessageSection, SectionPath};
-use async_imap::types::Fetch;
-use futures_util::TryStreamExt;
+use anyhow::Result;
+use async_imap::imap_proto::BodyStructure;
 
-use super::connect::ImapSession;
-use crate::mailbox::{uid_sets, Fetched, MessageKey};
+use super::command::{Conn, FetchItem};
+use crate::mailbox::{uid_sets, Fetched, MessageKey, Signature, SIGNATURE_BODY_BYTES};
 
 /// Most bytes fetched in one batch of whole messages.
 const BATCH_BYTES: u64 = 8 * 1024 * 1024;
@@ -21,107 +21,91 @@ const BATCH_COUNT: usize = 500;
 /// Text parts read from one large message.
 const MAX_TEXT_PARTS: usize = 4;
 
-/// Runs a UID FETCH and collects every response that carries a UID.
-async fn uid_fetch(
-    session: &mut ImapSession,
-    set: &str,
-    query: &str,
-    timeout: Duration,
-) -> Result<Vec<Fetch>> {
-    let mut all = Vec::new();
-    uid_fetch_each(session, set, query, timeout, |f| all.push(f)).await?;
-    confirm(session, timeout).await?;
-    Ok(all)
+/// Size and (when asked for) delivery date of a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Meta {
+    pub size: u64,
+    pub date: Option<i64>,
 }
 
-/// `UID FETCH`, handing each response with a UID to `each` as it arrives (a batch's
-/// responses are never all held at once). Not confirmed: a caller that got fewer
-/// messages than it asked for calls [`confirm`] before trusting the answer.
-async fn uid_fetch_each(
-    session: &mut ImapSession,
+/// Runs a UID FETCH, handing each response with a UID to `each` as it arrives (a batch's
+/// responses are never all held at once).
+pub async fn uid_fetch_each(
+    conn: &mut Conn,
     set: &str,
     query: &str,
     timeout: Duration,
-    mut each: impl FnMut(Fetch),
+    mut each: impl FnMut(FetchItem) + Send,
 ) -> Result<()> {
-    let fut = async {
-        let mut stream = session.uid_fetch(set, query).await?;
-        while let Some(f) = stream.try_next().await? {
-            if f.uid.is_some() {
-                each(f);
+    let command = format!("UID FETCH {set} {query}");
+    let done = conn
+        .run(&format!("fetching {query}"), &command, timeout, &mut |r| {
+            match FetchItem::of(r) {
+                // Unsolicited flag changes come without a UID: not ours.
+                Some(item) if item.uid.is_some() => {
+                    each(item);
+                    true
+                }
+                Some(_) => true,
+                None => false,
             }
-        }
-        Ok::<_, anyhow::Error>(())
+        })
+        .await?;
+    done.ok()?;
+    Ok(())
+}
+
+/// Sizes (and, with `dates`, INTERNALDATEs) of the messages in a UID set, by UID.
+pub async fn meta(
+    conn: &mut Conn,
+    set: &str,
+    dates: bool,
+    timeout: Duration,
+) -> Result<HashMap<u32, Meta>> {
+    let mut out = HashMap::new();
+    let query = if dates {
+        "(UID RFC822.SIZE INTERNALDATE)"
+    } else {
+        "(UID RFC822.SIZE)"
     };
-    tokio::time::timeout(timeout, fut)
-        .await
-        .map_err(|_| anyhow!("timed out after {}s fetching {query}", timeout.as_secs()))?
+    uid_fetch_each(conn, set, query, timeout, |f| {
+        if let Some(uid) = f.uid {
+            out.insert(
+                uid,
+                Meta {
+                    size: u64::from(f.size.unwrap_or(0)),
+                    date: f.internal_date,
+                },
+            );
+        }
+    })
+    .await?;
+    Ok(out)
 }
 
-/// Confirms that the last stream-returning command (FETCH, SEARCH, LIST, STORE,
-/// EXPUNGE, SELECT) really completed. async-imap ends such a stream quietly when the
-/// connection closes mid-response, so a cut FETCH looks like a short answer; a NOOP
-/// round trip on a dead connection fails instead, and the caller retries from a fresh
-/// session rather than acting on half an answer.
-pub async fn confirm(session: &mut ImapSession, timeout: Duration) -> Result<()> {
-    tokio::time::timeout(timeout, session.run_command_and_check_ok("NOOP"))
-        .await
-        .map_err(|_| {
-            anyhow!(
-                "timed out after {}s confirming the last command",
-                timeout.as_secs()
-            )
-        })?
-        .map_err(|e| anyhow!("the connection broke during the last command: {e}"))
-}
-
-/// Sizes and (when asked for) dates of these UIDs (missing ones are absent).
-struct Meta {
-    size: u64,
-    date: Option<i64>,
-}
-
-/// Fetches what triage needs of `uids`; with `dates`, their INTERNALDATE too (Dovecot
-/// stats each message file for it: a third of the cost of reading the bodies).
+/// Fetches what triage needs of `uids`, whose sizes (and dates) `known` may already hold;
+/// the rest are asked for first. Messages that no longer exist are left out.
 pub async fn fetch(
-    session: &mut ImapSession,
+    conn: &mut Conn,
     uidvalidity: u32,
     uids: &[u32],
+    known: &HashMap<u32, Meta>,
     max_scan_bytes: usize,
     dates: bool,
     timeout: Duration,
 ) -> Result<Vec<Fetched>> {
     let mut meta: HashMap<u32, Meta> = HashMap::new();
-    let asked: std::collections::HashSet<u32> = uids.iter().copied().collect();
-    for set in uid_sets(uids) {
-        let meta_timeout = Duration::from_secs(120);
-        uid_fetch_each(
-            session,
-            &set,
-            if dates {
-                "(UID RFC822.SIZE INTERNALDATE)"
-            } else {
-                "(UID RFC822.SIZE)"
-            },
-            meta_timeout,
-            |f| {
-                if let Some(uid) = f.uid {
-                    meta.insert(
-                        uid,
-                        Meta {
-                            size: u64::from(f.size.unwrap_or(0)),
-                            date: f.internal_date().map(|d| d.timestamp()),
-                        },
-                    );
-                }
-            },
-        )
-        .await?;
+    let mut unknown = Vec::new();
+    for &u in uids {
+        match known.get(&u) {
+            Some(m) if m.date.is_some() || !dates => {
+                meta.insert(u, *m);
+            }
+            _ => unknown.push(u),
+        }
     }
-    // A stream cut short looks like a short answer: when messages are missing (also when
-    // they were merely expunged meanwhile), a round trip proves the connection whole.
-    if asked.iter().any(|u| !meta.contains_key(u)) {
-        confirm(session, timeout).await?;
+    for set in uid_sets(&unknown) {
+        meta.extend(meta_for(conn, &set, dates).await?);
     }
     let cap = max_scan_bytes as u64;
     let mut order: Vec<u32> = uids
@@ -130,18 +114,17 @@ pub async fn fetch(
         .filter(|u| meta.contains_key(u))
         .collect();
     order.sort_unstable();
-    let mut bodies: HashMap<u32, Vec<u8>> = HashMap::new();
+    order.dedup();
+    let mut bodies: HashMap<u32, (Vec<u8>, Signature)> = HashMap::new();
     // Whole small messages, in batches bounded by count and bytes.
-    let small: Vec<u32> = order
-        .iter()
-        .copied()
-        .filter(|u| meta.get(u).is_some_and(|m| m.size <= cap))
-        .collect();
     let mut batch: Vec<u32> = Vec::new();
     let mut batch_bytes = 0u64;
     let mut batches: Vec<Vec<u32>> = Vec::new();
-    for u in small {
+    for &u in &order {
         let size = meta.get(&u).map_or(0, |m| m.size);
+        if size > cap {
+            continue;
+        }
         if !batch.is_empty() && (batch.len() >= BATCH_COUNT || batch_bytes + size > BATCH_BYTES) {
             batches.push(std::mem::take(&mut batch));
             batch_bytes = 0;
@@ -152,38 +135,35 @@ pub async fn fetch(
     if !batch.is_empty() {
         batches.push(batch);
     }
-    let wanted = batches.iter().map(Vec::len).sum::<usize>();
     for b in batches {
         let bytes: u64 = b.iter().map(|u| meta.get(u).map_or(0, |m| m.size)).sum();
         // Allow for the volume: the timeout plus a second per 256 KiB.
         let batch_timeout = timeout + Duration::from_secs(bytes / (256 * 1024));
         for set in uid_sets(&b) {
-            uid_fetch_each(session, &set, "(UID BODY.PEEK[])", batch_timeout, |f| {
-                if let (Some(uid), Some(body)) = (f.uid, f.body()) {
-                    bodies.insert(uid, body.to_vec());
+            uid_fetch_each(conn, &set, "(UID BODY.PEEK[])", batch_timeout, |f| {
+                if let (Some(uid), Some(body)) = (f.uid, f.body) {
+                    let size = meta.get(&uid).map_or(body.len() as u64, |m| m.size);
+                    let sig = Signature::of_whole(&body, size);
+                    bodies.insert(uid, (body, sig));
                 }
             })
             .await?;
         }
     }
-    if bodies.len() < wanted {
-        confirm(session, timeout).await?;
-    }
     // Large messages: header and text parts only.
-    for u in order
-        .iter()
-        .copied()
-        .filter(|u| meta.get(u).is_some_and(|m| m.size > cap))
-    {
-        if let Some(raw) = fetch_large(session, u, max_scan_bytes, timeout).await? {
-            bodies.insert(u, raw);
+    for &u in &order {
+        let Some(m) = meta.get(&u).filter(|m| m.size > cap) else {
+            continue;
+        };
+        if let Some(got) = fetch_large(conn, u, m.size, max_scan_bytes, timeout).await? {
+            bodies.insert(u, got);
         }
     }
     Ok(order
         .into_iter()
         .filter_map(|uid| {
             let m = meta.remove(&uid)?;
-            let raw = bodies.remove(&uid)?;
+            let (raw, signature) = bodies.remove(&uid)?;
             Some(Fetched {
                 key: MessageKey {
                     uid,
@@ -192,13 +172,19 @@ pub async fn fetch(
                 raw,
                 internal_date: m.date,
                 size: m.size,
+                signature,
             })
         })
         .collect())
 }
 
+/// [`meta`] with the timeout a metadata fetch of a whole backlog needs.
+async fn meta_for(conn: &mut Conn, set: &str, dates: bool) -> Result<HashMap<u32, Meta>> {
+    meta(conn, set, dates, Duration::from_secs(120)).await
+}
+
 /// Text parts worth reading, as section paths (plain and HTML, not attachments).
-fn text_parts(bs: &BodyStructure<'_>, path: &mut Vec<u32>, out: &mut Vec<Vec<u32>>) {
+pub(super) fn text_parts(bs: &BodyStructure<'_>, path: &mut Vec<u32>, out: &mut Vec<Vec<u32>>) {
     if out.len() >= MAX_TEXT_PARTS || path.len() > 16 {
         return;
     }
@@ -249,37 +235,41 @@ fn strip_content_headers(header: &[u8]) -> Vec<u8> {
     out.into_bytes()
 }
 
-/// Header plus text parts of one large message, assembled into a message triage can read.
+/// Header plus text parts of one large message, assembled into a message triage can
+/// read, with its signature (header and size; a single text part's first bytes too, read
+/// anyway).
 async fn fetch_large(
-    session: &mut ImapSession,
+    conn: &mut Conn,
     uid: u32,
+    size: u64,
     cap: usize,
     t: Duration,
-) -> Result<Option<Vec<u8>>> {
-    let first = uid_fetch(
-        session,
+) -> Result<Option<(Vec<u8>, Signature)>> {
+    let mut first = None;
+    uid_fetch_each(
+        conn,
         &uid.to_string(),
         "(UID BODYSTRUCTURE BODY.PEEK[HEADER])",
         t,
+        |f| first = Some(f),
     )
     .await?;
-    let Some(f) = first.first() else {
+    let Some(f) = first else {
         return Ok(None);
     };
-    let header = f.header().unwrap_or_default().to_vec();
-    let mut parts = Vec::new();
-    let single = matches!(f.bodystructure(), Some(BodyStructure::Text { .. }));
-    if let Some(bs) = f.bodystructure() {
-        text_parts(bs, &mut Vec::new(), &mut parts);
-    }
+    let header = f.header.unwrap_or_default();
+    let (parts, single) = f.text_parts.unwrap_or_default();
     if single {
+        let mut text = None;
         let q = format!("(UID BODY.PEEK[TEXT]<0.{cap}>)");
-        let got = uid_fetch(session, &uid.to_string(), &q, t).await?;
-        let text = got.first().and_then(|f| f.text()).unwrap_or_default();
+        uid_fetch_each(conn, &uid.to_string(), &q, t, |f| text = f.text).await?;
+        let text = text.unwrap_or_default();
+        let sig = Signature::of_parts(&header, size, Some(&text));
         let mut raw = header;
-        raw.extend_from_slice(text);
-        return Ok(Some(raw));
+        raw.extend_from_slice(&text);
+        return Ok(Some((raw, sig)));
     }
+    let sig = Signature::of_parts(&header, size, None);
     let mut query = String::from("(UID");
     for p in &parts {
         let s: Vec<String> = p.iter().map(u32::to_string).collect();
@@ -296,12 +286,11 @@ async fn fetch_large(
         .as_bytes(),
     );
     if !parts.is_empty() {
-        let got = uid_fetch(session, &uid.to_string(), &query, t).await?;
-        if let Some(f) = got.first() {
+        let mut got = None;
+        uid_fetch_each(conn, &uid.to_string(), &query, t, |f| got = Some(f)).await?;
+        if let Some(f) = got {
             for p in &parts {
-                let mime = f.section(&SectionPath::Part(p.clone(), Some(MessageSection::Mime)));
-                let body = f.section(&SectionPath::Part(p.clone(), None));
-                if let (Some(mime), Some(body)) = (mime, body) {
+                if let (Some(mime), Some(body)) = (f.part(p, true), f.part(p, false)) {
                     raw.extend_from_slice(format!("--{boundary}\r\n").as_bytes());
                     raw.extend_from_slice(mime);
                     raw.extend_from_slice(body);
@@ -311,64 +300,62 @@ async fn fetch_large(
         }
     }
     raw.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
-    Ok(Some(raw))
+    Ok(Some((raw, sig)))
 }
 
-/// The Message-ID headers of a UID set (for recovery's "is it already there?").
-pub async fn message_ids(
-    session: &mut ImapSession,
+/// What recovery compares of a candidate in a destination folder: its Message-ID and
+/// signature.
+pub struct Candidate {
+    pub uid: u32,
+    pub message_id: Option<String>,
+    pub signature: Signature,
+}
+
+/// Message-ID and signature of each message of a UID set in the selected folder; with
+/// `bodies`, the signature covers the body's first bytes (needed only when a message
+/// looked for was read whole when it was decided).
+pub async fn candidates(
+    conn: &mut Conn,
     set: &str,
+    bodies: bool,
     timeout: Duration,
-) -> Result<Vec<String>> {
-    let got = uid_fetch(
-        session,
-        set,
-        "(UID BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)])",
-        timeout,
-    )
+) -> Result<Vec<Candidate>> {
+    let query = if bodies {
+        format!("(UID RFC822.SIZE BODY.PEEK[HEADER] BODY.PEEK[TEXT]<0.{SIGNATURE_BODY_BYTES}>)")
+    } else {
+        "(UID RFC822.SIZE BODY.PEEK[HEADER])".to_string()
+    };
+    let mut out = Vec::new();
+    uid_fetch_each(conn, set, &query, timeout, |f| {
+        let (Some(uid), Some(header)) = (f.uid, f.header.as_deref()) else {
+            return;
+        };
+        let size = u64::from(f.size.unwrap_or(0));
+        out.push(Candidate {
+            uid,
+            message_id: header_field(header, "message-id"),
+            signature: Signature::of_parts(header, size, f.text.as_deref().filter(|_| bodies)),
+        });
+    })
     .await?;
-    Ok(got
-        .iter()
-        .filter_map(|f| {
-            let text = String::from_utf8_lossy(f.header()?).into_owned();
-            let unfolded = text
-                .replace("\r\n ", " ")
-                .replace("\r\n\t", " ")
-                .replace("\n ", " ");
-            let line = unfolded
-                .lines()
-                .find(|l| l.to_ascii_lowercase().starts_with("message-id:"))?;
-            Some(line.split_once(':')?.1.trim().to_string())
-        })
-        .collect())
+    Ok(out)
 }
 
-/// What identifies a message without a Message-ID: size, delivery date and key headers.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Identity {
-    pub size: u32,
-    date: Option<i64>,
-    header: Vec<u8>,
-}
-
-/// The identity of one message, if it exists.
-pub async fn identity(
-    session: &mut ImapSession,
-    uid: u32,
-    timeout: Duration,
-) -> Result<Option<Identity>> {
-    let got = uid_fetch(
-        session,
-        &uid.to_string(),
-        "(UID RFC822.SIZE INTERNALDATE BODY.PEEK[HEADER.FIELDS (DATE FROM TO SUBJECT)])",
-        timeout,
-    )
-    .await?;
-    Ok(got.first().map(|f| Identity {
-        size: f.size.unwrap_or(0),
-        date: f.internal_date().map(|d| d.timestamp()),
-        header: f.header().map(<[u8]>::to_vec).unwrap_or_default(),
-    }))
+/// The first value of a header field (unfolded, trimmed), if present.
+fn header_field(header: &[u8], name: &str) -> Option<String> {
+    let text = String::from_utf8_lossy(header);
+    let unfolded = text
+        .replace("\r\n ", " ")
+        .replace("\r\n\t", " ")
+        .replace("\n ", " ")
+        .replace("\n\t", " ");
+    let line = unfolded.lines().find(|l| {
+        l.len() > name.len()
+            && l.is_char_boundary(name.len())
+            && l[..name.len()].eq_ignore_ascii_case(name)
+            && l[name.len()..].starts_with(':')
+    })?;
+    Some(line.split_once(':')?.1.trim().to_string())
 }
 
 #[cfg(test)]
@@ -380,5 +367,13 @@ mod tests {
         let h = b"From: a\r\nContent-Type: multipart/mixed;\r\n\tboundary=x\r\nSubject: s\r\nMIME-Version: 1.0\r\n\r\n";
         let out = String::from_utf8(strip_content_headers(h)).expect("utf-8");
         assert_eq!(out, "From: a\r\nSubject: s\r\n");
+    }
+
+    #[test]
+    fn header_fields_are_found_unfolded_and_whole_named() {
+        let h = b"X-Message-ID-Copy: no\r\nMessage-ID:\r\n <a@b>\r\nSubject: s\r\n\r\n";
+        assert_eq!(header_field(h, "message-id").as_deref(), Some("<a@b>"));
+        assert_eq!(header_field(h, "subject").as_deref(), Some("s"));
+        assert_eq!(header_field(h, "to"), None);
     }
 }

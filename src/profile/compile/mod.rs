@@ -41,16 +41,7 @@ pub const MAX_KEYWORD_CHARS: usize = 100;
 
 /// FNV-1a, 64 bit: a stable content fingerprint (not for security).
 pub fn fingerprint(parts: &[&[u8]]) -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for p in parts {
-        for b in *p {
-            h ^= u64::from(*b);
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
-        h ^= 0xff;
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    format!("{h:016x}")
+    format!("{:016x}", crate::mail::hash_parts(parts))
 }
 
 /// Parses, validates and compiles a profile.
