@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Filing latency of the mailtriage daemon with IMAP IDLE.
 
-    MAILTRIAGE_BIN=target/release/mailtriage python3 bench/latency.py [--messages 500]
+    MAILTRIAGE_BIN=target/release/mailtriage python3 bench/latency.py [--messages 500] [--delay-ms 50]
 
 A fresh Dovecot with an empty INBOX; `mailtriage run` (daemon mode, watch: idle,
 backfill: none, fresh state, bench/profiles/bench.yaml). Then, one message at a time
@@ -24,6 +24,26 @@ pending. The next message is appended only after the previous one was filed (plu
 100 ms pause). At the end: INBOX empty, every message filed exactly once and still unread,
 then SIGTERM, and the daemon must exit 0 within 30 s. Anything else is reported as
 a failure (exit 1) with the daemon's log.
+
+--delay-ms N (N > 0): the daemon (only the daemon: A, B and C stay direct) reaches
+Dovecot through bench/delay_relay.py, which delays every chunk N ms in each direction
+(a hosted server: 2N ms per round trip) and counts what the daemon sends. Then the
+report adds: what the daemon sent at connect (daemon start until it has been quiet for
+1 s, i.e. settled in IDLE); round trips and command lines per message, counted from the
+first measured message's APPEND until the daemon is quiet again after the last one was
+filed (and, as well, only until the last one was filed), divided by the messages; the
+commands per message by verb; round trips per message one by one (between consecutive
+APPENDs, the last until quiet), so that rare extras (an IDLE timeout) show as such. The
+relay's transcript (verbs and server lines, no bodies, no password) is relay.log in the
+results directory. (b) then includes mailtriage's round trips: C's notify delay is
+measured directly, without the relay.
+
+Through the relay, the 100 ms pause is not always enough for the daemon to finish with
+the previous message (the commands after its MOVE cost round trips too); a message that
+arrives then is found by those commands (a NOOP's EXISTS, say), not by IDLE, and (b) no
+longer measures the time beyond the IDLE delay. So before each APPEND the script also
+waits until nothing has passed the relay for --settle-ms (default 4 x the delay): the
+daemon is back in IDLE. --settle-ms 0 gives the plain 100 ms pacing.
 """
 
 import argparse
@@ -37,6 +57,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -45,6 +66,7 @@ ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 sys.dont_write_bytecode = True  # no __pycache__ in bench/
 import gen_corpus  # noqa: E402
+from delay_relay import Relay  # noqa: E402
 
 SALES = dict(gen_corpus.RULES)["SALES"]
 PW = "benchpw"
@@ -172,11 +194,66 @@ def vm(pid):
     return out
 
 
+def verbs_line(verbs):
+    return ", ".join(f"{v} {n}" for v, n in sorted(verbs.items(), key=lambda x: (-x[1], x[0])))
+
+
+def relay_report(a, settle, at_connect, snaps, filed_snaps, quiet, per_msg):
+    """What the daemon sent through the relay: at connect, and per message."""
+    n = a.messages
+    c = at_connect["total"]
+    w = Relay.diff(quiet, snaps[0])
+    wf = Relay.diff(filed_snaps[-1], snaps[0])
+    before = Counter()  # verbs from each APPEND until it was filed
+    for s, f in zip(snaps, filed_snaps):
+        before += Relay.diff(f, s)["verbs"]
+    conns = sorted(quiet["connections"])
+    rts = [p[0] for p in per_msg]
+    rts_f = [p[2] for p in per_msg]
+    out = [
+        "",
+        f"== the daemon through the relay, {a.delay_ms:g} ms each way; "
+        + (f"each APPEND after {settle * 1e3:g} ms of quiet on the relay "
+           if settle > 0 else "APPENDs without waiting for quiet on the relay ")
+        + f"({len(conns)} connection{'s' if len(conns) != 1 else ''} in all)",
+        f"at connect (start -> quiet in IDLE): {c['round_trips']} round trips, "
+        f"{c['commands']} commands ({verbs_line(c['verbs'])}), "
+        f"{c['bytes_c2s']} bytes up, {c['bytes_s2c']} down",
+        f"per message ({n} messages, first APPEND -> quiet after the last filed): "
+        f"{w['round_trips'] / n:.2f} round trips, {w['commands'] / n:.2f} commands, "
+        f"{w['bytes_c2s'] / n:.0f} bytes up, {w['bytes_s2c'] / n:.0f} down",
+        f"  (first APPEND -> last filed only: {wf['round_trips'] / n:.2f} round trips, "
+        f"{wf['commands'] / n:.2f} commands)",
+        f"  round trips of each message (APPEND to next APPEND): min {min(rts)}, "
+        f"p50 {pct(rts, 50)}, p90 {pct(rts, 90)}, max {max(rts)}; "
+        + ", ".join(f"{k}: {v}x" for k, v in sorted(Counter(rts).items())),
+        f"  of them from the APPEND until it was filed: mean {statistics.mean(rts_f):.2f}, "
+        f"min {min(rts_f)}, max {max(rts_f)} (the MOVE's answer, and what follows, come after)",
+        f"{'commands by verb':<24} {'total':>7} {'per message':>12} {'until filed':>12} "
+        f"{'after filed':>12}",
+    ]
+    for v, k in sorted(w["verbs"].items(), key=lambda x: (-x[1], x[0])):
+        b = before[v]
+        out.append(f"{v:<24} {k:>7} {k / n:>12.2f} {b / n:>12.2f} {(k - b) / n:>12.2f}")
+    b = sum(before.values())
+    out.append(f"{'all':<24} {w['commands']:>7} {w['commands'] / n:>12.2f} {b / n:>12.2f} "
+               f"{(w['commands'] - b) / n:>12.2f}")
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser(description="mailtriage filing latency with IDLE")
     ap.add_argument("--messages", type=int, default=500)
     ap.add_argument("--warmup", type=int, default=3, help="messages filed first, not counted")
     ap.add_argument("--timeout", type=float, default=30, help="seconds a message may take")
+    ap.add_argument("--delay-ms", type=float, default=0,
+                    help="the daemon connects through a relay that delays each direction by "
+                         "this much and counts its round trips (0: direct, no relay)")
+    ap.add_argument("--settle-ms", type=float, default=None,
+                    help="with --delay-ms: before each APPEND, also wait until nothing has "
+                         "passed the relay for this long, i.e. the daemon is back in IDLE "
+                         "(default 4 x delay, at least 100; 0: no wait, mail may then "
+                         "arrive while the daemon is still busy with the previous one)")
     a = ap.parse_args()
 
     binary = Path(os.environ.get("MAILTRIAGE_BIN", ROOT / "target" / "release" / "mailtriage"))
@@ -192,11 +269,16 @@ def main():
     work.chmod(0o755)
     bed = work / "dovecot"
     daemon = None
+    relay = None
     conns = []
     try:
         dovecot("init", bed)
         dovecot("start", bed)
         port = int((bed / "port").read_text())
+        daemon_port = port
+        if a.delay_ms > 0:
+            relay = Relay(port, a.delay_ms, log_path=out / "relay.log").start()
+            daemon_port = relay.port
         (work / "mt").mkdir()
         cfg = work / "mt" / "mailtriage.yaml"
         cfg.write_text(f"""state: {work}/mt/state.db
@@ -204,7 +286,7 @@ log: {{level: info}}
 accounts:
   - name: bench
     profile: {HERE}/profiles/bench.yaml
-    imap: {{host: 127.0.0.1, port: {port}, tls: none, user: bench, password: {{env: BENCH_PW}}}}
+    imap: {{host: 127.0.0.1, port: {daemon_port}, tls: none, user: bench, password: {{env: BENCH_PW}}}}
     backfill: none
     watch: idle
 """)
@@ -221,6 +303,13 @@ accounts:
                 raise SystemExit(f"the daemon did not start (see {out / 'daemon.log'})")
             time.sleep(0.01)
         time.sleep(0.5)  # let it settle into IDLE
+        if relay:
+            # Through the relay, connecting takes a round trip per step: wait until the
+            # daemon has said nothing for 1 s (it is in IDLE).
+            if not relay.wait_quiet(1.0, 60):
+                raise SystemExit("the daemon never went quiet after connecting "
+                                 f"(see {out / 'relay.log'})")
+            at_connect = relay.snapshot()
 
         watcher = IdleWatcher(port)
         appender = login(port)
@@ -232,14 +321,24 @@ accounts:
 
         gen = gen_corpus.Gen(7)
         samples = []  # (i, append_s, filed_s, notify_s)
+        snaps = []  # the relay's counters right before each measured APPEND
+        filed_snaps = []  # ... and when B saw it filed
         count = filed_count()
         total = a.warmup + a.messages
         load = " ".join(Path("/proc/loadavg").read_text().split()[:3])
         print(f"== {a.messages} messages (+{a.warmup} warm-up), one at a time; daemon pid "
-              f"{daemon.pid}; load average {load}", flush=True)
+              f"{daemon.pid}; load average {load}; the daemon "
+              + (f"through a relay, {a.delay_ms:g} ms each way" if relay else "direct"),
+              flush=True)
+        settle = (max(4 * a.delay_ms, 100) if a.settle_ms is None else a.settle_ms) / 1e3
         for i in range(total):
             raw = message(i, gen)
+            if relay and settle > 0 and not relay.wait_quiet(settle, 30):
+                raise SystemExit(f"message {i}: the daemon never went quiet "
+                                 f"(see {out / 'relay.log'})")
             mark = watcher.restart()
+            if relay and i >= a.warmup:
+                snaps.append(relay.snapshot())
             ts = time.perf_counter()
             typ, resp = appender.append("INBOX", None, None, raw)
             t0 = time.perf_counter()
@@ -260,6 +359,8 @@ accounts:
             if n != count + 1:
                 raise SystemExit(f"message {i}: Triage/SALES went from {count} to {n}")
             count = n
+            if relay and i >= a.warmup:
+                filed_snaps.append(relay.snapshot())
             # C's EXISTS comes ~0.5 s after the APPEND, like mailtriage's; if mailtriage
             # filed the message first, C never sees it: do not wait long for it.
             tn = watcher.exists_after(mark, 0.25)
@@ -268,6 +369,12 @@ accounts:
             if (i + 1) % 100 == 0:
                 print(f"   {i + 1}/{total}", flush=True)
             time.sleep(0.1)
+
+        if relay:
+            if not relay.wait_quiet(1.0, 30):
+                raise SystemExit("the daemon never went quiet after the last message "
+                                 f"(see {out / 'relay.log'})")
+            at_quiet = relay.snapshot()
 
         # Checks: everything filed once, INBOX empty, nothing marked \Seen.
         typ, data = poller.status('"Triage/SALES"', "(MESSAGES UNSEEN)")
@@ -291,15 +398,28 @@ accounts:
         if rc not in (0, None):
             problems.append(f"the daemon exited with {rc} after SIGTERM")
 
+        # per message: (round trips, commands) from its APPEND to the next APPEND (the last
+        # until quiet), and of them until B saw it filed
+        per_msg = []
+        if relay:
+            for k, snap in enumerate(snaps):
+                d = Relay.diff(snaps[k + 1] if k + 1 < len(snaps) else at_quiet, snap)
+                fd = Relay.diff(filed_snaps[k], snap)
+                per_msg.append((d["round_trips"], d["commands"], fd["round_trips"], fd["commands"]))
         with open(out / "samples.tsv", "w") as f:
-            f.write("msg\tappend_s\tappend_to_filed_s\tnotify_delay_s\n")
-            for s in samples:
-                f.write("\t".join(f"{x:.6f}" if isinstance(x, float) else str(x) for x in s) + "\n")
+            f.write("msg\tappend_s\tappend_to_filed_s\tnotify_delay_s"
+                    + ("\tround_trips\tcommands\tround_trips_to_filed\tcommands_to_filed"
+                       if relay else "") + "\n")
+            for k, s in enumerate(samples):
+                row = list(s) + (list(per_msg[k]) if relay else [])
+                f.write("\t".join(f"{x:.6f}" if isinstance(x, float) else str(x) for x in row) + "\n")
         lat = [s[2] for s in samples]
         notify = [s[3] for s in samples if s[3] == s[3]]
         own = [s[2] - s[3] for s in samples if s[3] == s[3]]
         app = [s[1] for s in samples]
         lines = [
+            f"binary {binary}; daemon -> Dovecot "
+            + (f"through a relay, {a.delay_ms:g} ms each way" if relay else "direct"),
             f"{'ms':<40} {'p50':>8} {'p90':>8} {'p99':>8} {'max':>8} {'n':>5}",
         ]
         for name, xs in [("(a) APPEND done -> in Triage/SALES", lat),
@@ -313,6 +433,8 @@ accounts:
                          "notification came after mailtriage had already filed the message, so "
                          "Dovecot never showed it to C")
         lines.append(f"mean (a) {statistics.mean(lat) * 1e3:.1f} ms, (b) {statistics.mean(own) * 1e3:.1f} ms")
+        if relay:
+            lines += relay_report(a, settle, at_connect, snaps, filed_snaps, at_quiet, per_msg)
         lines.append(f"daemon memory before SIGTERM: VmRSS {mem['VmRSS']:.1f} MiB, "
                      f"VmHWM {mem['VmHWM']:.1f} MiB")
         load = " ".join(Path("/proc/loadavg").read_text().split()[:3])
@@ -335,6 +457,8 @@ accounts:
         if daemon and daemon.poll() is None:
             daemon.kill()
             daemon.wait()
+        if relay:
+            relay.stop()
         try:
             dovecot("stop", bed)
         finally:
