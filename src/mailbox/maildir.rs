@@ -350,6 +350,16 @@ impl MailSource for Maildir {
         "INBOX"
     }
 
+    fn naming(&self) -> super::names::Naming {
+        // Maildir++: levels joined by `.`, dots inside a level made spaces (`.SALES.Mark`).
+        super::names::Naming {
+            prefix: String::new(),
+            delimiter: Some('.'),
+            utf8: false,
+            no_dots: true,
+        }
+    }
+
     /// The delivery date is the file's mtime, read with its size whether asked for or not.
     async fn fetch(
         &mut self,

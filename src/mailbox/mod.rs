@@ -120,6 +120,12 @@ pub fn split_header(raw: &[u8]) -> (&[u8], &[u8]) {
     (&raw[..raw.len().min(4096)], &[])
 }
 
+/// A destination as its backend names it, for people: `INBOX.SUPPORT.Night-Day Crew`
+/// where the decision says `SUPPORT/Night/Day Crew`.
+pub fn shown(naming: &names::Naming, levels: &[String]) -> String {
+    naming.shown(&naming.server_name(levels))
+}
+
 /// A message recovery looks for in a destination folder.
 #[derive(Debug, Clone, Copy)]
 pub struct Wanted<'a> {
@@ -164,6 +170,8 @@ pub trait MailSource {
     fn account(&self) -> &str;
     /// Folder name as configured (e.g. INBOX).
     fn folder(&self) -> &str;
+    /// How this backend names destinations (for logs: the folder as the server has it).
+    fn naming(&self) -> names::Naming;
     /// Reads what triage needs of these messages; missing ones are left out. With
     /// `dates`, also when each was delivered (an IMAP server stats every message file for
     /// that, so it is asked only when a date filter needs it).

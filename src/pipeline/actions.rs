@@ -177,7 +177,7 @@ pub(super) async fn run_actions<S: MailSource>(
                 info!(
                     account,
                     count = ids.len(),
-                    folder = dest.join("/"),
+                    folder = crate::mailbox::shown(&src.naming(), &dest),
                     "copied escalated message(s)"
                 );
             }
@@ -185,13 +185,16 @@ pub(super) async fn run_actions<S: MailSource>(
                 warn!(
                     account,
                     count = ids.len(),
-                    folder = dest.join("/"),
+                    folder = crate::mailbox::shown(&src.naming(), &dest),
                     "the server refused to copy escalated messages: {why}; retrying later"
                 );
                 store.set_actions(&ids, ActionKind::Copy, ActionStatus::Failed, Some(&why))?;
             }
             Err(FileError::Broken(e)) => {
-                return Err(e.context(format!("copying into {}", dest.join("/"))))
+                return Err(e.context(format!(
+                    "copying into {}",
+                    crate::mailbox::shown(&src.naming(), &dest)
+                )))
             }
         }
     }

@@ -25,7 +25,8 @@ use tracing::info;
 use crate::config::AccountConfig;
 use crate::daemon::metrics as m;
 use crate::mail::MessageView;
-use crate::mailbox::{Fetched, FileError, MailSource, MessageKey, Moved, Signature};
+use crate::mailbox::names::Naming;
+use crate::mailbox::{shown, Fetched, FileError, MailSource, MessageKey, Moved, Signature};
 use crate::outbox::MailSettings;
 use crate::profile::LiveProfile;
 use crate::store::{FolderState, Status, Store};
@@ -243,13 +244,17 @@ fn log_decision(
     view: &MessageView,
     d: &Decision,
     dry_run: bool,
+    naming: &Naming,
 ) {
     let subject = if view.subject.is_empty() {
         "(no subject)"
     } else {
         view.subject.as_str()
     };
-    let dest = d.folder.as_deref().unwrap_or("(stays)");
+    let dest = match d.folder_path.as_deref().filter(|p| !p.is_empty()) {
+        Some(levels) => shown(naming, levels),
+        None => "(stays)".to_string(),
+    };
     info!(
         account = acct,
         folder,
@@ -296,6 +301,8 @@ pub struct FetchedBatch {
     messages: Vec<Fetched>,
     /// Messages dropped because they were delivered before the rescan's baseline.
     ignored: usize,
+    /// How the source names destinations (for the decisions' log lines).
+    naming: Naming,
 }
 
 /// The fetch step of [`decide`]: messages delivered before `not_before` are dropped.
@@ -324,7 +331,11 @@ pub async fn fetch_batch<S: MailSource>(
         messages.retain(|m| m.internal_date.is_none_or(|d| d >= t));
     }
     let ignored = before - messages.len();
-    Ok(FetchedBatch { messages, ignored })
+    Ok(FetchedBatch {
+        messages,
+        ignored,
+        naming: src.naming(),
+    })
 }
 
 /// A fetched batch, parsed: each message's key, view and fingerprint ([`parse_batch`]).
@@ -332,6 +343,7 @@ pub async fn fetch_batch<S: MailSource>(
 pub struct ParsedBatch {
     messages: Vec<Parsed>,
     ignored: usize,
+    naming: Naming,
 }
 
 /// One parsed message of a batch.
@@ -362,6 +374,7 @@ pub fn parse_batch(batch: FetchedBatch, max_scan_bytes: usize) -> ParsedBatch {
     ParsedBatch {
         messages,
         ignored: batch.ignored,
+        naming: batch.naming,
     }
 }
 
@@ -402,7 +415,7 @@ pub fn plan_parsed(
 ) -> Result<Planned> {
     let started = std::time::Instant::now();
     let count = batch.messages.len();
-    let (plans, mut report) = plan(account, folder, acct, batch.messages, state)?;
+    let (plans, mut report) = plan(account, folder, acct, batch.messages, &batch.naming, state)?;
     tracing::debug!(target: TIMING,
         account,
         folder,
@@ -553,7 +566,7 @@ async fn file<S: MailSource>(
     for (dest, group) in groups {
         let keys: Vec<MessageKey> = group.iter().map(|p| p.key.clone()).collect();
         let ids: Vec<i64> = group.iter().map(|p| p.id).collect();
-        let dest_name = dest.join("/");
+        let dest_name = shown(&src.naming(), &dest);
         let started = std::time::Instant::now();
         let outcome = src.file(&keys, &dest).await;
         metrics::histogram!(m::FILING_SECONDS).record(started.elapsed().as_secs_f64());
@@ -584,7 +597,7 @@ async fn file<S: MailSource>(
             Err(FileError::Broken(e)) => {
                 // The plan stays `planned`; recovery finishes it after reconnecting.
                 metrics::counter!(m::FILING_ERRORS, "account" => src.account().to_string(), "kind" => "broken").increment(1);
-                return Err(e.context(format!("filing into {}", dest.join("/"))));
+                return Err(e.context(format!("filing into {dest_name}")));
             }
         }
     }

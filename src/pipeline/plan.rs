@@ -6,6 +6,7 @@ use tracing::info;
 
 use super::{log_decision, plan_actions, uidvalidity_of, Account, Parsed, Plan, Report, TIMING};
 use crate::daemon::metrics as m;
+use crate::mailbox::names::Naming;
 use crate::mailbox::MessageKey;
 use crate::mailbox::Signature;
 use crate::outbox::MailInput;
@@ -19,6 +20,7 @@ pub(super) fn plan(
     folder: &str,
     acct: &Account,
     parsed: Vec<Parsed>,
+    naming: &Naming,
     state: Option<FolderState>,
 ) -> Result<(Vec<Plan>, Report)> {
     let profile = acct.profile.snapshot();
@@ -104,7 +106,7 @@ pub(super) fn plan(
             if let Some(e) = &d.escalation {
                 metrics::counter!(m::ESCALATIONS, "account" => account.to_string(), "level" => e.level.as_str()).increment(1);
             }
-            log_decision(account, folder, &key, &view, &d, acct.dry_run);
+            log_decision(account, folder, &key, &view, &d, acct.dry_run, naming);
             let dest = d.folder_path.clone().filter(|p| !p.is_empty());
             let status = match (&dest, acct.dry_run) {
                 (_, true) => Status::DryRun,

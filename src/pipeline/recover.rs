@@ -127,7 +127,7 @@ async fn recover_slice<S: MailSource>(
                 (false, Some(c)) => filed.push((d.id, c.position)),
                 (false, None) => {
                     warn!(account = src.account(), folder = src.folder(), uid = d.uid, message_id = d.message_id.as_deref().unwrap_or("-"),
-                        "a message planned for {} left the folder before it was filed (moved or deleted by someone else)", dest.join("/"));
+                        "a message planned for {} left the folder before it was filed (moved or deleted by someone else)", crate::mailbox::shown(&src.naming(), &dest));
                     acct.store.set_status(&[d.id], Status::Gone, None)?;
                 }
             }

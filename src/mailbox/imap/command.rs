@@ -245,21 +245,7 @@ impl Conn {
             return Ok(self.early.swap_remove(i).1);
         }
         loop {
-            let Some(resp) = self
-                .session
-                .read_response()
-                .await
-                .map_err(|e| anyhow!("reading the server's answer: {e}"))?
-            else {
-                return Err(anyhow!(
-                    "the server closed the connection before answering{}",
-                    self.news
-                        .bye
-                        .as_deref()
-                        .map(|b| format!(" (it said: {b})"))
-                        .unwrap_or_default()
-                ));
-            };
+            let resp = arrived(self.session.read_response().await, &self.news)?;
             match resp.parsed() {
                 Response::Done {
                     tag,
@@ -363,14 +349,7 @@ impl Conn {
         // Until the continuation ("+ idling"), the server may still send news or refuse.
         let started = within(timeout, "starting IDLE", async {
             loop {
-                let Some(resp) = self
-                    .session
-                    .read_response()
-                    .await
-                    .map_err(|e| anyhow!("reading the server's answer: {e}"))?
-                else {
-                    return Err(anyhow!("the server closed the connection"));
-                };
+                let resp = arrived(self.session.read_response().await, &self.news)?;
                 match resp.parsed() {
                     Response::Continue(_) => return Ok(()),
                     Response::Done {
@@ -400,9 +379,7 @@ impl Conn {
             }
             tokio::select! {
                 r = self.session.read_response() => {
-                    let Some(resp) = r.map_err(|e| anyhow!("waiting in IDLE: {e}"))? else {
-                        return Err(anyhow!("the server closed the connection during IDLE"));
-                    };
+                    let resp = arrived(r, &self.news).context("waiting in IDLE")?;
                     match resp.parsed() {
                         Response::Done { tag, .. } if *tag == id => {
                             return Err(anyhow!("the server ended IDLE on its own"));
@@ -430,6 +407,22 @@ impl Conn {
             let _ = self.session.logout().await;
         })
         .await;
+    }
+}
+
+/// A response read from the server; the connection closed instead is an error (with
+/// what the server said when it said goodbye).
+fn arrived<T>(read: std::io::Result<Option<T>>, news: &News) -> Result<T> {
+    match read {
+        Ok(Some(r)) => Ok(r),
+        Ok(None) => Err(anyhow!(
+            "the server closed the connection{}",
+            news.bye
+                .as_deref()
+                .map(|b| format!(" (it said: {b})"))
+                .unwrap_or_default()
+        )),
+        Err(e) => Err(anyhow!("reading the server's answer: {e}")),
     }
 }
 

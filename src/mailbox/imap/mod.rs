@@ -676,6 +676,10 @@ impl MailSource for ImapFolder {
         &self.folder
     }
 
+    fn naming(&self) -> Naming {
+        self.naming.clone()
+    }
+
     async fn fetch(
         &mut self,
         keys: &[MessageKey],
