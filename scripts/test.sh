@@ -19,6 +19,10 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
 fi
 
+# The server matrix also runs Cyrus IMAP 3.6, unpacked (not installed: it conflicts
+# with dovecot-imapd) into target/testbed/cyrus.
+echo "==> Cyrus IMAP for the server matrix: $(bash scripts/cyrus-testbed.sh)"
+
 echo "==> cargo fmt --check"
 cargo fmt --all -- --check
 echo "==> cargo clippy --all-targets -- -D warnings"

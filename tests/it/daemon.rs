@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use super::harness::{poll, Dovecot, TempDir};
+use super::harness::{poll, Dovecot, Mailstore, TempDir};
 
 /// The repository root.
 pub fn root() -> PathBuf {
@@ -73,6 +73,11 @@ impl Setup {
     /// A config watching `user`'s INBOX on `dovecot` over plain IMAP on loopback.
     pub fn imap(dovecot: &Dovecot, c: Conf<'_>) -> Setup {
         Self::imap_port(dovecot.port(), c)
+    }
+
+    /// The same on any server of the matrix.
+    pub fn on(server: &(impl Mailstore + ?Sized), c: Conf<'_>) -> Setup {
+        Self::imap_port(server.port(), c)
     }
 
     /// A config watching `user`'s INBOX on an IMAP server (or proxy) at 127.0.0.1:`port`.
@@ -261,7 +266,7 @@ impl Drop for Daemon {
 
 /// Every message of `user`, by folder.
 pub fn mailbox_contents(
-    d: &Dovecot,
+    d: &(impl Mailstore + ?Sized),
     user: &str,
 ) -> BTreeMap<String, Vec<super::harness::StoredMessage>> {
     d.folders(user)
@@ -276,7 +281,7 @@ pub fn mailbox_contents(
 /// Asserts every original message is stored exactly once, byte-identical, and nothing
 /// else exists; returns where each one went.
 pub fn assert_exactly_once(
-    d: &Dovecot,
+    d: &(impl Mailstore + ?Sized),
     user: &str,
     originals: &[Vec<u8>],
 ) -> BTreeMap<String, usize> {
@@ -325,7 +330,13 @@ fn first_line_with(raw: &[u8], header: &str) -> String {
 }
 
 /// Waits until `folder` of `user` holds `n` messages.
-pub fn wait_count(d: &Dovecot, user: &str, folder: &str, n: usize, timeout: Duration) -> bool {
+pub fn wait_count(
+    d: &(impl Mailstore + ?Sized),
+    user: &str,
+    folder: &str,
+    n: usize,
+    timeout: Duration,
+) -> bool {
     poll(timeout, || {
         (d.messages(user, folder).len() == n).then_some(())
     })

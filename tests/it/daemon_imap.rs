@@ -514,3 +514,157 @@ fn a_large_backlog_uses_a_second_session_and_does_without_one() {
         );
     }
 }
+
+/// A message without a Message-ID whose headers are `Subject: Order` and the rest fixed.
+fn order(body: &str) -> Vec<u8> {
+    format!(
+        "From: Pat Customer <pat@example.com>\r\nTo: info@hottubman.ca\r\nSubject: Order\r\nDate: Mon, 2 Mar 2026 10:00:00 -0500\r\n\r\nA quote for a new hot tub please, order {body}\r\n"
+    )
+    .into_bytes()
+}
+
+/// Regression (issue 17): in a burst, messages sharing a Message-ID with another one, or
+/// having none and the same header, were skipped as "already decided earlier" by the
+/// daemon while `run --once` filed them. Now both file every distinct message, and both
+/// leave a true copy of one already filed where it is.
+#[test]
+fn lookalikes_are_filed_and_a_true_copy_left_alike_by_the_daemon_and_once() {
+    let twin_a = message("twin", "Quote", "A quote for a new hot tub please.");
+    let twin_b = message("twin", "Quote", "A quote for two new hot tubs please.");
+    let set = [
+        twin_a.clone(),
+        twin_b,
+        order("1001"),
+        order("1002"),
+        twin_a.clone(),
+    ];
+    let filed_once = |d: &Dovecot| {
+        let inbox = d.messages("alice", "INBOX");
+        assert_eq!(inbox.len(), 1, "only the copy stays");
+        assert_eq!(inbox[0].raw, twin_a);
+        let sales = d.messages("alice", "SALES/Mark Johnson");
+        let mut got: Vec<&[u8]> = sales.iter().map(|m| m.raw.as_slice()).collect();
+        got.sort();
+        let mut want: Vec<&[u8]> = set[..4].iter().map(Vec::as_slice).collect();
+        want.sort();
+        assert_eq!(got, want, "each distinct message filed once");
+    };
+    // All in one batch.
+    let d = Dovecot::start(DovecotOptions::default());
+    d.deliver_many("alice", "INBOX", &set);
+    let s = setup(&d, "    backfill: all\n");
+    let (status, log) = s.run_once(&[PW]);
+    assert!(status.success(), "{log}");
+    filed_once(&d);
+    assert!(
+        log.contains("another copy of a message decided just now"),
+        "{log}"
+    );
+    // One at a time, to the daemon.
+    let d = Dovecot::start(DovecotOptions::default());
+    let s = setup(&d, "");
+    let daemon = s.start(&[PW]);
+    assert!(daemon.wait_log("first start", Duration::from_secs(10)));
+    for (i, m) in set.iter().enumerate() {
+        d.deliver("alice", "INBOX", m);
+        let settled = super::harness::poll(Duration::from_secs(10), || {
+            let decided = daemon.log().matches(" → ").count()
+                + daemon.log().matches("already decided earlier").count();
+            (decided > i).then_some(())
+        });
+        assert!(settled.is_some(), "message {i}:\n{}", daemon.log());
+        assert!(wait_count(
+            &d,
+            "alice",
+            "SALES/Mark Johnson",
+            i.min(3) + 1,
+            Duration::from_secs(10)
+        ));
+    }
+    filed_once(&d);
+    assert!(
+        daemon.log().contains("already decided earlier"),
+        "{}",
+        daemon.log()
+    );
+}
+
+/// Issue 17: `run --once` exits non-zero when mail it decided could not be filed, and
+/// says why and what to change; the daemon reports a refusal that repeats as one error
+/// per interval, not one line per sync and message group.
+#[test]
+fn refusals_fail_once_and_are_reported_once_per_interval() {
+    let acl = "mail_plugins = $mail_plugins acl\nprotocol imap {\n  mail_plugins = $mail_plugins imap_acl\n}\nplugin {\n  acl = vfile:{dir}/acl.global\n}\n";
+    let d = Dovecot::start(DovecotOptions {
+        extra_config: acl.to_string(),
+        ..DovecotOptions::default()
+    });
+    // No inserting into SALES/*.
+    std::fs::write(d.dir().join("acl.global"), "SALES/* owner lrwstexa\n").expect("acl");
+    d.create_folder("alice", "SALES/Mark Johnson");
+    let quotes: Vec<Vec<u8>> = (0..3)
+        .map(|i| {
+            message(
+                &format!("q{i}"),
+                "Quote",
+                "A quote for a new hot tub please",
+            )
+        })
+        .collect();
+    d.deliver_many("alice", "INBOX", &quotes);
+    let s = setup(&d, "    backfill: all\n    poll_interval: 1s\n");
+    let (status, log) = s.run_once(&[PW]);
+    assert!(!status.success(), "decided but not filed must fail: {log}");
+    let last = log.lines().last().unwrap_or_default();
+    assert!(
+        last.contains("3 message(s) could not be filed into SALES/Mark Johnson")
+            && last.contains("stay in INBOX")
+            && last.contains("NOPERM")
+            && last.contains("routing.folder"),
+        "{last}"
+    );
+    assert_eq!(d.messages("alice", "INBOX").len(), 3, "nothing lost");
+    // The daemon retries every poll; the error is said once.
+    let daemon = s.start(&[PW]);
+    let retried = super::harness::poll(Duration::from_secs(20), || {
+        (daemon.log().matches("the server refused again").count() >= 2).then_some(())
+    });
+    assert!(retried.is_some(), "{}", daemon.log());
+    let errors = daemon
+        .log()
+        .lines()
+        .filter(|l| l.contains("ERROR") && l.contains("the server refused to file"))
+        .count();
+    // One from the --once run above (same log file), one from the daemon.
+    assert_eq!(errors, 2, "{}", daemon.log());
+}
+
+/// Issue 17: a server with an `INBOX.` namespace that does not say so (no NAMESPACE
+/// capability) still gets every folder inside INBOX: a refused top-level CREATE makes
+/// the daemon try there, once, and keep to it.
+#[test]
+fn a_prefixed_server_without_namespace_gets_its_folders_under_inbox() {
+    let d = Dovecot::start(DovecotOptions {
+        separator: '.',
+        prefix: "INBOX.".into(),
+        without_namespace: true,
+        ..DovecotOptions::default()
+    });
+    let originals = backlog(6, "nons");
+    d.deliver_many("alice", "INBOX", &originals);
+    let s = setup(&d, "    backfill: all\n");
+    let (status, log) = s.run_once(&[PW]);
+    assert!(status.success(), "{log}");
+    let per_folder = assert_exactly_once(&d, "alice", &originals);
+    assert_eq!(per_folder.get("INBOX"), None, "{per_folder:?}");
+    assert!(
+        per_folder.contains_key("INBOX.SALES.Mark Johnson"),
+        "{per_folder:?}"
+    );
+    assert!(log.contains("creating folders under INBOX."), "{log}");
+    assert_eq!(
+        log.matches("creating folders under INBOX.").count(),
+        1,
+        "learned once: {log}"
+    );
+}

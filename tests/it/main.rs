@@ -15,6 +15,7 @@ mod faults;
 mod feed;
 mod harness;
 mod harness_smoke;
+mod matrix;
 mod oauth;
 mod ops;
 mod proxy;

@@ -55,6 +55,24 @@ pub struct Proxy {
     stats: Arc<Stats>,
     stop: Arc<AtomicBool>,
     rng: Arc<Mutex<u64>>,
+    swallow: Arc<Swallow>,
+}
+
+/// Answers to withhold: the next `remaining` commands containing `command` are
+/// forwarded, the server's answer is awaited (its tagged completion) and then, instead of
+/// relaying it, the connection is cut. The command has taken effect on the server; the
+/// client never learns it — a crash right after the server did the work.
+#[derive(Default)]
+struct Swallow {
+    state: Mutex<SwallowState>,
+}
+
+#[derive(Default)]
+struct SwallowState {
+    command: String,
+    remaining: u64,
+    /// Per connection: the tag whose completion is awaited (set by the upstream thread).
+    armed: std::collections::HashMap<u64, String>,
 }
 
 fn next(rng: &Mutex<u64>) -> u64 {
@@ -84,22 +102,30 @@ impl Proxy {
             stats: Arc::new(Stats::default()),
             stop: Arc::new(AtomicBool::new(false)),
             rng: Arc::new(Mutex::new(seed | 1)),
+            swallow: Arc::new(Swallow::default()),
         };
-        let (mode, stats, stop, rng) = (
+        let (mode, stats, stop, rng, swallow) = (
             proxy.mode.clone(),
             proxy.stats.clone(),
             proxy.stop.clone(),
             proxy.rng.clone(),
+            proxy.swallow.clone(),
         );
         thread::spawn(move || {
             while !stop.load(Ordering::Relaxed) {
                 match listener.accept() {
                     Ok((client, _)) => {
-                        stats.connections.fetch_add(1, Ordering::Relaxed);
+                        let id = stats.connections.fetch_add(1, Ordering::Relaxed);
                         let _ = client.set_nonblocking(false);
-                        let (mode, stats, stop, rng) =
-                            (mode.clone(), stats.clone(), stop.clone(), rng.clone());
-                        thread::spawn(move || relay(client, target, mode, stats, stop, rng));
+                        let shared = Shared {
+                            mode: mode.clone(),
+                            stats: stats.clone(),
+                            stop: stop.clone(),
+                            rng: rng.clone(),
+                            swallow: swallow.clone(),
+                            id,
+                        };
+                        thread::spawn(move || relay(client, target, shared));
                     }
                     Err(_) => thread::sleep(Duration::from_millis(5)),
                 }
@@ -124,6 +150,26 @@ impl Proxy {
     pub fn stats(&self) -> &Stats {
         &self.stats
     }
+
+    /// Withholds the server's answer to the next `times` commands containing `command`
+    /// (e.g. "UID MOVE") and cuts the connection instead (see [`Swallow`]).
+    pub fn swallow_answers(&self, command: &str, times: u64) {
+        if let Ok(mut s) = self.swallow.state.lock() {
+            s.command = command.to_ascii_uppercase();
+            s.remaining = times;
+        }
+    }
+}
+
+/// What a relayed connection shares with the proxy.
+struct Shared {
+    mode: Arc<Mutex<Mode>>,
+    stats: Arc<Stats>,
+    stop: Arc<AtomicBool>,
+    rng: Arc<Mutex<u64>>,
+    swallow: Arc<Swallow>,
+    /// This connection's number.
+    id: u64,
 }
 
 impl Drop for Proxy {
@@ -144,14 +190,15 @@ fn cut(a: &TcpStream, b: &TcpStream) {
     let _ = b.shutdown(Shutdown::Both);
 }
 
-fn relay(
-    client: TcpStream,
-    target: u16,
-    mode: Arc<Mutex<Mode>>,
-    stats: Arc<Stats>,
-    stop: Arc<AtomicBool>,
-    rng: Arc<Mutex<u64>>,
-) {
+fn relay(client: TcpStream, target: u16, shared: Shared) {
+    let Shared {
+        mode,
+        stats,
+        stop,
+        rng,
+        swallow,
+        id,
+    } = shared;
     if mode_of(&mode) == Mode::Stall {
         // Hold the connection open and silent until the test ends or the client gives up.
         let mut client = client;
@@ -179,7 +226,7 @@ fn relay(
         _ => return,
     };
     // client → server: watch the command lines.
-    let (m, st, r) = (mode.clone(), stats.clone(), rng.clone());
+    let (m, st, r, sw) = (mode.clone(), stats.clone(), rng.clone(), swallow.clone());
     let (mut from_client, mut to_server) = (client, server);
     let (cut_c, cut_s) = match (from_client.try_clone(), to_server.try_clone()) {
         (Ok(c), Ok(s)) => (c, s),
@@ -187,6 +234,7 @@ fn relay(
     };
     let upstream = thread::spawn(move || {
         let mut buf = [0u8; 16 * 1024];
+        let mut partial: Vec<u8> = Vec::new();
         loop {
             let n = match from_client.read(&mut buf) {
                 Ok(0) | Err(_) => break,
@@ -195,6 +243,25 @@ fn relay(
             let mode = mode_of(&m);
             if mode == Mode::Stall {
                 continue;
+            }
+            // Whole command lines only: a client may write a tag and its command apart.
+            partial.extend_from_slice(&buf[..n]);
+            let complete = partial
+                .iter()
+                .rposition(|&b| b == b'\n')
+                .map(|i| partial.drain(..=i).collect::<Vec<u8>>());
+            if let (Some(lines), Ok(mut s)) = (complete, sw.state.lock()) {
+                let text = String::from_utf8_lossy(&lines).to_ascii_uppercase();
+                if s.remaining > 0 && !s.command.is_empty() {
+                    let hit = text.lines().find(|l| l.contains(s.command.as_str()));
+                    if let Some(tag) = hit.and_then(|l| l.split_whitespace().next()) {
+                        s.remaining -= 1;
+                        s.armed.insert(id, tag.to_string());
+                        if std::env::var_os("PROXY_DEBUG").is_some() {
+                            eprintln!("proxy {id}: withholding the answer to {text:?}");
+                        }
+                    }
+                }
             }
             if to_server.write_all(&buf[..n]).is_err() {
                 break;
@@ -231,11 +298,35 @@ fn relay(
     // server → client: delays and mid-response cuts.
     let (mut from_server, mut to_client) = (s2, c2);
     let mut buf = [0u8; 16 * 1024];
+    let mut withheld: Vec<u8> = Vec::new();
     loop {
         let n = match from_server.read(&mut buf) {
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };
+        let armed = swallow
+            .state
+            .lock()
+            .ok()
+            .and_then(|s| s.armed.get(&id).cloned());
+        if let Some(tag) = armed {
+            // Hold everything back until the command's own completion, then cut.
+            withheld.extend_from_slice(&buf[..n]);
+            let text = String::from_utf8_lossy(&withheld).to_ascii_uppercase();
+            if std::env::var_os("PROXY_DEBUG").is_some() {
+                eprintln!("proxy {id}: withheld {text:?} (waiting for {tag})");
+            }
+            let done = text.lines().any(|l| l.starts_with(&format!("{tag} ")));
+            if done {
+                if let Ok(mut s) = swallow.state.lock() {
+                    s.armed.remove(&id);
+                }
+                stats.cuts_after_command.fetch_add(1, Ordering::Relaxed);
+                cut(&from_server, &to_client);
+                break;
+            }
+            continue;
+        }
         let mode = mode_of(&mode);
         if mode == Mode::Stall {
             continue;

@@ -18,8 +18,9 @@ const START_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long one doveadm call may take.
 const DOVEADM_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Dovecot 2.3.19's post-login CAPABILITY for this configuration; `without_move`
-/// and `without_idle` advertise this list minus the dropped word (`imap_capability`).
+/// Dovecot 2.3.19's post-login CAPABILITY for this configuration; `without_move`,
+/// `without_idle` and `without_namespace` advertise this list minus the dropped word
+/// (`imap_capability`).
 pub const POST_LOGIN_CAPABILITIES: &str = "IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE SORT \
 SORT=DISPLAY THREAD=REFERENCES THREAD=REFS THREAD=ORDEREDSUBJECT MULTIAPPEND URL-PARTIAL CATENATE \
 UNSELECT CHILDREN NAMESPACE UIDPLUS LIST-EXTENDED I18NLEVEL=1 CONDSTORE QRESYNC ESEARCH ESORT \
@@ -35,8 +36,14 @@ pub struct DovecotOptions {
     pub without_move: bool,
     /// Advertise the capabilities without IDLE (polling path).
     pub without_idle: bool,
+    /// Advertise the capabilities without NAMESPACE (the client must find the prefix
+    /// some other way).
+    pub without_namespace: bool,
     /// Hierarchy separator of the single namespace: '/' (default) or '.'.
     pub separator: char,
+    /// Prefix of that namespace: "" (default), or "INBOX." as shared-hosting control
+    /// panels (cPanel, Plesk) set it up, with separator '.'.
+    pub prefix: String,
     /// Also listen with implicit TLS and offer STARTTLS, with a test CA made by `openssl`.
     pub tls: bool,
     /// Appended to the generated dovecot.conf (plugins such as acl or quota); `{dir}` is
@@ -59,7 +66,9 @@ impl Default for DovecotOptions {
             ],
             without_move: false,
             without_idle: false,
+            without_namespace: false,
             separator: '/',
+            prefix: String::new(),
             tls: false,
             extra_config: String::new(),
             cert_names: Vec::new(),
@@ -145,6 +154,11 @@ impl Dovecot {
             }
         }
         unreachable!()
+    }
+
+    /// What this Dovecot was started with.
+    pub fn options(&self) -> &DovecotOptions {
+        &self.opts
     }
 
     /// Plain IMAP port on 127.0.0.1.
@@ -414,13 +428,16 @@ impl Dovecot {
             .into_owned();
         let mut caps: Vec<&str> = POST_LOGIN_CAPABILITIES.split(' ').collect();
         caps.retain(|c| {
-            !(self.opts.without_move && *c == "MOVE" || self.opts.without_idle && *c == "IDLE")
+            !(self.opts.without_move && *c == "MOVE"
+                || self.opts.without_idle && *c == "IDLE"
+                || self.opts.without_namespace && *c == "NAMESPACE")
         });
-        let capability = if self.opts.without_move || self.opts.without_idle {
-            format!("imap_capability = {}\n", caps.join(" "))
-        } else {
-            String::new()
-        };
+        let capability =
+            if self.opts.without_move || self.opts.without_idle || self.opts.without_namespace {
+                format!("imap_capability = {}\n", caps.join(" "))
+            } else {
+                String::new()
+            };
         let ssl = match self.opts.tls {
             true => format!(
                 "ssl = yes\nssl_cert = <{d}/tls/server.pem\nssl_key = <{d}/tls/server.key\n"
@@ -449,6 +466,7 @@ impl Dovecot {
             None => ("plain login", "", String::new()),
         };
         let sep = self.opts.separator;
+        let prefix = &self.opts.prefix;
         let port = self.port;
         let tls_port = self.tls_port.unwrap_or(0);
         format!(
@@ -493,7 +511,7 @@ default_client_limit = 1000
 namespace inbox {{
   inbox = yes
   separator = {sep}
-  prefix =
+  prefix = {prefix}
   mailbox Drafts {{
     special_use = \Drafts
   }}

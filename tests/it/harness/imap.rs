@@ -159,6 +159,14 @@ impl ImapClient {
     /// Reads one response line (with literals inlined) within `timeout`; None on
     /// timeout or when the server closed the connection.
     pub fn read_line(&mut self, timeout: Duration) -> Option<String> {
+        let line = self.read_line_bytes(timeout)?;
+        let text = String::from_utf8_lossy(&line).into_owned();
+        self.transcript.push_str(&format!("S: {text}\n"));
+        Some(text)
+    }
+
+    /// Like `read_line`, as the exact bytes (not added to the transcript).
+    fn read_line_bytes(&mut self, timeout: Duration) -> Option<Vec<u8>> {
         let deadline = Instant::now() + timeout;
         let mut line = self.raw_line(deadline)?;
         // A line ending in {N} announces N literal bytes, followed by more of the line.
@@ -170,9 +178,31 @@ impl ImapClient {
             line.extend(self.pending.drain(..n));
             line.extend(self.raw_line(deadline)?);
         }
-        let text = String::from_utf8_lossy(&line).into_owned();
-        self.transcript.push_str(&format!("S: {text}\n"));
-        Some(text)
+        Some(line)
+    }
+
+    /// `UID FETCH 1:* (UID FLAGS BODY.PEEK[])` in the selected folder: every message with
+    /// its exact bytes, in UID order (flags without `\Recent`).
+    pub fn fetch_all(&mut self) -> Vec<super::mailbox::StoredMessage> {
+        let tag = self.send_command("UID FETCH 1:* (UID FLAGS BODY.PEEK[])");
+        let done = format!("{tag} ");
+        let mut out = Vec::new();
+        loop {
+            let timeout = self.timeout;
+            let line = self
+                .read_line_bytes(timeout)
+                .unwrap_or_else(|| panic!("FETCH: no answer; transcript:\n{}", self.transcript));
+            if line.starts_with(done.as_bytes()) {
+                let text = String::from_utf8_lossy(&line).into_owned();
+                assert!(text.contains(" OK"), "FETCH failed: {text}");
+                break;
+            }
+            if let Some(m) = parse_fetch_line(&line) {
+                out.push(m);
+            }
+        }
+        out.sort_by_key(|m| m.uid);
+        out
     }
 
     fn raw_line(&mut self, deadline: Instant) -> Option<Vec<u8>> {
@@ -217,6 +247,82 @@ fn literal_len(line: &[u8]) -> Option<usize> {
     let open = body.iter().rposition(|&b| b == b'{')?;
     let digits = std::str::from_utf8(&body[open + 1..]).ok()?;
     digits.trim_end_matches('+').parse().ok()
+}
+
+/// One `* n FETCH (UID u FLAGS (...) BODY[] {len}CRLF<bytes>)` line, literal inlined.
+fn parse_fetch_line(line: &[u8]) -> Option<super::mailbox::StoredMessage> {
+    let start = line.windows(7).position(|w| w == b"BODY[] ")?;
+    let head = String::from_utf8_lossy(&line[..start]).into_owned();
+    if !head.starts_with("* ") || !head.contains(" FETCH (") {
+        return None;
+    }
+    let after = &line[start + 7..];
+    let close = after.iter().position(|&b| b == b'}')?;
+    let n: usize = std::str::from_utf8(after.get(1..close)?)
+        .ok()?
+        .parse()
+        .ok()?;
+    let raw = after.get(close + 3..close + 3 + n)?.to_vec();
+    // UID and FLAGS may come before or after the literal.
+    let head = format!(
+        "{head} {}",
+        String::from_utf8_lossy(after.get(close + 3 + n..).unwrap_or_default())
+    );
+    let uid = head
+        .split("UID ")
+        .nth(1)?
+        .split(|c: char| !c.is_ascii_digit())
+        .next()?
+        .parse()
+        .ok()?;
+    let flags: Vec<String> = head
+        .split("FLAGS (")
+        .nth(1)
+        .and_then(|f| f.split(')').next())
+        .unwrap_or("")
+        .split_whitespace()
+        .filter(|f| *f != "\\Recent")
+        .map(String::from)
+        .collect();
+    Some(super::mailbox::StoredMessage { uid, flags, raw })
+}
+
+/// Decodes an IMAP modified UTF-7 mailbox name (RFC 3501 5.1.3); None if malformed.
+pub fn mutf7_decode(name: &str) -> Option<String> {
+    const B64: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+,";
+    let mut out = String::new();
+    let mut rest = name;
+    while let Some(amp) = rest.find('&') {
+        out.push_str(&rest[..amp]);
+        let tail = &rest[amp + 1..];
+        let end = tail.find('-')?;
+        let enc = &tail[..end];
+        if enc.is_empty() {
+            out.push('&');
+        } else {
+            let mut bits = 0u32;
+            let mut nbits = 0;
+            let mut bytes = Vec::new();
+            for b in enc.bytes() {
+                let v = B64.iter().position(|&c| c == b)? as u32;
+                bits = (bits << 6) | v;
+                nbits += 6;
+                if nbits >= 8 {
+                    nbits -= 8;
+                    bytes.push((bits >> nbits) as u8);
+                    bits &= (1 << nbits) - 1;
+                }
+            }
+            let units: Vec<u16> = bytes
+                .chunks_exact(2)
+                .map(|c| u16::from_be_bytes([c[0], c[1]]))
+                .collect();
+            out.push_str(&String::from_utf16(&units).ok()?);
+        }
+        rest = &tail[end + 1..];
+    }
+    out.push_str(rest);
+    Some(out)
 }
 
 /// An IMAP quoted string (`\` and `"` escaped).

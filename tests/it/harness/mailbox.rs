@@ -88,25 +88,24 @@ impl Dovecot {
     }
 
     /// The user's selectable folders (always INBOX, never `\Noselect` parents), in
-    /// UTF-8 with the configured separator, sorted.
+    /// UTF-8 with the configured prefix and separator, sorted.
     pub fn folders(&self, user: &str) -> Vec<String> {
-        let out = self.doveadm(
-            &[
-                "-f", "tab", "mailbox", "status", "-u", user, "messages", "*",
-            ],
-            None,
-        );
+        // Every name, then the status of all of them: parents that are no mailboxes
+        // drop out. (`mailbox status "*"` lists nothing in a prefixed namespace.)
+        let listed = self.doveadm(&["-f", "tab", "mailbox", "list", "-u", user], None);
+        let listed = String::from_utf8_lossy(&listed).into_owned();
+        let mut args: Vec<&str> = vec!["-f", "tab", "mailbox", "status", "-u", user, "messages"];
+        args.extend(listed.lines().skip(1).filter(|l| !l.is_empty()));
+        args.push("INBOX");
+        let out = self.doveadm(&args, None);
         let text = String::from_utf8_lossy(&out);
         let mut names: Vec<String> = text
             .lines()
             .skip(1) // the "mailbox\tmessages" header
             .filter_map(|l| Some(l.rsplit_once('\t')?.0.to_string()))
             .collect();
-        // INBOX exists for IMAP even before Dovecot has made its directory.
-        if !names.iter().any(|n| n == "INBOX") {
-            names.push("INBOX".into());
-        }
         names.sort();
+        names.dedup();
         names
     }
 

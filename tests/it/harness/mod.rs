@@ -1,5 +1,5 @@
-//! Test harness: throwaway Dovecot servers, a raw-socket IMAP client, and an SMTP
-//! server (aiosmtpd) that keeps what it receives.
+//! Test harness: throwaway Dovecot and Cyrus servers (the server matrix: `server`), a
+//! raw-socket IMAP client, and an SMTP server (aiosmtpd) that keeps what it receives.
 //!
 //! ```ignore
 //! let dc = Dovecot::start(DovecotOptions::default());      // alice/alicepw, bob/bobpw
@@ -15,16 +15,20 @@
 // A shared library for every test module: not each one uses every helper.
 #![allow(dead_code)]
 
+mod cyrus;
 mod dovecot;
 mod imap;
 mod mailbox;
 mod oauth;
 mod process;
+mod server;
 mod smtp;
 mod tls;
 mod tmp;
 
 // Re-exported for the test modules; each uses only some of them.
+#[allow(unused_imports)]
+pub use cyrus::Cyrus;
 #[allow(unused_imports)]
 pub use dovecot::{Dovecot, DovecotOptions, POST_LOGIN_CAPABILITIES};
 #[allow(unused_imports)]
@@ -35,6 +39,8 @@ pub use mailbox::StoredMessage;
 pub use oauth::{OauthProvider, Seen};
 #[allow(unused_imports)]
 pub use process::{poll, run, signal, Output};
+#[allow(unused_imports)]
+pub use server::{Layout, Mailstore, Server};
 #[allow(unused_imports)]
 pub use smtp::{Received, SmtpSink};
 #[allow(unused_imports)]
