@@ -17,6 +17,10 @@
 //!   resolved to indices.
 //! - [`mail`] — the message view: decoded headers, the body as text (HTML converted), and
 //!   the new text split from quoted replies and the signature.
+//! - [`matching`] — keyword and name matching and escalation levels: what both the
+//!   profile compiler and the triage core use, so it depends on neither.
+//! - [`yaml`] — YAML files with source locations: parsing, the shape check against a JSON
+//!   Schema, diagnostics with file:line:column, durations and hours.
 //! - [`triage`] — the heart: `triage(view, profile, context) → Decision`. Pure functions
 //!   of their inputs (no I/O, clock or randomness); the decision carries every keyword,
 //!   weight, role subtotal, candidate and tie-break that produced it.
@@ -39,9 +43,11 @@ pub mod config;
 pub mod daemon;
 pub mod mail;
 pub mod mailbox;
+pub mod matching;
 pub mod oauth;
 pub mod outbox;
 pub mod pipeline;
 pub mod profile;
 pub mod store;
 pub mod triage;
+pub mod yaml;

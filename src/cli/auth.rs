@@ -11,7 +11,7 @@ use super::outln;
 use crate::config::{AuthKind, Backend, Config};
 use crate::mailbox::imap::connect as imap_connect;
 use crate::oauth::{self, consent, StoredToken, TokenFile};
-use crate::profile::booking_compile::parse_duration;
+use crate::yaml::durations::parse_duration;
 
 /// Runs the consent flow for `account` and stores its refresh token.
 pub fn run(account: &str, config: Option<&Path>, timeout: &str) -> Result<ExitCode> {

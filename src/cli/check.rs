@@ -8,8 +8,8 @@ use std::process::ExitCode;
 use anyhow::Result;
 
 use super::{out, outln};
+use crate::matching::names::Kind;
 use crate::profile::{NotRouted, Profile};
-use crate::triage::names::Kind;
 
 /// The profiles to check: those given, or every profiles/*.yaml.
 fn targets(files: &[PathBuf]) -> Vec<PathBuf> {
@@ -63,11 +63,9 @@ fn is_daemon_config(path: &std::path::Path) -> bool {
     let Ok(bytes) = std::fs::read(path) else {
         return false;
     };
-    match crate::profile::yaml::Document::parse(&path.display().to_string(), &bytes) {
+    match crate::yaml::Document::parse(&path.display().to_string(), &bytes) {
         Ok(doc) => match &doc.root.value {
-            crate::profile::yaml::Value::Map(entries) => {
-                entries.iter().any(|(k, _)| k.name == "accounts")
-            }
+            crate::yaml::Value::Map(entries) => entries.iter().any(|(k, _)| k.name == "accounts"),
             _ => false,
         },
         Err(_) => path.file_name().is_some_and(|n| n == "mailtriage.yaml"),

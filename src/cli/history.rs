@@ -11,10 +11,10 @@ use serde::Serialize;
 
 use super::{out, outln};
 use crate::config::Config;
-use crate::profile::booking_compile::parse_duration;
 use crate::store::{self, Store};
 use crate::triage::decision::Decision;
 use crate::triage::explain::{render_with, Header};
+use crate::yaml::durations::parse_duration;
 
 /// Output format for history and stats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

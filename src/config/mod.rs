@@ -17,11 +17,11 @@ pub use oauth::{
 pub use raw::{AuthKind, LogFormat, OauthPreset, TlsMode, WatchMode};
 pub use secret::{Secret, SecretString};
 
-use crate::profile::booking_compile::parse_duration;
-use crate::profile::compile::{Checker, DiagExt};
-use crate::profile::diag::{did_you_mean, ConfigError, Diagnostic};
-use crate::profile::shape;
-use crate::profile::yaml::{Document, Path, Value};
+use crate::yaml::checker::{Checker, DiagExt};
+use crate::yaml::diag::{did_you_mean, ConfigError, Diagnostic};
+use crate::yaml::durations::parse_duration;
+use crate::yaml::shape;
+use crate::yaml::{Document, Path, Value};
 use raw::{RawAccount, RawConfig, RawImap, RawOauth, RawSecret};
 
 /// Default cap on the text triage reads per message.

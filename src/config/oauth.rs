@@ -6,8 +6,8 @@ use std::path::Path as FsPath;
 
 use super::raw::{OauthPreset, RawOauth, RawSecretOrText};
 use super::{check_secret, is_loopback, secret, ImapConfig, Secret};
-use crate::profile::compile::{Checker, DiagExt};
-use crate::profile::yaml::Path;
+use crate::yaml::checker::{Checker, DiagExt};
+use crate::yaml::Path;
 
 /// An OAuth2 provider, resolved: a preset's endpoints and scopes with any overrides.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -245,7 +245,7 @@ mod tests {
         let d = decide(&p, "This is unacceptable.");
         assert_eq!(
             d.escalation.as_ref().map(|e| e.level),
-            Some(crate::triage::decision::Level::HIGH)
+            Some(crate::matching::Level::HIGH)
         );
         assert!(plan_actions(&p, &d, None).is_empty());
         let manual = profile("manual_only");

@@ -12,24 +12,22 @@
 
 pub mod booking_compile;
 pub mod compile;
-pub mod diag;
 pub mod notices_compile;
 pub mod raw;
 pub mod rules;
-pub mod shape;
 pub mod template;
-pub mod yaml;
 
 use std::path::Path as FsPath;
 
 use chrono_tz::Tz;
 
-pub use diag::{ConfigError, Diagnostic, Loc};
-pub use raw::{DateOrder, EscalationMode, FirstNames, ServiceRank};
+pub use crate::matching::names::FirstNames;
+pub use crate::yaml::diag::{ConfigError, Diagnostic, Loc};
+pub use raw::{DateOrder, EscalationMode, ServiceRank};
 
-use crate::triage::decision::Level;
-use crate::triage::matcher::{Matcher, SetId};
-use crate::triage::names::NameIndex;
+use crate::matching::matcher::{Matcher, SetId};
+use crate::matching::names::NameIndex;
+use crate::matching::Level;
 
 /// A validated, compiled profile: everything the triage core needs, nothing it must check.
 #[derive(Debug, Clone)]
@@ -326,7 +324,7 @@ impl Profile {
             ConfigError::single(Diagnostic::new(
                 &label,
                 Loc::default(),
-                yaml::Path::root(),
+                crate::yaml::Path::root(),
                 format!("cannot read the profile: {e}"),
             ))
         })?;

@@ -2,12 +2,13 @@
 //! `digest:` sections, and that every member named in `escalation.actions.*.notify`
 //! has an address to alert.
 
-use super::compile::{Checker, DiagExt, MemberRef};
-use super::diag::did_you_mean;
+use super::compile::MemberRef;
 use super::raw::{RawAction, RawProfile};
 use super::template::{Template, TemplateError, ACK_PLACEHOLDERS};
-use super::yaml::Path;
 use super::{Acknowledgement, Digest, Member};
+use crate::yaml::checker::{Checker, DiagExt};
+use crate::yaml::diag::did_you_mean;
+use crate::yaml::Path;
 
 /// Parses a template, reporting unknown placeholders with a suggestion.
 fn template(c: &mut Checker<'_>, path: &Path, source: &str) -> Template {
@@ -124,7 +125,7 @@ pub(crate) fn notices(
 
     let digest = raw.digest.as_ref().and_then(|d| {
         let p = root.key("digest");
-        let at_minute = match super::booking_compile::parse_time(d.time.trim()) {
+        let at_minute = match crate::yaml::durations::parse_time(d.time.trim()) {
             Ok(m) if m < 24 * 60 => m,
             Ok(_) => {
                 c.at_value(&p.key("time"), "24:00 is the next day")

@@ -186,7 +186,7 @@ pub struct RawRouting {
     pub subject_boost: Option<f64>,
     /// How first names match: `capitalized` (default; "Mark" but not "mark this"), `any`, or `off`.
     #[serde(default)]
-    pub first_names: Option<FirstNames>,
+    pub first_names: Option<RawFirstNames>,
     /// Mailing-list mail (List-Id, List-Unsubscribe): `leave` in the inbox (default) or `{folder: NAME}`.
     #[serde(default)]
     pub lists: Option<RawNotRouted>,
@@ -228,7 +228,7 @@ pub enum UnmatchedWord {
 /// How first names are recognised in text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
-pub enum FirstNames {
+pub enum RawFirstNames {
     /// Only capitalised ("Mark", not "mark this as urgent").
     Capitalized,
     /// In any case.

@@ -30,10 +30,10 @@ use chrono_tz::Tz;
 
 use super::classify::score_set;
 use super::decision::{round, BookingDecision, PreferenceEntry, ProviderScore, RequestedDay};
-use super::matcher::Scan;
 use super::when::{self, Asked};
 use super::{Folded, History};
 use crate::mail::MessageView;
+use crate::matching::matcher::Scan;
 use crate::profile::{Booking, Profile, Provider, ServiceRank};
 
 /// Appointment length assumed when the service (or its duration) is unknown.

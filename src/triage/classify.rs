@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use super::decision::{round, CategoryDetail, Classification, KeywordHit};
-use super::matcher::{Hit, Matcher, Scan, SetId};
+use crate::matching::matcher::{Hit, Matcher, Scan, SetId};
 use crate::profile::Profile;
 
 /// The outcome of classification.

@@ -10,33 +10,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-/// Escalation priority, lowest first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub enum Level {
-    MEDIUM,
-    HIGH,
-    URGENT,
-}
-
-impl Level {
-    /// All levels, lowest first.
-    pub const ALL: [Level; 3] = [Level::MEDIUM, Level::HIGH, Level::URGENT];
-
-    /// The level's name as written in profiles.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Level::MEDIUM => "MEDIUM",
-            Level::HIGH => "HIGH",
-            Level::URGENT => "URGENT",
-        }
-    }
-}
-
-impl std::fmt::Display for Level {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+pub use crate::matching::Level;
 
 /// Why the recipient was chosen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -4,7 +4,7 @@
 
 use super::classify::found_in;
 use super::decision::{round, Escalation, EscalationKeyword, Level, PlannedActions, Sentiment};
-use super::matcher::Scan;
+use crate::matching::matcher::Scan;
 use crate::profile::{EscalationMode, Profile};
 
 /// The sentiment level for a compound score, if it reaches the threshold.

@@ -8,15 +8,14 @@ pub mod classify;
 pub mod decision;
 pub mod escalate;
 pub mod explain;
-pub mod matcher;
-pub mod names;
 pub mod recipient;
 pub mod sentiment;
 pub mod when;
 
 use std::collections::BTreeMap;
 
-pub use decision::{Decision, Level, Reason};
+pub use crate::matching::Level;
+pub use decision::{Decision, Reason};
 
 use crate::mail::MessageView;
 use crate::profile::{NotRouted, Profile};
@@ -68,8 +67,8 @@ impl<'m> Folded<'m> {
         Folded {
             subject: &msg.subject,
             body: &msg.body.new_text,
-            subject_folded: matcher::fold_text(&msg.subject),
-            body_folded: matcher::fold_text(&msg.body.new_text),
+            subject_folded: crate::matching::matcher::fold_text(&msg.subject),
+            body_folded: crate::matching::matcher::fold_text(&msg.body.new_text),
         }
     }
 }

@@ -10,10 +10,10 @@
 
 use super::classify::score_set;
 use super::decision::{round, Candidate, NameMention, Reason, RoleMatch};
-use super::matcher::Scan;
-use super::names::NameHit;
 use super::{Folded, History};
 use crate::mail::MessageView;
+use crate::matching::matcher::Scan;
+use crate::matching::names::NameHit;
 use crate::profile::Profile;
 
 /// Who gets the message and why.

@@ -4,13 +4,13 @@ use std::collections::BTreeMap;
 
 use super::folders::plain_folder;
 use super::keywords::too_long;
-use super::{Checker, DiagExt};
-use crate::profile::diag::did_you_mean;
+use crate::matching::matcher::{Entry, KeywordSet};
+use crate::matching::Level;
 use crate::profile::raw::{KeywordLevel, RawAction, RawEscalation};
-use crate::profile::yaml::Path;
 use crate::profile::{Action, EscalationRules};
-use crate::triage::decision::Level;
-use crate::triage::matcher::{Entry, KeywordSet};
+use crate::yaml::checker::{Checker, DiagExt};
+use crate::yaml::diag::did_you_mean;
+use crate::yaml::Path;
 
 pub(super) fn escalation(
     c: &mut Checker<'_>,

@@ -1,10 +1,10 @@
 //! Folder names and templates: parsed, checked, and compared as servers would store them.
 
-use super::{Checker, DiagExt};
-use crate::profile::diag::did_you_mean;
 use crate::profile::raw::RawNotRouted;
-use crate::profile::yaml::Path;
 use crate::profile::{FolderTemplate, NotRouted, Piece};
+use crate::yaml::checker::{Checker, DiagExt};
+use crate::yaml::diag::did_you_mean;
+use crate::yaml::Path;
 
 /// The key two folder names collide on: the same after neutralisation on a server with
 /// either common delimiter (`/`, or `.` where dots are not allowed — also Maildir++), in

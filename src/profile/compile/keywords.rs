@@ -2,10 +2,11 @@
 
 use regex::RegexBuilder;
 
-use super::{Checker, DiagExt, MAX_KEYWORD_CHARS};
+use super::MAX_KEYWORD_CHARS;
+use crate::matching::matcher::{Entry, KeywordSet, PatternEntry};
 use crate::profile::raw::{KeywordWeights, RawCategory, RawRole};
-use crate::profile::yaml::Path;
-use crate::triage::matcher::{Entry, KeywordSet, PatternEntry};
+use crate::yaml::checker::{Checker, DiagExt};
+use crate::yaml::Path;
 
 /// Largest compiled size of one regex (bytes of the compiled program).
 const REGEX_SIZE_LIMIT: usize = 256 * 1024;

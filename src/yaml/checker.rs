@@ -1,7 +1,7 @@
 //! Where configuration problems are collected: each with its file, line and column.
 
-use crate::profile::diag::Diagnostic;
-use crate::profile::yaml::{Document, Path};
+use super::diag::Diagnostic;
+use super::{Document, Path};
 
 /// Collects diagnostics with locations resolved against the document.
 pub(crate) struct Checker<'a> {

@@ -9,7 +9,7 @@
 use serde_json::{Map, Value as Json};
 
 use super::diag::{did_you_mean, Diagnostic};
-use super::yaml::{Node, Path, Value};
+use super::{Node, Path, Value};
 
 /// Checks `root` against `schema` (a root schema with `$defs`); returns every problem.
 pub fn check(file: &str, root: &Node, schema: &Json) -> Vec<Diagnostic> {
@@ -308,7 +308,7 @@ impl Walker<'_> {
     fn walk_object(
         &self,
         node: &Node,
-        entries: &[(super::yaml::Key, Node)],
+        entries: &[(super::Key, Node)],
         s: &Json,
         path: &Path,
         out: &mut Vec<Diagnostic>,

@@ -11,7 +11,12 @@ use std::fmt;
 use serde::de::{Deserialize, DeserializeOwned, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_saphyr::Spanned;
 
-use super::diag::{Diagnostic, Loc};
+pub mod checker;
+pub mod diag;
+pub mod durations;
+pub mod shape;
+
+use diag::{Diagnostic, Loc};
 
 /// Largest YAML file we accept (profiles are a few KB; this stops accidents and abuse).
 pub const MAX_YAML_BYTES: usize = 4 * 1024 * 1024;

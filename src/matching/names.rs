@@ -19,7 +19,18 @@ use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use super::matcher::{
     boundary_after, boundary_before, fold, fold_keyword, fold_text, is_word_char,
 };
-use crate::profile::FirstNames;
+
+/// When a first name alone names a member (compiled from the profile's
+/// `routing.first_names`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FirstNames {
+    /// Only capitalised ("Mark", not "mark this as urgent").
+    Capitalized,
+    /// In any case.
+    Any,
+    /// First names alone never name anyone (full names and aliases still do).
+    Off,
+}
 
 /// How a variant names its member.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

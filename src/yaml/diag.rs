@@ -6,7 +6,7 @@
 
 use std::fmt;
 
-use super::yaml::Path;
+use super::Path;
 
 /// A 1-based line and column in a source file (0 when unknown).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
