@@ -154,6 +154,8 @@ pub struct MessageView {
     pub auto_submitted: Option<String>,
     /// X-Autoreply / X-Autorespond present.
     pub x_autoreply: bool,
+    /// A spam filter upstream marked the message: the header that says so.
+    pub spam_verdict: Option<String>,
     /// Return-Path: <> (bounces and other automatic mail).
     pub null_return_path: bool,
     /// A delivery or disposition report (multipart/report).
@@ -389,8 +391,37 @@ fn header_view(m: &Message<'_>) -> MessageView {
         x_autoreply: header_raw(m, "X-Autoreply").is_some()
             || header_raw(m, "X-Autorespond").is_some(),
         null_return_path: header_raw(m, "Return-Path").is_some_and(|r| r.replace(' ', "") == "<>"),
+        spam_verdict: spam_verdict(|name| header_raw(m, name)),
         report: content_type_report,
         ..MessageView::default()
+    }
+}
+
+/// The upstream spam verdict among a message's header fields, as evidence: SpamAssassin's
+/// `X-Spam-Flag: YES` and `X-Spam-Status: Yes, …`, `X-Spam: yes`, rspamd's `X-Spam-Action`
+/// (reject, add header, rewrite subject) and Microsoft's `X-MS-Exchange-Organization-SCL`
+/// of 5 or more.
+pub fn spam_verdict<'a>(header: impl Fn(&'static str) -> Option<&'a str>) -> Option<String> {
+    let yes = |v: &str| {
+        let w = v.split([',', ' ', ';']).next().unwrap_or_default();
+        w.eq_ignore_ascii_case("yes") || w.eq_ignore_ascii_case("true")
+    };
+    for name in ["X-Spam-Flag", "X-Spam-Status", "X-Spam"] {
+        if let Some(v) = header(name).filter(|v| yes(v)) {
+            let shown: String = v.chars().take(40).collect();
+            return Some(format!("{name}: {shown}"));
+        }
+    }
+    if let Some(v) = header("X-Spam-Action") {
+        let action = v.trim().to_ascii_lowercase();
+        if ["reject", "add header", "rewrite subject"].contains(&action.as_str()) {
+            return Some(format!("X-Spam-Action: {action}"));
+        }
+    }
+    let scl = header("X-MS-Exchange-Organization-SCL")?;
+    match scl.trim().parse::<i32>() {
+        Ok(n) if n >= 5 => Some(format!("X-MS-Exchange-Organization-SCL: {n}")),
+        _ => None,
     }
 }
 

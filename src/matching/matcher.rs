@@ -19,20 +19,44 @@ pub const DFA_MAX_KEYWORD_BYTES: usize = 256 * 1024;
 /// Identifies one keyword set (a category's keywords, a role's, …) inside a [`Matcher`].
 pub type SetId = usize;
 
-/// One keyword as written by the owner, with its weight.
+/// One keyword as written by the owner, with its weight and where it came from.
 #[derive(Debug, Clone)]
 pub struct Entry {
-    /// As written (e.g. "refund*", "bulk pricing").
+    /// As written (e.g. "refund*", "bulk pricing", "=resume").
     pub keyword: String,
     pub weight: f64,
+    /// The rule pack or file that contributed it: "base", an industry, "profile".
+    pub origin: &'static str,
 }
 
-/// One regular-expression rule with its weight.
+/// One regular-expression rule with its weight and where it came from.
 #[derive(Debug, Clone)]
 pub struct PatternEntry {
     pub source: String,
     pub regex: Regex,
     pub weight: f64,
+    pub origin: &'static str,
+}
+
+/// How a keyword as written matches: `stem*` any word starting with the stem, `=word`
+/// exactly that word, anything else the word and its ordinary forms ([`super::forms`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Spelling {
+    Forms,
+    Prefix,
+    Exact,
+}
+
+/// A keyword's text to match (trimmed, without `*` or `=`) and how it matches.
+pub fn spelling(keyword: &str) -> (&str, Spelling) {
+    let k = keyword.trim();
+    if let Some(stem) = k.strip_suffix('*') {
+        (stem, Spelling::Prefix)
+    } else if let Some(word) = k.strip_prefix('=') {
+        (word.trim_start(), Spelling::Exact)
+    } else {
+        (k, Spelling::Forms)
+    }
 }
 
 /// A named set of keywords and patterns.
@@ -238,28 +262,46 @@ impl Matcher {
         let mut strings: Vec<String> = Vec::new();
         let mut owners: Vec<Vec<Owner>> = Vec::new();
         let mut index: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+        let mut add = |folded: String, owner: Owner| {
+            let id = *index.entry(folded.clone()).or_insert_with(|| {
+                strings.push(folded);
+                owners.push(Vec::new());
+                strings.len() - 1
+            });
+            if let Some(o) = owners.get_mut(id) {
+                o.push(owner);
+            }
+        };
         for (set_id, set) in sets.iter().enumerate() {
-            for (entry, e) in set.entries.iter().enumerate() {
-                let (stem, prefix) = match e.keyword.trim().strip_suffix('*') {
-                    Some(s) => (s, true),
-                    None => (e.keyword.as_str(), false),
-                };
-                let folded = fold_keyword(stem);
+            let written: Vec<(String, Spelling)> = set
+                .entries
+                .iter()
+                .map(|e| {
+                    let (text, how) = spelling(&e.keyword);
+                    (fold_keyword(text), how)
+                })
+                .collect();
+            // A form that another keyword of the set is written as belongs to that one
+            // ("supplier" does not also count for a separate "suppliers").
+            let own: std::collections::HashSet<&str> =
+                written.iter().map(|(w, _)| w.as_str()).collect();
+            for (entry, (folded, how)) in written.iter().enumerate() {
                 if folded.is_empty() {
                     continue;
                 }
-                let id = *index.entry(folded.clone()).or_insert_with(|| {
-                    strings.push(folded);
-                    owners.push(Vec::new());
-                    strings.len() - 1
-                });
-                if let Some(o) = owners.get_mut(id) {
-                    o.push(Owner {
-                        set: set_id,
-                        entry,
-                        prefix,
-                    });
+                let owner = Owner {
+                    set: set_id,
+                    entry,
+                    prefix: *how == Spelling::Prefix,
+                };
+                if *how == Spelling::Forms {
+                    for form in super::forms::forms(folded) {
+                        if !own.contains(form.as_str()) {
+                            add(form, owner);
+                        }
+                    }
                 }
+                add(folded.clone(), owner);
             }
         }
         let automaton = if strings.is_empty() {
@@ -422,6 +464,7 @@ mod tests {
                 .map(|(k, w)| Entry {
                     keyword: (*k).to_string(),
                     weight: *w,
+                    origin: "test",
                 })
                 .collect(),
             patterns: Vec::new(),

@@ -3,9 +3,11 @@
 //!
 //! - [`matcher`] — every keyword of a profile in one Aho-Corasick automaton over folded
 //!   text, with whole-word boundaries, stems and regex patterns beside it;
+//! - [`forms`] — the ordinary English forms a keyword also matches;
 //! - [`names`] — finding team members named in a message;
 //! - [`Level`] — escalation priorities, which keyword sets carry.
 
+pub mod forms;
 pub mod matcher;
 pub mod names;
 

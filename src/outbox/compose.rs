@@ -538,7 +538,7 @@ mod tests {
             "References: <first@example.com> <orig@example.com>",
             "Auto-Submitted: auto-generated",
             "Pat Customer <pat@example.com>",
-            "\"lawyer\" (URGENT",
+            "\"my lawyer\" (URGENT",
             "> I will call my lawyer.",
         ] {
             assert!(text.contains(want), "{want} missing in\n{text}");

@@ -57,7 +57,7 @@ pub(crate) fn booking(
         }
         let mut words = vec![name.clone()];
         words.extend(s.keywords.iter().cloned());
-        sets.push(plain_set(&words));
+        sets.push(plain_set(&words, super::rules::PROFILE));
         services.push(Service {
             name,
             set: sets.len() - 1,

@@ -62,6 +62,8 @@ pub struct Business {
     /// Lowercased mail domains; mail from these is internal.
     pub domains: Vec<String>,
     pub timezone: Tz,
+    /// The industry packs in force over the base, in order (`business.industry`).
+    pub industries: Vec<String>,
 }
 
 /// A team member.
@@ -158,6 +160,8 @@ pub struct Routing {
     pub first_names: FirstNames,
     pub lists: NotRouted,
     pub bulk: NotRouted,
+    /// Mail marked as spam upstream.
+    pub spam: NotRouted,
     pub auto_replies: NotRouted,
     pub own_mail: NotRouted,
     /// Mail below every threshold: routed with the default category (None), or not routed.
@@ -190,6 +194,13 @@ pub struct EscalationRules {
     pub sentiment_neutral: Vec<String>,
     /// Actions for MEDIUM, HIGH, URGENT (indexed by `Level as usize`).
     pub actions: [Action; 3],
+    /// The level mail of each category is escalated at whatever its words (indexed like
+    /// `Profile::categories`; built in: URGENT at URGENT).
+    pub category_levels: Vec<Option<Level>>,
+    /// Lowercased words that, capitalised, are people's names (`escalation.names`).
+    pub names: Vec<String>,
+    /// Keyword set of mass-mail wording: a message with a hit is never escalated.
+    pub mass_mail_set: SetId,
 }
 
 /// The acknowledgement to customers.

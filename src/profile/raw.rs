@@ -21,10 +21,12 @@ pub struct RawProfile {
     /// The people mail is routed to. With nobody on the team, all mail stays unassigned.
     #[serde(default)]
     pub team: Vec<RawMember>,
-    /// Extends or overrides the built-in role library (rules/roles.yaml), or defines new roles.
+    /// Extends or overrides the built-in role library (rules/base/roles.yaml and the industry
+    /// packs), or defines new roles.
     #[serde(default)]
     pub roles: BTreeMap<String, RawRole>,
-    /// Extends or overrides the built-in categories (rules/categories.yaml), or adds new ones.
+    /// Extends or overrides the built-in categories (rules/base/categories.yaml and the
+    /// industry packs), or adds new ones.
     #[serde(default)]
     pub categories: BTreeMap<String, RawCategory>,
     /// Where routed mail goes and what happens to mail that is not for a person.
@@ -92,6 +94,28 @@ pub struct RawBusiness {
     /// IANA time zone (e.g. America/Toronto) for business hours and relative dates. Default UTC.
     #[serde(default)]
     pub timezone: Option<String>,
+    /// The built-in industry pack(s) whose words apply on top of the business-neutral
+    /// base: hot_tubs, trades, clinic, it_services, retail (one name or a list).
+    #[serde(default)]
+    pub industry: Option<OneOrMany>,
+}
+
+/// One name, or a list of names.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    /// The names, in order.
+    pub fn names(&self) -> Vec<String> {
+        match self {
+            OneOrMany::One(s) => vec![s.clone()],
+            OneOrMany::Many(v) => v.clone(),
+        }
+    }
 }
 
 /// A person on the team.
@@ -199,6 +223,10 @@ pub struct RawRouting {
     /// Mail sent by the watched account itself: `leave` (default) or `{folder: NAME}`.
     #[serde(default)]
     pub own_mail: Option<RawNotRouted>,
+    /// Mail a spam filter upstream marked (X-Spam-Flag: YES, X-Spam-Status: Yes, X-Spam:
+    /// yes, rspamd's X-Spam-Action, Microsoft's SCL ≥ 5): `leave` (default) or `{folder: NAME}`.
+    #[serde(default)]
+    pub spam: Option<RawNotRouted>,
     /// Mail that reaches no category's threshold: `route` (default: it gets
     /// `default_category` and goes to a person), `leave` it in place, or `{folder: NAME}`.
     #[serde(default)]
@@ -263,7 +291,7 @@ pub struct RawFolderAction {
     pub folder: String,
 }
 
-/// Escalation settings; every key is optional and falls back to rules/escalation.yaml.
+/// Escalation settings; every key is optional and falls back to the built-in rules.
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawEscalation {
@@ -286,6 +314,18 @@ pub struct RawEscalation {
     /// mood (added to the built-in list; e.g. [error, leak, pain]).
     #[serde(default)]
     pub sentiment_neutral: Vec<String>,
+    /// Category → the level at which mail of that category is escalated whatever its
+    /// words (built in: URGENT: URGENT); `none` turns one off. Not in manual_only mode.
+    #[serde(default)]
+    pub categories: BTreeMap<String, KeywordLevel>,
+    /// Words that, capitalised, are people's names rather than escalation words (added to
+    /// the built-in list: Sue, Bill, Grant, …).
+    #[serde(default)]
+    pub names: Vec<String>,
+    /// Wording of mass mail ("unsubscribe", "click here"): a message whose new text has one
+    /// is never escalated (added to the built-in list).
+    #[serde(default)]
+    pub mass_mail: Vec<String>,
     /// What happens at each level; a level given here replaces the built-in actions for it.
     #[serde(default)]
     pub actions: Option<RawActions>,
@@ -534,7 +574,33 @@ pub struct RawBookingWeights {
     pub available: Option<f64>,
 }
 
-/// rules/categories.yaml: category order and the built-in categories.
+/// An industry pack (rules/industries/NAME.yaml): the same sections as a profile's, applied
+/// over the base pack.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawIndustryPack {
+    /// One line on the businesses it fits.
+    pub description: String,
+    #[serde(default)]
+    pub categories: BTreeMap<String, RawCategory>,
+    #[serde(default)]
+    pub roles: BTreeMap<String, RawRole>,
+    #[serde(default)]
+    pub escalation: RawEscalation,
+    /// Words that signal a booking request (added to the BOOKING category's).
+    #[serde(default)]
+    pub booking: Option<RawPackBooking>,
+}
+
+/// The booking words of an industry pack.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPackBooking {
+    #[serde(default)]
+    pub keywords: KeywordWeights,
+}
+
+/// rules/base/categories.yaml: category order and the built-in categories.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawCategoryPack {

@@ -27,6 +27,13 @@ pub fn found_in(h: &Hit) -> String {
     .to_string()
 }
 
+/// Whether a hit lies in the subject or the opening of the new text (its first
+/// [`super::URGENCY_SCAN_BYTES`]): what escalation, and a category that escalates on its
+/// own, judge a message by — an emergency is not buried on page eight of a digest.
+pub fn in_opening(h: &Hit) -> bool {
+    h.found.subject || h.first_body_pos < super::URGENCY_SCAN_BYTES
+}
+
 /// Scores one keyword set: Σ distinct hits × (subject_boost when in the subject) × factor.
 pub fn score_set(
     matcher: &Matcher,
@@ -35,10 +42,32 @@ pub fn score_set(
     subject_boost: f64,
     factor: f64,
 ) -> (f64, Vec<KeywordHit>) {
+    score_set_within(matcher, scan, set, subject_boost, factor, false)
+}
+
+/// [`score_set`]; with `opening_only`, hits past the opening score nothing (they are
+/// listed, found in "body, past the opening").
+fn score_set_within(
+    matcher: &Matcher,
+    scan: &Scan,
+    set: SetId,
+    subject_boost: f64,
+    factor: f64,
+    opening_only: bool,
+) -> (f64, Vec<KeywordHit>) {
     let mut total = 0.0;
     let mut hits = Vec::new();
     for h in scan.set(set) {
         let weight = matcher.weight(set, h.entry);
+        if opening_only && !in_opening(h) {
+            hits.push(KeywordHit {
+                keyword: matcher.label(set, h.entry).to_string(),
+                weight,
+                points: 0.0,
+                found_in: "body, past the opening".to_string(),
+            });
+            continue;
+        }
         let boost = if h.found.subject { subject_boost } else { 1.0 };
         let points = weight * boost * factor;
         total += points;
@@ -56,8 +85,21 @@ pub fn score_set(
 pub fn classify(profile: &Profile, scan: &Scan, forced: Option<usize>) -> Classified {
     let mut details = Vec::new();
     let mut scores = BTreeMap::new();
-    for cat in &profile.categories {
-        let (score, hits) = score_set(&profile.matcher, scan, cat.set, cat.subject_boost, 1.0);
+    for (i, cat) in profile.categories.iter().enumerate() {
+        // A category that escalates on its own is judged by the opening, like escalation.
+        let opening_only = profile
+            .escalation
+            .category_levels
+            .get(i)
+            .is_some_and(Option::is_some);
+        let (score, hits) = score_set_within(
+            &profile.matcher,
+            scan,
+            cat.set,
+            cat.subject_boost,
+            1.0,
+            opening_only,
+        );
         scores.insert(cat.name.clone(), score);
         details.push(CategoryDetail {
             category: cat.name.clone(),

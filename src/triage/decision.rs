@@ -38,6 +38,9 @@ pub enum Reason {
     NotRoutedAutoReply,
     /// Sent by the watched account itself, not routed to a person.
     NotRoutedOwnMail,
+    /// Marked as spam by a filter upstream (X-Spam-Flag, X-Spam-Status, rspamd, Microsoft
+    /// SCL), not routed to a person.
+    NotRoutedSpam,
     /// Matched no category and the profile leaves such mail alone (`routing.unmatched`).
     NotRoutedUnmatched,
     /// A booking request assigned to a provider (SPEC §7); `booking.strategy` says how.
@@ -59,6 +62,7 @@ impl Reason {
             Reason::NotRoutedBulk => "not_routed_bulk",
             Reason::NotRoutedAutoReply => "not_routed_auto_reply",
             Reason::NotRoutedOwnMail => "not_routed_own_mail",
+            Reason::NotRoutedSpam => "not_routed_spam",
             Reason::NotRoutedUnmatched => "not_routed_unmatched",
             Reason::BookingProvider => "booking_provider",
         }
@@ -146,6 +150,13 @@ pub struct Signals {
     pub bulk: bool,
     pub auto_reply: bool,
     pub own_mail: bool,
+    /// A spam filter upstream marked it (see [`Reason::NotRoutedSpam`]).
+    #[serde(default)]
+    pub spam: bool,
+    /// Its new text reads like mass mail (unsubscribe instructions, "click here"): still
+    /// routed, never escalated.
+    #[serde(default)]
+    pub mass_mail: bool,
     /// From one of the business's own domains.
     pub internal: bool,
     /// Human-readable evidence ("List-Id: <x>", "Auto-Submitted: auto-replied").
@@ -195,8 +206,14 @@ pub struct PlannedActions {
 pub struct Escalation {
     pub level: Level,
     pub mode: String,
-    /// "sentiment", "keyword" or "sentiment+keyword".
+    /// What escalated it: "category", "sentiment", "keyword", joined by `+` when several.
     pub by: String,
+    /// The category whose mail is escalated at a level of its own (`escalation.categories`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub category: Option<String>,
+    /// Escalation keywords that were found only as people's names and did not count.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub names_ignored: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sentiment_level: Option<Level>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -4,7 +4,8 @@
 
 use super::classify::found_in;
 use super::decision::{round, Escalation, EscalationKeyword, Level, PlannedActions, Sentiment};
-use crate::matching::matcher::Scan;
+use super::Folded;
+use crate::matching::matcher::{spelling, Scan};
 use crate::profile::{EscalationMode, Profile};
 
 /// The sentiment level for a compound score, if it reaches the threshold.
@@ -31,29 +32,87 @@ pub fn uses_sentiment(mode: EscalationMode) -> bool {
     )
 }
 
+/// Is this escalation keyword, wherever it occurs in the subject and new text, only a
+/// person's name — capitalised ("Sue is out today"), and a known name or a word of the
+/// sender's or a team member's name? Lower case ("we will sue") or capitals ("I WILL
+/// SUE") still count. Only single words can be names.
+fn only_as_a_name(
+    profile: &Profile,
+    keyword: &str,
+    text: &Folded<'_>,
+    sender_name: Option<&str>,
+) -> bool {
+    let (word, _) = spelling(keyword);
+    let lower = word.to_lowercase();
+    if lower.contains(' ') || lower.is_empty() {
+        return false;
+    }
+    let known = profile.escalation.names.binary_search(&lower).is_ok()
+        || sender_name
+            .into_iter()
+            .chain(profile.members.iter().map(|m| m.name.as_str()))
+            .flat_map(|n| n.split(|c: char| !c.is_alphanumeric()))
+            .any(|w| lowercases_to(w, &lower));
+    if !known {
+        return false;
+    }
+    let mut seen = false;
+    for part in [text.subject, text.body] {
+        for w in part.split(|c: char| !(c.is_alphanumeric() || c == '\'')) {
+            if w.len() != lower.len() || !lowercases_to(w, &lower) {
+                continue;
+            }
+            seen = true;
+            let mut chars = w.chars();
+            let capitalised =
+                chars.next().is_some_and(char::is_uppercase) && chars.any(char::is_lowercase);
+            if !capitalised {
+                return false;
+            }
+        }
+    }
+    seen
+}
+
+/// What escalation sees of a message beyond its keyword hits.
+pub struct Seen<'a> {
+    pub sentiment: Option<&'a Sentiment>,
+    /// The decided category (index into the profile's categories).
+    pub category: usize,
+    pub text: &'a Folded<'a>,
+    pub sender_name: Option<&'a str>,
+}
+
 /// Decides escalation. `recipient` and `fallback` are member names used to resolve who is
 /// notified.
 pub fn escalate(
     profile: &Profile,
     scan: &Scan,
-    sentiment: Option<&Sentiment>,
+    seen: &Seen<'_>,
     recipient: Option<&str>,
     fallback: &[String],
 ) -> Option<Escalation> {
     let rules = &profile.escalation;
+    let mut names_ignored = Vec::new();
     let keywords: Vec<EscalationKeyword> = scan
         .set(rules.set)
         .iter()
+        .filter(|h| super::classify::in_opening(h))
         .filter_map(|h| {
+            let keyword = profile.matcher.label(rules.set, h.entry).to_string();
+            if only_as_a_name(profile, &keyword, seen.text, seen.sender_name) {
+                names_ignored.push(keyword);
+                return None;
+            }
             Some(EscalationKeyword {
-                keyword: profile.matcher.label(rules.set, h.entry).to_string(),
+                keyword,
                 level: *rules.levels.get(h.entry)?,
                 found_in: found_in(h),
             })
         })
         .collect();
     let kw_level = keywords.iter().map(|k| k.level).max();
-    let s_level = sentiment.and_then(|s| sentiment_level(profile, s));
+    let s_level = seen.sentiment.and_then(|s| sentiment_level(profile, s));
     let (level, by) = match rules.mode {
         EscalationMode::ManualOnly => (None, ""),
         EscalationMode::KeywordOnly => (kw_level, "keyword"),
@@ -69,7 +128,21 @@ pub fn escalate(
             (None, None) => (None, ""),
         },
     };
-    let level = level?;
+    // A category escalated at a level of its own (URGENT mail is urgent), in every mode
+    // but manual_only; the words can still raise the priority.
+    let c_level = rules
+        .category_levels
+        .get(seen.category)
+        .copied()
+        .flatten()
+        .filter(|_| rules.mode != EscalationMode::ManualOnly);
+    let (level, by) = match (c_level, level) {
+        (Some(c), Some(l)) if l > c => (l, format!("category+{by}")),
+        (Some(c), Some(_)) => (c, format!("category+{by}")),
+        (Some(c), None) => (c, "category".to_string()),
+        (None, Some(l)) => (l, by.to_string()),
+        (None, None) => return None,
+    };
     let action = &rules.actions[level as usize];
     let mut notify: Vec<String> = Vec::new();
     for who in &action.notify {
@@ -91,7 +164,13 @@ pub fn escalate(
     Some(Escalation {
         level,
         mode,
-        by: by.to_string(),
+        category: c_level.and_then(|_| {
+            profile
+                .categories
+                .get(seen.category)
+                .map(|c| c.name.clone())
+        }),
+        names_ignored,
         sentiment_level: if by.contains("sentiment") {
             s_level
         } else {
@@ -102,6 +181,7 @@ pub fn escalate(
         } else {
             Vec::new()
         },
+        by,
         actions: PlannedActions {
             flag: action.flag,
             keywords: action.keywords.clone(),
@@ -122,13 +202,72 @@ fn lowercases_to(word: &str, lower: &str) -> bool {
     word.chars().flat_map(char::to_lowercase).eq(lower.chars())
 }
 
-/// Scores the sentiment of the new text for the decision. Curly apostrophes are
-/// straightened first so "don’t" negates like "don't" (mail clients send both).
+/// Lines of a letter's form, not of its mood: a greeting ("Dear Support Team,", "Hi
+/// Sarah!") and a sign-off ("Thanks,", "Kind regards") on a line of its own.
+fn formula_line(line: &str) -> bool {
+    let l = line
+        .trim()
+        .trim_end_matches([',', '!', '.', ':', ';'])
+        .trim();
+    if l.is_empty() || l.len() > 60 {
+        return false;
+    }
+    let lower = l.to_lowercase();
+    const GREETINGS: [&str; 8] = [
+        "dear ",
+        "hi ",
+        "hello ",
+        "hey ",
+        "good morning",
+        "good afternoon",
+        "good evening",
+        "greetings",
+    ];
+    const SIGNOFFS: [&str; 12] = [
+        "thanks",
+        "thank you",
+        "many thanks",
+        "regards",
+        "kind regards",
+        "best regards",
+        "warm regards",
+        "best wishes",
+        "best",
+        "cheers",
+        "sincerely",
+        "yours sincerely",
+    ];
+    let words = lower.split_whitespace().count();
+    (GREETINGS
+        .iter()
+        .any(|g| lower.starts_with(g) || lower == g.trim())
+        && words <= 6)
+        || SIGNOFFS.contains(&lower.as_str())
+        || ["hi", "hello", "hey", "dear"].contains(&lower.as_str())
+}
+
+/// The text without the lines of a letter's form ([`formula_line`]).
+fn without_formulas(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.lines().any(formula_line) {
+        return text.into();
+    }
+    text.lines()
+        .filter(|l| !formula_line(l))
+        .collect::<Vec<_>>()
+        .join("\n")
+        .into()
+}
+
+/// Scores the sentiment of the new text for the decision, without its greeting and
+/// sign-off lines (a form letter's "Dear Support team, … Kind regards" is not delight).
+/// Curly apostrophes are straightened first so "don’t" negates like "don't" (mail
+/// clients send both).
 pub fn sentiment_of(profile: &Profile, text: &str, sender_name: Option<&str>) -> Sentiment {
+    let text = without_formulas(text);
     let straight: std::borrow::Cow<'_, str> = if text.contains(['\u{2019}', '\u{2018}']) {
         text.replace(['\u{2019}', '\u{2018}'], "'").into()
     } else {
-        text.into()
+        text.as_ref().into()
     };
     // People's names carry no mood: the sender's and the team's ("Grant", "Joy", "Hope").
     // Asked only of capitalised lexicon words, so nothing is built per message.
@@ -159,7 +298,34 @@ pub fn sentiment_of(profile: &Profile, text: &str, sender_name: Option<&str>) ->
 
 #[cfg(test)]
 mod tests {
-    use super::lowercases_to;
+    use super::{formula_line, lowercases_to, without_formulas};
+
+    #[test]
+    fn greetings_and_sign_offs_are_form_not_mood() {
+        for line in [
+            "Dear Support Team,",
+            "Hi Sarah!",
+            "Hello,",
+            "Good morning everyone",
+            "Kind regards,",
+            "Thanks!",
+            "Best",
+        ] {
+            assert!(formula_line(line), "{line}");
+        }
+        for line in [
+            "Thanks for nothing, this is the worst service ever",
+            "Hi, the heater is broken again and I am furious about it",
+            "Best service I ever had",
+            "",
+        ] {
+            assert!(!formula_line(line), "{line}");
+        }
+        assert_eq!(
+            without_formulas("Dear Support,\nThe site is down.\nKind regards,\nPat"),
+            "The site is down.\nPat"
+        );
+    }
 
     #[test]
     fn names_compare_with_lowercased_words_as_str_to_lowercase_does() {

@@ -88,6 +88,9 @@ fn reason_text(d: &Decision) -> String {
         Reason::NotRoutedBulk => "bulk mail is not routed to people".to_string(),
         Reason::NotRoutedAutoReply => "automatic replies are not routed to people".to_string(),
         Reason::NotRoutedOwnMail => "mail sent by the account itself is not routed".to_string(),
+        Reason::NotRoutedSpam => {
+            "a spam filter upstream marked it; spam is not routed to people".to_string()
+        }
         Reason::NotRoutedUnmatched => {
             "no category reached its threshold, and this profile leaves such mail alone".to_string()
         }
@@ -393,6 +396,16 @@ pub fn render_with(h: &Header, d: &Decision) -> String {
     match &d.escalation {
         Some(e) => {
             let _ = writeln!(out, "Escalation {} (mode {}, by {})", e.level, e.mode, e.by);
+            if let Some(c) = &e.category {
+                let _ = writeln!(out, "  category {c} → escalated at {}", e.level);
+            }
+            if !e.names_ignored.is_empty() {
+                let _ = writeln!(
+                    out,
+                    "  not counted, found only as a name: {}",
+                    e.names_ignored.join(", ")
+                );
+            }
             if let Some(s) = &d.sentiment {
                 if e.by.contains("sentiment") {
                     let _ = writeln!(

@@ -53,6 +53,12 @@ pub struct Context {
 /// message is set by its opening.
 pub const SENTIMENT_SCAN_BYTES: usize = 4 * 1024;
 
+/// Escalation keywords, and the words of a category that escalates on its own (URGENT),
+/// count in the subject and the first this-many bytes of the new text: how urgent a
+/// message is shows in its opening, and a 30-page news digest that mentions an
+/// "emergency" on page eight is not one.
+pub const URGENCY_SCAN_BYTES: usize = SENTIMENT_SCAN_BYTES;
+
 /// The subject and new text, folded once for both keyword and name matching.
 pub struct Folded<'m> {
     pub subject: &'m str,
@@ -73,7 +79,8 @@ impl<'m> Folded<'m> {
     }
 }
 
-/// Header signals: lists, bulk, auto-replies, own mail, internal senders.
+/// Header signals: lists, bulk, auto-replies, spam verdicts from upstream, own mail,
+/// internal senders.
 pub fn signals(msg: &MessageView, profile: &Profile, ctx: &Context) -> Signals {
     let mut s = Signals::default();
     if let Some(id) = &msg.list_id {
@@ -106,6 +113,10 @@ pub fn signals(msg: &MessageView, profile: &Profile, ctx: &Context) -> Signals {
     {
         s.auto_reply = true;
         s.evidence.push(format!("Auto-Submitted: {a}"));
+    }
+    if let Some(verdict) = &msg.spam_verdict {
+        s.spam = true;
+        s.evidence.push(verdict.clone());
     }
     if msg.x_autoreply {
         s.auto_reply = true;
@@ -155,6 +166,17 @@ pub fn signals(msg: &MessageView, profile: &Profile, ctx: &Context) -> Signals {
     s
 }
 
+/// A link whose address is about leaving a mailing (`…/remove.html`, `…/unsubscribe?…`,
+/// `mailto:…?subject=Remove`): the mark of mass mail, shortened for the evidence.
+fn removal_link(text: &str) -> Option<String> {
+    static LINK: std::sync::LazyLock<Option<regex::Regex>> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(r"(?i)(?:https?://|mailto:)[^\s<>\x22]*?(?:remove|unsubscri|opt-?out)")
+            .ok()
+    });
+    let m = LINK.as_ref()?.find(text)?;
+    Some(m.as_str().chars().take(60).collect())
+}
+
 /// The sender rule that applies to this message, if any (exact address beats domain).
 fn sender_rule(msg: &MessageView, profile: &Profile) -> Option<(Option<usize>, Option<usize>)> {
     let from = msg.from_address()?;
@@ -179,7 +201,19 @@ pub fn triage(msg: &MessageView, profile: &Profile, ctx: &Context) -> Decision {
         &text.subject_folded,
         &text.body_folded,
     );
-    let signals = signals(msg, profile, ctx);
+    let mut signals = signals(msg, profile, ctx);
+    if let Some(link) = removal_link(&msg.body.new_text) {
+        signals.mass_mail = true;
+        signals.evidence.push(format!("a removal link ({link})"));
+    } else if let Some(h) = scan.set(profile.escalation.mass_mail_set).first() {
+        signals.mass_mail = true;
+        signals.evidence.push(format!(
+            "mass-mail wording \"{}\"",
+            profile
+                .matcher
+                .label(profile.escalation.mass_mail_set, h.entry)
+        ));
+    }
     let (forced_category, forced_member) = sender_rule(msg, profile).unwrap_or((None, None));
     let classified = classify::classify(profile, &scan, forced_category);
     let category = profile
@@ -190,6 +224,8 @@ pub fn triage(msg: &MessageView, profile: &Profile, ctx: &Context) -> Decision {
 
     let not_routed = if signals.own_mail {
         Some((Reason::NotRoutedOwnMail, &profile.routing.own_mail))
+    } else if signals.spam {
+        Some((Reason::NotRoutedSpam, &profile.routing.spam))
     } else if signals.auto_reply {
         Some((Reason::NotRoutedAutoReply, &profile.routing.auto_replies))
     } else if signals.list {
@@ -326,13 +362,22 @@ pub fn triage(msg: &MessageView, profile: &Profile, ctx: &Context) -> Decision {
         }
         None => profile.routing.unassigned_folder.render(&category, "", ""),
     };
-    let escalation = escalate::escalate(
-        profile,
-        &scan,
-        sentiment.as_ref(),
-        member_name.as_deref(),
-        &recipient::fallback_names(profile),
-    );
+    let escalation = (!signals.mass_mail)
+        .then(|| {
+            escalate::escalate(
+                profile,
+                &scan,
+                &escalate::Seen {
+                    sentiment: sentiment.as_ref(),
+                    category: classified.category,
+                    text: &text,
+                    sender_name: msg.from_name(),
+                },
+                member_name.as_deref(),
+                &recipient::fallback_names(profile),
+            )
+        })
+        .flatten();
     Decision {
         category,
         recipient: member_name,

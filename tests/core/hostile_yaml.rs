@@ -163,7 +163,7 @@ fn deep_block_mappings_are_refused() {
 /// Nesting right up to the budget, and just past it, must now come back as an answer.
 #[test]
 fn nesting_under_the_old_depth_budget_overflowed_the_stack() {
-    use mailtriage::profile::yaml::MAX_DEPTH;
+    use mailtriage::yaml::MAX_DEPTH;
     for depth in [
         MAX_DEPTH - 2,
         MAX_DEPTH - 1,

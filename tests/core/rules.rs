@@ -7,7 +7,7 @@ use mailtriage::profile::Profile;
 use mailtriage::triage::{triage, Context, Decision, History, Level, Reason};
 
 const TEAM: &str = "
-business: {name: Hot Tub Man, domains: [hottubman.ca]}
+business: {name: Hot Tub Man, domains: [hottubman.ca], industry: hot_tubs}
 team:
   - name: Mark Johnson
     email: mark@hottubman.ca

@@ -1,13 +1,13 @@
 //! The `business:` section: name, mail domains, time zone.
 
-use super::super::raw::RawBusiness;
+use super::super::raw::{OneOrMany, RawBusiness};
 use super::super::Business;
 use crate::yaml::checker::{Checker, DiagExt};
 use crate::yaml::diag::did_you_mean;
 use crate::yaml::Path;
 
-/// Checks and compiles the business.
-pub(super) fn business(c: &mut Checker<'_>, raw: &RawBusiness) -> Business {
+/// Checks and compiles the business; `industries` are the packs there are.
+pub(super) fn business(c: &mut Checker<'_>, raw: &RawBusiness, industries: &[&str]) -> Business {
     let bpath = Path::root().key("business");
     if raw.name.trim().is_empty() {
         c.at_value(&bpath.key("name"), "the business name is empty")
@@ -43,9 +43,34 @@ pub(super) fn business(c: &mut Checker<'_>, raw: &RawBusiness) -> Business {
             }
         },
     };
+    let mut chosen: Vec<String> = Vec::new();
+    if let Some(named) = &raw.industry {
+        let one = matches!(named, OneOrMany::One(_));
+        for (i, name) in named.names().iter().enumerate() {
+            let at = if one {
+                bpath.key("industry")
+            } else {
+                bpath.key("industry").index(i)
+            };
+            let n = name.trim();
+            if industries.contains(&n) {
+                if !chosen.iter().any(|c| c == n) {
+                    chosen.push(n.to_string());
+                }
+            } else {
+                c.at_value(&at, format!("there is no industry pack called `{name}`"))
+                    .expect_(format!(
+                        "one of: {} (or no `industry:` for the business-neutral rules only)",
+                        industries.join(", ")
+                    ))
+                    .suggest_(did_you_mean(n, industries.iter().copied()));
+            }
+        }
+    }
     Business {
         name: raw.name.trim().to_string(),
         domains,
         timezone,
+        industries: chosen,
     }
 }

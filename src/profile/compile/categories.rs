@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::super::raw::{RawCategory, RawProfile};
-use super::super::rules::RulePacks;
+use super::super::rules::{Layered, ListKind, PROFILE};
 use super::super::Category;
 use super::category_ref;
 use super::keywords::{keyword_set, merge_category, merge_keywords};
@@ -17,7 +17,7 @@ use crate::yaml::Path;
 pub(super) fn categories(
     c: &mut Checker<'_>,
     raw: &RawProfile,
-    packs: &RulePacks,
+    packs: &Layered,
     sets: &mut Vec<KeywordSet>,
 ) -> Vec<Category> {
     let root = Path::root();
@@ -97,7 +97,19 @@ pub(super) fn categories(
             )
             .expect_("a multiplier such as 1.0 or 2.0");
         }
-        let set = keyword_set(c, &p, &rc.keywords, &rc.patterns);
+        let own = raw.categories.get(name);
+        let booking_words = raw.booking.as_ref().map(|b| &b.keywords);
+        let origin = |k: &str| -> &'static str {
+            let in_profile = own
+                .is_some_and(|o| o.keywords.contains_key(k) || o.patterns.contains_key(k))
+                || (name == "BOOKING" && booking_words.is_some_and(|b| b.contains_key(k)));
+            if in_profile {
+                PROFILE
+            } else {
+                packs.sources.of(ListKind::Category, name, k)
+            }
+        };
+        let set = keyword_set(c, &p, &rc.keywords, &rc.patterns, &origin);
         sets.push(set);
         categories.push(Category {
             name: name.clone(),

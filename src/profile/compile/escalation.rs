@@ -3,10 +3,11 @@
 use std::collections::BTreeMap;
 
 use super::folders::plain_folder;
-use super::keywords::too_long;
+use super::keywords::{plain_set, too_long};
 use crate::matching::matcher::{Entry, KeywordSet};
 use crate::matching::Level;
 use crate::profile::raw::{KeywordLevel, RawAction, RawEscalation};
+use crate::profile::rules::{Layered, ListKind, BASE, PROFILE};
 use crate::profile::{Action, EscalationRules};
 use crate::yaml::checker::{Checker, DiagExt};
 use crate::yaml::diag::did_you_mean;
@@ -15,10 +16,12 @@ use crate::yaml::Path;
 pub(super) fn escalation(
     c: &mut Checker<'_>,
     raw: &RawEscalation,
-    pack: &RawEscalation,
+    packs: &Layered,
     member_names: &[&str],
+    cat_names: &[String],
     sets: &mut Vec<KeywordSet>,
 ) -> EscalationRules {
+    let pack = &packs.escalation;
     let p = Path::root().key("escalation");
     let mode = raw
         .mode
@@ -93,6 +96,11 @@ pub(super) fn escalation(
         set.entries.push(Entry {
             keyword: k.clone(),
             weight: 1.0,
+            origin: if raw.keywords.contains_key(k) {
+                PROFILE
+            } else {
+                packs.sources.of(ListKind::Escalation, "", k)
+            },
         });
         lv.push(level);
     }
@@ -103,18 +111,17 @@ pub(super) fn escalation(
         .clone()
         .or_else(|| pack.urgency.clone())
         .unwrap_or_default();
-    sets.push(KeywordSet {
-        entries: urgency
-            .iter()
-            .filter(|u| !u.trim().is_empty())
-            .map(|u| Entry {
-                keyword: u.clone(),
-                weight: 1.0,
-            })
-            .collect(),
-        patterns: Vec::new(),
-    });
+    let urgency_origin = if raw.urgency.is_some() { PROFILE } else { BASE };
+    sets.push(plain_set(&urgency, urgency_origin));
     let urgency_set = sets.len() - 1;
+    let mass_mail: Vec<String> = pack
+        .mass_mail
+        .iter()
+        .chain(raw.mass_mail.iter())
+        .cloned()
+        .collect();
+    sets.push(plain_set(&mass_mail, BASE));
+    let mass_mail_set = sets.len() - 1;
     // actions
     let pick = |level: Level| -> (Option<RawAction>, Option<RawAction>) {
         let get = |r: &RawEscalation| {
@@ -192,7 +199,35 @@ pub(super) fn escalation(
         .collect();
     sentiment_neutral.sort();
     sentiment_neutral.dedup();
+    let mut levels_by_name = pack.categories.clone();
+    for (cat, level) in &raw.categories {
+        let at = p.key("categories").key(cat);
+        if super::category_ref(c, &at, cat, cat_names).is_some() {
+            levels_by_name.insert(cat.clone(), *level);
+        }
+    }
+    let category_levels = cat_names
+        .iter()
+        .map(|n| match levels_by_name.get(n) {
+            Some(KeywordLevel::URGENT) => Some(Level::URGENT),
+            Some(KeywordLevel::HIGH) => Some(Level::HIGH),
+            Some(KeywordLevel::MEDIUM) => Some(Level::MEDIUM),
+            Some(KeywordLevel::None) | None => None,
+        })
+        .collect();
+    let mut names: Vec<String> = pack
+        .names
+        .iter()
+        .chain(raw.names.iter())
+        .map(|w| w.trim().to_lowercase())
+        .filter(|w| !w.is_empty())
+        .collect();
+    names.sort();
+    names.dedup();
     EscalationRules {
+        mass_mail_set,
+        category_levels,
+        names,
         sentiment_neutral,
         mode,
         threshold,

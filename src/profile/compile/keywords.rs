@@ -3,7 +3,7 @@
 use regex::RegexBuilder;
 
 use super::MAX_KEYWORD_CHARS;
-use crate::matching::matcher::{Entry, KeywordSet, PatternEntry};
+use crate::matching::matcher::{spelling, Entry, KeywordSet, PatternEntry};
 use crate::profile::raw::{KeywordWeights, RawCategory, RawRole};
 use crate::yaml::checker::{Checker, DiagExt};
 use crate::yaml::Path;
@@ -64,12 +64,14 @@ pub(super) fn merge_role(base: Option<&RawRole>, overlay: &RawRole) -> RawRole {
     }
 }
 
-/// Checks weights and compiles a keyword map + pattern map into a set.
+/// Checks weights and compiles a keyword map + pattern map into a set; `origin` says which
+/// pack or file each word came from.
 pub(super) fn keyword_set(
     c: &mut Checker<'_>,
     path: &Path,
     keywords: &KeywordWeights,
     patterns: &KeywordWeights,
+    origin: &dyn Fn(&str) -> &'static str,
 ) -> KeywordSet {
     let mut set = KeywordSet::default();
     for (k, w) in keywords {
@@ -79,8 +81,8 @@ pub(super) fn keyword_set(
                 .expect_("a number such as 1.0 or 0.5");
             continue;
         }
-        let stem = k.trim().trim_end_matches('*');
-        if stem.trim().is_empty() {
+        let (text, _) = spelling(k);
+        if text.trim().is_empty() {
             c.at_key(&p, "an empty keyword matches nothing")
                 .expect_("a word or phrase");
             continue;
@@ -89,14 +91,20 @@ pub(super) fn keyword_set(
             c.at_key(&p, msg).expect_("a word or a short phrase");
             continue;
         }
-        if k.trim().trim_end_matches('*').contains('*') {
+        if text.contains('*') {
             c.at_key(&p, format!("`*` may only end a keyword (`{k}`)"))
                 .expect_("a word, a phrase, or a stem ending in * such as refund*");
+            continue;
+        }
+        if text.starts_with('=') || (k.trim().starts_with('=') && k.trim().ends_with('*')) {
+            c.at_key(&p, format!("`{k}` is both exact (`=`) and a stem (`*`)"))
+                .expect_("=word for that word only, or stem* for every word starting with it");
             continue;
         }
         set.entries.push(Entry {
             keyword: k.clone(),
             weight: *w,
+            origin: origin(k),
         });
     }
     for (source, w) in patterns {
@@ -116,6 +124,7 @@ pub(super) fn keyword_set(
                 source: source.clone(),
                 regex,
                 weight: *w,
+                origin: origin(source),
             }),
             Err(e) => {
                 let detail = e.to_string();
@@ -140,8 +149,8 @@ pub(super) fn keyword_set(
     set
 }
 
-/// Compiles a list of plain keywords (all weight 1) into a set.
-pub(crate) fn plain_set(words: &[String]) -> KeywordSet {
+/// Compiles a list of plain keywords (all weight 1) from `origin` into a set.
+pub(crate) fn plain_set(words: &[String], origin: &'static str) -> KeywordSet {
     KeywordSet {
         entries: words
             .iter()
@@ -149,6 +158,7 @@ pub(crate) fn plain_set(words: &[String]) -> KeywordSet {
             .map(|w| Entry {
                 keyword: w.clone(),
                 weight: 1.0,
+                origin,
             })
             .collect(),
         patterns: Vec::new(),

@@ -110,7 +110,9 @@ fn build(
     bytes: &[u8],
 ) -> Option<Profile> {
     let root = Path::root();
-    let business = business::business(c, &raw.business);
+    let business = business::business(c, &raw.business, &packs.industry_names());
+    let layered = packs.layered(&business.industries);
+    let packs = &layered;
     let mut sets: Vec<KeywordSet> = Vec::new();
     let categories = categories::categories(c, raw, packs, &mut sets);
     let cat_names: Vec<String> = categories.iter().map(|c| c.name.clone()).collect();
@@ -137,8 +139,9 @@ fn build(
     let escalation = escalation(
         c,
         &raw.escalation,
-        &packs.escalation,
+        packs,
         &member_names,
+        &cat_names,
         &mut sets,
     );
 
@@ -177,7 +180,11 @@ fn build(
         first_names,
     );
     let mut parts: Vec<&[u8]> = vec![bytes];
-    parts.extend(RulePacks::fingerprint_input().iter().map(|s| s.as_bytes()));
+    parts.extend(
+        RulePacks::fingerprint_input()
+            .into_iter()
+            .map(str::as_bytes),
+    );
     Some(Profile {
         file: c.file().to_string(),
         version: fingerprint(&parts),

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::super::raw::{RawProfile, RawRole};
-use super::super::rules::RulePacks;
+use super::super::rules::{Layered, ListKind, PROFILE};
 use super::super::Role;
 use super::keywords::{keyword_set, merge_role};
 use super::{category_ref, humanize};
@@ -17,7 +17,7 @@ use crate::yaml::Path;
 pub(super) fn roles(
     c: &mut Checker<'_>,
     raw: &RawProfile,
-    packs: &RulePacks,
+    packs: &Layered,
     cat_names: &[String],
     sets: &mut Vec<KeywordSet>,
 ) -> Vec<Role> {
@@ -62,7 +62,15 @@ pub(super) fn roles(
                 cats.push(ci);
             }
         }
-        let set = keyword_set(c, &p, &rr.keywords, &rr.patterns);
+        let own = raw.roles.get(id);
+        let origin = |k: &str| -> &'static str {
+            if own.is_some_and(|o| o.keywords.contains_key(k) || o.patterns.contains_key(k)) {
+                PROFILE
+            } else {
+                packs.sources.of(ListKind::Role, id, k)
+            }
+        };
+        let set = keyword_set(c, &p, &rr.keywords, &rr.patterns, &origin);
         sets.push(set);
         roles.push(Role {
             id: id.clone(),

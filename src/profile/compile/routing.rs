@@ -138,6 +138,7 @@ pub(super) fn routing(
         first_names,
         lists: not_routed(c, &rp.key("lists"), &raw.lists),
         bulk: not_routed(c, &rp.key("bulk"), &raw.bulk),
+        spam: not_routed(c, &rp.key("spam"), &raw.spam),
         auto_replies: not_routed(c, &rp.key("auto_replies"), &raw.auto_replies),
         own_mail: not_routed(c, &rp.key("own_mail"), &raw.own_mail),
         unmatched: match &raw.unmatched {
