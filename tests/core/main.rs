@@ -11,6 +11,7 @@ mod hostile_gen;
 mod hostile_yaml;
 mod invalid_profiles;
 mod no_panic;
+mod packs;
 mod rules;
 mod sample_mail;
 mod spec_examples;
