@@ -31,7 +31,8 @@ pub fn forms(keyword: &str) -> Vec<String> {
     let stem = &last[..n - 1];
     let before_last = b[n - 2];
     let ends_consonant_y = b[n - 1] == b'y' && !is_vowel(before_last);
-    let inflected = last.ends_with("ing") || last.ends_with("ed");
+    // Already -ing or -ed (but "bleed", "need", "speed" are base words).
+    let inflected = last.ends_with("ing") || (last.ends_with("ed") && !last.ends_with("eed"));
     // Plural, third person.
     if last.ends_with('s') && !last.ends_with("ss") {
         // Already a plural, or a word like "news" whose "singular" would be another word.
@@ -130,6 +131,8 @@ mod tests {
             ("happy", &["happily"]),
             ("basic", &["basically"]),
             ("die", &["dying"]),
+            ("bleed", &["bleeding", "bleeds"]),
+            ("need", &["needed", "needing"]),
         ];
         for (k, want) in cases {
             for w in *want {

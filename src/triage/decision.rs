@@ -104,10 +104,19 @@ pub struct RoleMatch {
 pub struct Candidate {
     pub member: String,
     pub score: f64,
+    /// The part of `score` from role keywords that are also words of the message's
+    /// category (what made it MANAGER, say): compared before the whole score, so the
+    /// matter's own words count for more than incidental trade words.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub category_words: f64,
     /// Assignments over the last 7 days (tie-break), from the history snapshot.
     pub load_7d: u32,
     /// Roles of theirs that handle the category (step 3) or all their roles (step 2).
     pub roles: Vec<RoleMatch>,
+}
+
+fn is_zero(x: &f64) -> bool {
+    *x == 0.0
 }
 
 /// A category's score with its threshold and the keywords behind it.

@@ -219,12 +219,18 @@ fn candidate_line(out: &mut String, c: &Candidate, chosen: bool) {
     } else {
         String::new()
     };
+    let own = if c.category_words > 0.0 {
+        format!("  ({} on the category's own words)", num(c.category_words))
+    } else {
+        String::new()
+    };
     let _ = writeln!(
         out,
-        "  {:<22} {:>6}  {}{}{}",
+        "  {:<22} {:>6}  {}{}{}{}",
         c.member,
         num(c.score),
         roles_line(&c.roles),
+        own,
         load,
         mark
     );
@@ -362,9 +368,9 @@ pub fn render_with(h: &Header, d: &Decision) -> String {
         | Reason::ManagerMultipleRolesMatched
         | Reason::CategoryRole => {
             let how = if d.reason == Reason::CategoryRole {
-                "holders of the role(s) handling the category; content score, then 7-day load, then profile order"
+                "holders of the role(s) handling the category; content score (the category's own words first), then 7-day load, then profile order"
             } else {
-                "every member scored over all their roles: Σ keyword weight × role weight"
+                "every member scored over all their roles: Σ keyword weight × role weight, the category's own words first"
             };
             let _ = writeln!(out, "Recipient {how}");
             for (i, c) in d.candidates.iter().enumerate() {

@@ -328,6 +328,7 @@ pub fn triage(msg: &MessageView, profile: &Profile, ctx: &Context) -> Decision {
                 member,
                 &profile.members[member].roles,
                 &ctx.history,
+                &recipient::category_words(profile, &scan, classified.category),
             );
             r.total_score = c.score;
             r.matched_roles = c.roles;

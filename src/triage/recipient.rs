@@ -12,7 +12,7 @@ use super::classify::score_set;
 use super::decision::{round, Candidate, NameMention, Reason, RoleMatch};
 use super::{Folded, History};
 use crate::mail::MessageView;
-use crate::matching::matcher::Scan;
+use crate::matching::matcher::{fold_keyword, spelling, Scan};
 use crate::matching::names::NameHit;
 use crate::profile::Profile;
 
@@ -50,22 +50,41 @@ impl Routed {
     }
 }
 
-/// A member's content score over a set of their roles.
+/// The words (folded, as matched) that scored for `category` in this message.
+pub(crate) fn category_words(profile: &Profile, scan: &Scan, category: usize) -> Vec<String> {
+    let Some(cat) = profile.categories.get(category) else {
+        return Vec::new();
+    };
+    scan.set(cat.set)
+        .iter()
+        .map(|h| fold_keyword(spelling(profile.matcher.label(cat.set, h.entry)).0))
+        .collect()
+}
+
+/// A member's content score over a set of their roles; `category_words` are the words of
+/// the message's category ([`category_words`]).
 pub(crate) fn content_score(
     profile: &Profile,
     scan: &Scan,
     member: usize,
     roles: &[usize],
     history: &History,
+    category_words: &[String],
 ) -> Candidate {
     let m = &profile.members[member];
     let mut matched = Vec::new();
     let mut total = 0.0;
+    let mut on_category = 0.0;
     for &ri in roles {
         let Some(role) = profile.roles.get(ri) else {
             continue;
         };
         let (score, hits) = score_set(&profile.matcher, scan, role.set, 1.0, role.weight);
+        for h in &hits {
+            if category_words.contains(&fold_keyword(spelling(&h.keyword).0)) {
+                on_category += h.points;
+            }
+        }
         if score > 0.0 {
             total += score;
             matched.push(RoleMatch {
@@ -80,21 +99,28 @@ pub(crate) fn content_score(
     Candidate {
         member: m.name.clone(),
         score: round(total),
+        category_words: round(on_category),
         load_7d: history.load(&m.name),
         roles: matched,
     }
 }
 
-/// Ranks candidates: score (desc), then load (asc), then profile order. Returns indices
-/// into `cands` and a sentence when a tie had to be broken.
+/// Ranks candidates: the score on the category's own words (desc), the whole score
+/// (desc), then load (asc), then profile order. Returns indices into `cands` and a
+/// sentence when a tie had to be broken.
 fn rank(cands: &[(usize, Candidate)]) -> (Vec<usize>, Option<String>) {
     let mut order: Vec<usize> = (0..cands.len()).collect();
     order.sort_by(|&a, &b| {
         let (ma, ca) = &cands[a];
         let (mb, cb) = &cands[b];
-        cb.score
-            .partial_cmp(&ca.score)
+        cb.category_words
+            .partial_cmp(&ca.category_words)
             .unwrap_or(std::cmp::Ordering::Equal)
+            .then(
+                cb.score
+                    .partial_cmp(&ca.score)
+                    .unwrap_or(std::cmp::Ordering::Equal),
+            )
             .then(ca.load_7d.cmp(&cb.load_7d))
             .then(ma.cmp(mb))
     });
@@ -287,6 +313,7 @@ pub fn choose(
     if profile.members.is_empty() {
         return Routed::simple(None, Reason::Unassigned, None);
     }
+    let words = category_words(profile, scan, category);
     if let Some((member, mention)) = name_mention(profile, msg, text) {
         let mut r = Routed::simple(
             Some(member),
@@ -300,6 +327,7 @@ pub fn choose(
             member,
             &profile.members[member].roles,
             history,
+            &words,
         );
         r.total_score = c.score;
         r.matched_roles = c.roles;
@@ -317,6 +345,7 @@ pub fn choose(
             member,
             &profile.members[member].roles,
             history,
+            &words,
         );
         r.total_score = c.score;
         r.matched_roles = c.roles;
@@ -327,7 +356,7 @@ pub fn choose(
             .map(|i| {
                 (
                     i,
-                    content_score(profile, scan, i, &profile.members[i].roles, history),
+                    content_score(profile, scan, i, &profile.members[i].roles, history, &words),
                 )
             })
             .collect();
@@ -364,7 +393,12 @@ pub fn choose(
         .iter()
         .enumerate()
         .filter(|(_, m)| m.roles.iter().any(|r| handlers.contains(r)))
-        .map(|(i, m)| (i, content_score(profile, scan, i, &m.roles, history)))
+        .map(|(i, m)| {
+            (
+                i,
+                content_score(profile, scan, i, &m.roles, history, &words),
+            )
+        })
         .collect();
     if cands.is_empty() {
         return fallback(profile, scan, category, history);
@@ -414,7 +448,6 @@ fn finish(
 
 /// Step 4: the fallback role's holder (least loaded, then first), else unassigned.
 fn fallback(profile: &Profile, scan: &Scan, category: usize, history: &History) -> Routed {
-    let _ = category;
     let Some(role) = profile.routing.fallback_role else {
         return Routed::simple(None, Reason::Unassigned, None);
     };
@@ -423,7 +456,14 @@ fn fallback(profile: &Profile, scan: &Scan, category: usize, history: &History) 
         .map(|i| {
             (
                 i,
-                content_score(profile, scan, i, &profile.members[i].roles, history),
+                content_score(
+                    profile,
+                    scan,
+                    i,
+                    &profile.members[i].roles,
+                    history,
+                    &category_words(profile, scan, category),
+                ),
             )
         })
         .collect();
