@@ -9,6 +9,8 @@ use anyhow::Result;
 
 use super::{out, outln};
 use crate::matching::names::Kind;
+use crate::matching::Level;
+use crate::profile::rules::{BASE, PROFILE};
 use crate::profile::{NotRouted, Profile};
 
 /// The profiles to check: those given, or every profiles/*.yaml.
@@ -28,7 +30,7 @@ fn targets(files: &[PathBuf]) -> Vec<PathBuf> {
 }
 
 /// Runs `check`.
-pub fn run(files: &[PathBuf]) -> Result<ExitCode> {
+pub fn run(files: &[PathBuf], show_words: bool) -> Result<ExitCode> {
     let targets = targets(files);
     if targets.is_empty() {
         anyhow::bail!("nothing to check: pass profile files, or run where profiles/*.yaml exist");
@@ -39,11 +41,11 @@ pub fn run(files: &[PathBuf]) -> Result<ExitCode> {
             outln!();
         }
         if is_daemon_config(path) {
-            failed += check_config(path)?;
+            failed += check_config(path, show_words)?;
             continue;
         }
         match Profile::load(path) {
-            Ok(p) => out!("{}", preview(&p)),
+            Ok(p) => out!("{}", shown(&p, show_words)),
             Err(e) => {
                 failed += 1;
                 eprint!("{e}");
@@ -56,6 +58,15 @@ pub fn run(files: &[PathBuf]) -> Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// The preview, or with `--words` every word in force.
+fn shown(p: &Profile, show_words: bool) -> String {
+    if show_words {
+        words(p)
+    } else {
+        preview(p)
+    }
 }
 
 /// Does this YAML file look like the daemon configuration (it has `accounts:`)?
@@ -73,7 +84,7 @@ fn is_daemon_config(path: &std::path::Path) -> bool {
 }
 
 /// Checks a mailtriage.yaml and every profile it uses; returns how many files failed.
-fn check_config(path: &std::path::Path) -> Result<usize> {
+fn check_config(path: &std::path::Path, show_words: bool) -> Result<usize> {
     let cfg = match crate::config::Config::load(path) {
         Ok(c) => c,
         Err(e) => {
@@ -104,7 +115,7 @@ fn check_config(path: &std::path::Path) -> Result<usize> {
         }
         outln!();
         match Profile::load(&a.profile) {
-            Ok(p) => out!("{}", preview(&p)),
+            Ok(p) => out!("{}", shown(&p, show_words)),
             Err(e) => {
                 failed += 1;
                 eprint!("{e}");
@@ -119,21 +130,42 @@ fn check_config(path: &std::path::Path) -> Result<usize> {
     Ok(failed)
 }
 
-fn top_keywords(p: &Profile, set: usize, n: usize) -> String {
+/// Every word of a keyword set as (word or pattern, weight, origin), heaviest first.
+fn words_of(p: &Profile, set: usize) -> Vec<(&str, f64, &'static str)> {
     let Some(s) = p.matcher.set(set) else {
-        return String::new();
+        return Vec::new();
     };
-    let mut entries: Vec<(&str, f64)> = s
+    let mut entries: Vec<(&str, f64, &'static str)> = s
         .entries
         .iter()
-        .map(|e| (e.keyword.as_str(), e.weight))
-        .chain(s.patterns.iter().map(|pe| (pe.source.as_str(), pe.weight)))
+        .map(|e| (e.keyword.as_str(), e.weight, e.origin))
+        .chain(
+            s.patterns
+                .iter()
+                .map(|pe| (pe.source.as_str(), pe.weight, pe.origin)),
+        )
         .collect();
-    entries.sort_by(|a, b| b.1.partial_cmp(&a.1).unwrap_or(std::cmp::Ordering::Equal));
+    entries.sort_by(|a, b| {
+        b.1.partial_cmp(&a.1)
+            .unwrap_or(std::cmp::Ordering::Equal)
+            .then_with(|| a.0.cmp(b.0))
+    });
+    entries
+}
+
+/// The `n` heaviest words of a set; words not from the base pack say where they are from.
+fn top_keywords(p: &Profile, set: usize, n: usize) -> String {
+    let entries = words_of(p, set);
     let shown: Vec<String> = entries
         .iter()
         .take(n)
-        .map(|(k, _)| (*k).to_string())
+        .map(|(k, _, origin)| {
+            if *origin == BASE {
+                (*k).to_string()
+            } else {
+                format!("{k} ({origin})")
+            }
+        })
         .collect();
     let more = entries.len().saturating_sub(n);
     if more > 0 {
@@ -210,6 +242,96 @@ fn provider_line(p: &Profile, mi: usize) -> Option<String> {
     ))
 }
 
+/// Which rule packs are in force and how many words each contributes.
+fn rules_line(p: &Profile) -> String {
+    let mut count: std::collections::BTreeMap<&str, usize> = Default::default();
+    for set in 0..p.matcher.len() {
+        for (_, _, origin) in words_of(p, set) {
+            *count.entry(origin).or_default() += 1;
+        }
+    }
+    let mut packs: Vec<String> = vec![format!("base ({} words)", count.get(BASE).unwrap_or(&0))];
+    for name in &p.business.industries {
+        packs.push(format!(
+            "{name} ({} words)",
+            count.get(name.as_str()).unwrap_or(&0)
+        ));
+    }
+    let how = if p.business.industries.is_empty() {
+        "no business.industry: only the business-neutral base"
+    } else {
+        "packs from business.industry"
+    };
+    format!(
+        "  Rules: {} + this profile ({} words); {how}. `check --words` lists every word.",
+        packs.join(" + "),
+        count.get(PROFILE).unwrap_or(&0)
+    )
+}
+
+/// Every word of every list, with its weight and the pack it came from (`check --words`).
+pub fn words(p: &Profile) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "{}: words in force", p.file);
+    let _ = writeln!(out, "{}", rules_line(p));
+    let mut list = |title: String, set: usize, level_of: &dyn Fn(usize) -> Option<String>| {
+        let words = words_of(p, set);
+        if words.is_empty() {
+            return;
+        }
+        let _ = writeln!(out, "\n{title}");
+        for (i, (w, weight, origin)) in words.iter().enumerate() {
+            let level = level_of(i).map(|l| format!("  {l}")).unwrap_or_default();
+            let _ = writeln!(out, "  {weight:>6}  {w:<32} {origin}{level}");
+        }
+    };
+    for c in &p.categories {
+        list(
+            format!("Category {} (threshold {})", c.name, c.threshold),
+            c.set,
+            &|_| None,
+        );
+    }
+    for r in &p.roles {
+        list(
+            format!("Role {} ({}, weight {})", r.id, r.label, r.weight),
+            r.set,
+            &|_| None,
+        );
+    }
+    let e = &p.escalation;
+    let levels: std::collections::HashMap<&str, Level> = p
+        .matcher
+        .set(e.set)
+        .map(|s| {
+            s.entries
+                .iter()
+                .map(|x| x.keyword.as_str())
+                .chain(s.patterns.iter().map(|x| x.source.as_str()))
+                .zip(e.levels.iter().copied())
+                .collect()
+        })
+        .unwrap_or_default();
+    let esc_words = words_of(p, e.set);
+    list("Escalation keywords (level)".to_string(), e.set, &|i| {
+        esc_words
+            .get(i)
+            .and_then(|(w, _, _)| levels.get(w))
+            .map(|l| l.to_string())
+    });
+    list(
+        "Mass-mail wording (never escalated)".to_string(),
+        e.mass_mail_set,
+        &|_| None,
+    );
+    list(
+        "Urgency words (booking)".to_string(),
+        e.urgency_set,
+        &|_| None,
+    );
+    out
+}
+
 /// The responsibilities preview of a profile.
 pub fn preview(p: &Profile) -> String {
     let mut out = String::new();
@@ -226,6 +348,7 @@ pub fn preview(p: &Profile) -> String {
             .collect::<Vec<_>>()
             .join(", ")
     );
+    let _ = writeln!(out, "{}", rules_line(p));
     let fallback = p.routing.fallback_role;
     for (mi, m) in p.members.iter().enumerate() {
         let _ = writeln!(out);

@@ -75,6 +75,9 @@ pub enum Command {
     Check {
         /// Profile files or a mailtriage.yaml (default: every profiles/*.yaml).
         files: Vec<PathBuf>,
+        /// List every keyword in force with its weight and the rule pack it came from.
+        #[arg(long)]
+        words: bool,
     },
     /// Explain the decision for one message: every keyword, weight and score behind it.
     Explain {
@@ -204,7 +207,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             once,
             dry_run,
         } => run::run(config.as_deref(), once, dry_run),
-        Command::Check { files } => check::run(&files),
+        Command::Check { files, words } => check::run(&files, words),
         Command::Auth {
             account,
             config,

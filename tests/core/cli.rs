@@ -40,6 +40,62 @@ fn check_prints_each_members_responsibilities() {
 }
 
 #[test]
+fn check_names_the_packs_in_force_and_where_each_word_comes_from() {
+    let o = run(&["check", "profiles/hottub.yaml"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(
+        out.contains("Rules: base (") && out.contains(" + hot_tubs ("),
+        "the preview names the packs:\n{out}"
+    );
+    assert!(
+        out.contains("flooded (hot_tubs)"),
+        "industry words say so in the preview:\n{out}"
+    );
+
+    let o = run(&["check", "--words", "profiles/hottub.yaml"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let out = stdout(&o);
+    let line = |word: &str, section: &str| -> String {
+        let from = out
+            .find(section)
+            .unwrap_or_else(|| panic!("no {section:?}:\n{out}"));
+        out[from..]
+            .lines()
+            .skip(1)
+            .take_while(|l| l.starts_with("  "))
+            .find(|l| {
+                let rest: Vec<&str> = l.split_whitespace().skip(1).collect();
+                rest.join(" ").starts_with(&format!("{word} "))
+            })
+            .unwrap_or_else(|| panic!("{word:?} not listed under {section:?}:\n{out}"))
+            .to_string()
+    };
+    let flooded = line("flooded", "Category URGENT");
+    assert!(flooded.trim_end().ends_with("hot_tubs"), "{flooded}");
+    let emergency = line("emergency", "Category URGENT");
+    assert!(emergency.trim_end().ends_with("base"), "{emergency}");
+    let own = line("no heat", "Category URGENT");
+    assert!(own.trim_end().ends_with("profile"), "{own}");
+    let lawyer = line("attorney", "Escalation keywords");
+    assert!(lawyer.trim_end().ends_with("URGENT"), "{lawyer}");
+
+    let dir = std::env::temp_dir().join(format!("mailtriage-noindustry-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let solo = std::fs::read_to_string(root().join("profiles/solo.yaml")).expect("solo profile");
+    let plain = dir.join("plain.yaml");
+    std::fs::write(&plain, solo.replace("industry: hot_tubs", "")).expect("write profile");
+    let o = run(&["check", "--words", plain.to_str().expect("utf-8")]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(
+        out.contains("only the business-neutral base") && !out.contains("hot_tubs"),
+        "a profile without business.industry gets only the base:\n{out}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn check_without_arguments_checks_every_shipped_profile() {
     let o = run(&["check"]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));

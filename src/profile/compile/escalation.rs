@@ -120,7 +120,13 @@ pub(super) fn escalation(
         .chain(raw.mass_mail.iter())
         .cloned()
         .collect();
-    sets.push(plain_set(&mass_mail, BASE));
+    let mut mass = plain_set(&mass_mail, BASE);
+    for e in &mut mass.entries {
+        if raw.mass_mail.contains(&e.keyword) {
+            e.origin = PROFILE;
+        }
+    }
+    sets.push(mass);
     let mass_mail_set = sets.len() - 1;
     // actions
     let pick = |level: Level| -> (Option<RawAction>, Option<RawAction>) {
