@@ -32,6 +32,8 @@ pub enum NoAck {
     NotRouted,
     /// A category the acknowledgement is not for.
     Category,
+    /// Mass-mail wording ("unsubscribe", "view in browser"): a newsletter without list headers.
+    MassMail,
 }
 
 /// Local parts that never get an automatic reply.
@@ -98,6 +100,9 @@ pub fn eligible<'v>(
     }
     if decision.recipient.is_none() {
         return Err(NoAck::NotRouted);
+    }
+    if decision.signals.mass_mail {
+        return Err(NoAck::MassMail);
     }
     if let Some(cats) = &ack.categories {
         let in_list = cats
@@ -258,6 +263,35 @@ acknowledgement:
                 got.as_deref().map_err(|e| *e),
                 *want,
                 "headers: {headers:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn acknowledgements_never_answer_spam_or_newsletters() {
+        let p = profile("");
+        let cases: &[(&str, &str, NoAck)] = &[
+            (
+                "X-Spam-Flag: YES\r\n",
+                "A quote for a hot tub please",
+                NoAck::NotRouted,
+            ),
+            (
+                "",
+                "A quote for a hot tub please.\r\n\r\nTo unsubscribe from these emails click here",
+                NoAck::MassMail,
+            ),
+        ];
+        for (headers, body, want) in cases {
+            let raw = format!(
+                "From: Pat <pat@example.com>\r\n{headers}Subject: Quote\r\nMessage-ID: <q@x>\r\n\r\n{body}\r\n"
+            );
+            let view = MessageView::parse(raw.as_bytes(), 65536);
+            let d = crate::triage::triage(&view, &p, &Context::default());
+            assert_eq!(
+                eligible(&view, &d, &p, &[]).map(String::from),
+                Err(*want),
+                "{headers}{body}"
             );
         }
     }

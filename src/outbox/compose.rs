@@ -157,6 +157,8 @@ fn queued(
         account: account.to_string(),
         envelope_from: sender.address(),
         message: message.formatted(),
+        about: String::new(),
+        once_per_secs: 0,
     }
 }
 
@@ -216,6 +218,8 @@ pub struct AlertFacts<'a> {
     pub ref_key: &'a str,
     pub original: &'a Original<'a>,
     pub decision: &'a Decision,
+    /// A member gets at most one alert per sender within this many seconds (0: no limit).
+    pub once_per_secs: u64,
 }
 
 /// An alert to one member about an escalated message.
@@ -315,7 +319,14 @@ pub fn alert(sender: &Sender, member: &str, address: &str, f: &AlertFacts<'_>) -
             text, html,
         ))
         .context("cannot build an alert")?;
-    Ok(queued("alert", f.ref_key, &rcpt, f.account, sender, msg))
+    let mut mail = queued("alert", f.ref_key, &rcpt, f.account, sender, msg);
+    mail.about = f
+        .original
+        .from_address
+        .map(|a| a.trim().to_lowercase())
+        .unwrap_or_default();
+    mail.once_per_secs = f.once_per_secs;
+    Ok(mail)
 }
 
 /// Text made safe for HTML.
@@ -465,6 +476,7 @@ mod tests {
         };
         let sender = Sender::parse("Triage <alerts@hottubman.ca>").expect("sender");
         let facts = AlertFacts {
+            once_per_secs: 3600,
             account: "a",
             business: "Hot\r\nX-Biz: 1",
             ref_key: "k",
@@ -523,6 +535,7 @@ mod tests {
         };
         let sender = Sender::parse("Triage <alerts@hottubman.ca>").expect("sender");
         let facts = AlertFacts {
+            once_per_secs: 3600,
             account: "a",
             business: "Hot Tub Man",
             ref_key: "orig@example.com",

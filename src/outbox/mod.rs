@@ -118,6 +118,7 @@ pub fn plan_mail(sender: &Sender, i: &MailInput<'_>) -> Vec<NewMail> {
             ref_key: i.fingerprint,
             original: &original,
             decision: i.decision,
+            once_per_secs: i.profile.escalation.alert_once_per_secs,
         };
         for name in &e.actions.notify {
             let Some(member) = i.profile.members.iter().find(|m| &m.name == name) else {

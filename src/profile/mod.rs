@@ -201,6 +201,8 @@ pub struct EscalationRules {
     pub names: Vec<String>,
     /// Keyword set of mass-mail wording: a message with a hit is never escalated.
     pub mass_mail_set: SetId,
+    /// Seconds within which a member is alerted at most once about one sender (0: no limit).
+    pub alert_once_per_secs: u64,
 }
 
 /// The acknowledgement to customers.

@@ -329,6 +329,10 @@ pub struct RawEscalation {
     /// What happens at each level; a level given here replaces the built-in actions for it.
     #[serde(default)]
     pub actions: Option<RawActions>,
+    /// At most one alert per sender per team member within this time (default 1h; `0`
+    /// alerts on every escalated message). Flags and folders are not limited.
+    #[serde(default)]
+    pub alert_once_per: Option<String>,
 }
 
 /// How escalation is decided.

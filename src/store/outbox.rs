@@ -102,6 +102,11 @@ pub struct NewMail {
     pub envelope_from: String,
     /// The whole message, ready to send.
     pub message: Vec<u8>,
+    /// Who the mail is about (an alert's original sender, lowercased; '' for none).
+    pub about: String,
+    /// When non-zero: not queued if the same recipient got mail of this purpose about
+    /// the same sender within this many seconds (the alert rate limit).
+    pub once_per_secs: u64,
 }
 
 /// Everything recorded together with one decision.
@@ -161,14 +166,43 @@ pub(super) fn insert_extras(tx: &rusqlite::Transaction<'_>, id: i64, x: &Extras)
     Ok(())
 }
 
-/// Queues one message unless the same (purpose, reference, recipient) is queued already;
-/// true when it was queued now.
+/// When `m` is rate-limited and its recipient already had such mail about the same
+/// sender recently: when that was.
+fn limited_since(conn: &rusqlite::Connection, m: &NewMail, t: i64) -> Result<Option<i64>> {
+    if m.once_per_secs == 0 || m.about.is_empty() {
+        return Ok(None);
+    }
+    let since = t.saturating_sub(i64::try_from(m.once_per_secs).unwrap_or(i64::MAX));
+    conn.prepare_cached(
+        "SELECT max(created_at) FROM outbox
+         WHERE rcpt = ?1 AND about = ?2 AND purpose = ?3 AND created_at > ?4",
+    )?
+    .query_row(params![m.rcpt, m.about, m.purpose, since], |r| {
+        r.get::<_, Option<i64>>(0)
+    })
+    .context("cannot read the outbox")
+}
+
+/// Queues one message unless the same (purpose, reference, recipient) is queued already
+/// or its rate limit holds it back; true when it was queued now.
 fn insert_mail(conn: &rusqlite::Connection, m: &NewMail, t: i64) -> Result<bool> {
+    if let Some(at) = limited_since(conn, m, t)? {
+        tracing::info!(
+            account = %m.account,
+            rcpt = %m.rcpt,
+            "not sending {} another {} about mail from {}: they had one {} min ago (escalation.alert_once_per)",
+            m.rcpt,
+            m.purpose,
+            m.about,
+            (t - at).max(0) / 60
+        );
+        return Ok(false);
+    }
     let n = conn
         .prepare_cached(
             "INSERT OR IGNORE INTO outbox (purpose, ref_key, rcpt, account, envelope_from,
-                message, status, next_attempt_at, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending', ?7, ?7)",
+                message, status, next_attempt_at, created_at, about)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending', ?7, ?7, ?8)",
         )?
         .execute(params![
             m.purpose,
@@ -177,7 +211,8 @@ fn insert_mail(conn: &rusqlite::Connection, m: &NewMail, t: i64) -> Result<bool>
             m.account,
             m.envelope_from,
             m.message,
-            t
+            t,
+            m.about
         ])
         .context("cannot queue a message in the outbox")?;
     Ok(n > 0)
@@ -475,6 +510,8 @@ mod tests {
             account: "a".into(),
             envelope_from: "alerts@example.com".into(),
             message: b"Subject: x\r\n\r\nbody\r\n".to_vec(),
+            about: "c@example.com".into(),
+            once_per_secs: 0,
         }
     }
 
@@ -529,5 +566,60 @@ mod tests {
         assert!(s.due_mail(now() + 3600, 10).expect("reads").is_empty());
         let c = s.outbox_counts().expect("counts");
         assert_eq!((c.pending, c.sent, c.failed), (0, 1, 0));
+    }
+
+    #[test]
+    fn alerts_about_one_sender_are_limited_per_member() {
+        let s = store("limit");
+        let alert = |ref_key: &str, rcpt: &str, about: &str| NewMail {
+            ref_key: ref_key.into(),
+            about: about.into(),
+            once_per_secs: 3600,
+            ..mail(rcpt)
+        };
+        // Three escalated messages from one customer in a row: one alert to Mark.
+        let x = |m: NewMail| Extras {
+            actions: Vec::new(),
+            mail: vec![m],
+        };
+        s.record_with(
+            &[decision("k1"), decision("k2"), decision("k3")],
+            &[
+                x(alert("m1@x", "mark@example.com", "angry@example.net")),
+                x(alert("m2@x", "mark@example.com", "angry@example.net")),
+                // Another member about the same sender, and Mark about someone else.
+                x(alert("m3@x", "sarah@example.com", "angry@example.net")),
+            ],
+            None,
+        )
+        .expect("records");
+        assert!(s
+            .enqueue(&alert("m4@x", "mark@example.com", "other@example.net"))
+            .expect("queues"));
+        assert!(!s
+            .enqueue(&alert("m5@x", "mark@example.com", "angry@example.net"))
+            .expect("limited"));
+        // With no limit every alert is queued.
+        assert!(s
+            .enqueue(&NewMail {
+                once_per_secs: 0,
+                ..alert("m6@x", "mark@example.com", "angry@example.net")
+            })
+            .expect("queues"));
+        assert_eq!(s.outbox_counts().expect("counts").pending, 4);
+        let limited_at = |secs_ago: i64| {
+            s.conn()
+                .expect("conn")
+                .execute(
+                    "UPDATE outbox SET created_at = ?1 WHERE about = 'angry@example.net'",
+                    params![now() - secs_ago],
+                )
+                .expect("ages the rows");
+        };
+        // An hour later Mark may hear about that sender again.
+        limited_at(3601);
+        assert!(s
+            .enqueue(&alert("m7@x", "mark@example.com", "angry@example.net"))
+            .expect("queues"));
     }
 }

@@ -507,3 +507,194 @@ fn unmatched_mail_can_be_left_in_place_or_filed() {
         assert_eq!(d.folder.as_deref(), Some("SALES/Mark Johnson"), "{extra:?}");
     }
 }
+
+#[test]
+fn upstream_spam_verdicts_keep_spam_from_people() {
+    let body = "Hi Sarah, I will call my lawyer unless you buy our new hot tub covers today";
+    // (extra headers, marked as spam?)
+    let cases: &[(&str, bool)] = &[
+        ("X-Spam-Flag: YES\r\n", true),
+        ("X-Spam-Flag: yes\r\n", true),
+        ("X-Spam-Flag: NO\r\n", false),
+        (
+            "X-Spam-Status: Yes, score=9.1 required=5.0 tests=BAYES_99,URIBL_BLACK\r\n",
+            true,
+        ),
+        (
+            "X-Spam-Status: Yes, score=7.3 required=5.0\r\n\ttests=HTML_MESSAGE,RDNS_NONE\r\n",
+            true,
+        ),
+        (
+            "X-Spam-Status: No, score=-0.1 required=5.0 tests=DKIM_SIGNED\r\n",
+            false,
+        ),
+        ("X-Spam: Yes\r\n", true),
+        ("X-Spam: no\r\n", false),
+        ("X-Spam-Action: reject\r\n", true),
+        ("X-Spam-Action: add header\r\n", true),
+        ("X-Spam-Action: rewrite subject\r\n", true),
+        ("X-Spam-Action: no action\r\n", false),
+        ("X-Spam-Action: greylist\r\n", false),
+        ("X-MS-Exchange-Organization-SCL: 5\r\n", true),
+        ("X-MS-Exchange-Organization-SCL: 9\r\n", true),
+        ("X-MS-Exchange-Organization-SCL: 1\r\n", false),
+        ("X-MS-Exchange-Organization-SCL: -1\r\n", false),
+        ("", false),
+    ];
+    for extra in ["", "routing: {spam: {folder: Junk/Upstream}}\n"] {
+        let p = profile(extra);
+        for (headers, spam) in cases {
+            let d = triage(&message(headers, "Covers", body), &p, &Context::default());
+            assert_eq!(d.signals.spam, *spam, "{headers:?}");
+            if *spam {
+                let folder = (!extra.is_empty()).then_some("Junk/Upstream");
+                assert_eq!(
+                    (d.reason, d.folder.as_deref(), d.recipient.as_deref()),
+                    (Reason::NotRoutedSpam, folder, None),
+                    "{headers:?} {extra:?}"
+                );
+                assert!(d.escalation.is_none(), "spam never escalates: {headers:?}");
+                let why = d.signals.evidence.join("; ");
+                let name = headers.split(':').next().unwrap_or_default();
+                assert!(why.contains(name), "evidence {why:?} names {name}");
+            } else {
+                assert_eq!(
+                    d.recipient.as_deref(),
+                    Some("Sarah Williams"),
+                    "{headers:?}"
+                );
+                assert!(d.escalation.is_some(), "{headers:?}");
+            }
+        }
+    }
+}
+
+#[test]
+fn urgent_mail_escalates_by_default_in_every_mode_but_manual_only() {
+    // Classified URGENT on the category's own words; no escalation keyword, calm wording.
+    let subject = "Water everywhere";
+    let body = "The spa is flooding the deck, water everywhere.";
+    let cases: &[(&str, Option<Level>)] = &[
+        ("escalation: {mode: keyword_only}\n", Some(Level::URGENT)),
+        ("escalation: {mode: sentiment_only}\n", Some(Level::URGENT)),
+        (
+            "escalation: {mode: sentiment_and_keyword}\n",
+            Some(Level::URGENT),
+        ),
+        (
+            "escalation: {mode: sentiment_then_keyword}\n",
+            Some(Level::URGENT),
+        ),
+        ("escalation: {mode: manual_only}\n", None),
+        (
+            "escalation: {mode: keyword_only, categories: {URGENT: none}}\n",
+            None,
+        ),
+        (
+            "escalation: {mode: keyword_only, categories: {URGENT: HIGH}}\n",
+            Some(Level::HIGH),
+        ),
+    ];
+    for (extra, want) in cases {
+        let p = profile(extra);
+        let d = decide(&p, subject, body);
+        assert_eq!(d.category, "URGENT", "{extra}");
+        let got = d.escalation.as_ref().map(|e| e.level);
+        assert_eq!(got, *want, "{extra}");
+        if let Some(e) = &d.escalation {
+            assert_eq!(e.category.as_deref(), Some("URGENT"), "{extra}");
+            assert!(e.by.contains("category"), "{extra}: by {}", e.by);
+            assert!(e.actions.flag, "{extra}: URGENT's actions apply");
+            let text = mailtriage::triage::explain::render(&message("", subject, body), &d);
+            assert!(
+                text.contains("category URGENT → escalated at"),
+                "explain says why:\n{text}"
+            );
+        }
+    }
+    // Another category can be made to escalate on its own.
+    let p = profile("escalation: {mode: keyword_only, categories: {MANAGER: MEDIUM}}\n");
+    let d = decide(
+        &p,
+        "Partnership",
+        "We would like to discuss a commercial partnership and bulk pricing.",
+    );
+    assert_eq!(d.category, "MANAGER");
+    assert_eq!(d.escalation.map(|e| e.level), Some(Level::MEDIUM));
+}
+
+#[test]
+fn mass_mail_is_routed_but_never_escalated() {
+    let p = profile("escalation: {mode: keyword_only}\n");
+    let threat =
+        "Our lawyer will be in touch: last chance to claim your discount on hot tub covers.";
+    let d = decide(&p, "Covers", threat);
+    assert!(d.escalation.is_some(), "the wording alone escalates");
+    let newsletter = format!(
+        "{threat}\n\nYou are receiving this email because you signed up. To unsubscribe, click here."
+    );
+    let d = decide(&p, "Covers", &newsletter);
+    assert!(d.signals.mass_mail, "{:?}", d.signals);
+    assert!(d.escalation.is_none(), "{:?}", d.escalation);
+    assert!(d.recipient.is_some(), "mass mail is still routed");
+    // An owner's own mass-mail wording counts too.
+    let p = profile("escalation: {mode: keyword_only, mass_mail: [sent to our valued partners]}\n");
+    let d = decide(
+        &p,
+        "Covers",
+        &format!("{threat}\nThis message was sent to our valued partners."),
+    );
+    assert!(d.signals.mass_mail && d.escalation.is_none());
+}
+
+#[test]
+fn the_categorys_own_words_choose_between_members_first() {
+    // A job application for a technician post is MANAGER mail about hiring: the member
+    // whose role handles hiring gets it, not the one whose trade words it repeats.
+    let p = match Profile::from_bytes(
+        "hiring.yaml",
+        b"
+business: {name: Pipes Ltd, domains: [pipes.example], industry: trades}
+team:
+  - name: Tom Baker
+    roles: [service_manager]
+  - name: Olga Novak
+    roles: [operations_manager]
+",
+    ) {
+        Ok(p) => p,
+        Err(e) => panic!("{e}"),
+    };
+    let d = decide(
+        &p,
+        "Job application: service technician",
+        "Hello, I am applying for the service technician position. I have five years of \
+         repair and maintenance work as a technician, boiler service and installs. My \
+         resume is attached.",
+    );
+    assert_eq!(d.category, "MANAGER", "{d:#?}");
+    assert_eq!(d.recipient.as_deref(), Some("Olga Novak"), "{d:#?}");
+    let tom = d
+        .candidates
+        .iter()
+        .find(|c| c.member == "Tom Baker")
+        .map(|c| (c.score, c.category_words));
+    let olga = d
+        .candidates
+        .iter()
+        .find(|c| c.member == "Olga Novak")
+        .map(|c| (c.score, c.category_words));
+    let (Some(tom), Some(olga)) = (tom, olga) else {
+        panic!("both scored: {:?}", d.candidates)
+    };
+    assert!(
+        tom.0 > olga.0,
+        "Tom has more words in all: {tom:?} vs {olga:?}"
+    );
+    assert!(
+        olga.1 > tom.1,
+        "Olga has more hiring words: {tom:?} vs {olga:?}"
+    );
+    let text = mailtriage::triage::explain::render(&message("", "x", "y"), &d);
+    assert!(text.contains("on the category's own words"), "{text}");
+}

@@ -54,8 +54,14 @@ fn smtp_block(port: u16, auth: &str) -> String {
 
 /// A message to Mark (so the fallback, Sarah, is someone else).
 fn msg(id: &str, subject: &str, body: &str) -> Vec<u8> {
+    msg_from("pat@example.com", id, subject, body)
+}
+
+/// A message to Mark from `from` (alerts are limited per sender: tests that count one
+/// alert per message give each message its own sender).
+fn msg_from(from: &str, id: &str, subject: &str, body: &str) -> Vec<u8> {
     format!(
-        "From: Pat Customer <pat@example.com>\r\nTo: mark@hottubman.ca\r\nSubject: {subject}\r\nDate: Mon, 2 Mar 2026 10:00:00 -0500\r\nMessage-ID: <{id}@test.example>\r\n\r\n{body}\r\n"
+        "From: Pat Customer <{from}>\r\nTo: mark@hottubman.ca\r\nSubject: {subject}\r\nDate: Mon, 2 Mar 2026 10:00:00 -0500\r\nMessage-ID: <{id}@test.example>\r\n\r\n{body}\r\n"
     )
     .into_bytes()
 }
@@ -128,7 +134,10 @@ fn each_escalation_mode_flags_copies_and_alerts_exactly_the_right_messages() {
         let d = Dovecot::start(DovecotOptions::default());
         let originals: Vec<Vec<u8>> = bodies
             .iter()
-            .map(|(tag, body)| msg(&format!("{mode}-{tag}"), "Hot tub", body))
+            .map(|(tag, body)| {
+                let from = format!("pat.{tag}@example.com");
+                msg_from(&from, &format!("{mode}-{tag}"), "Hot tub", body)
+            })
             .collect();
         d.deliver_many("alice", "INBOX", &originals);
         let pdir = TempDir::new("profile");
@@ -186,17 +195,89 @@ fn each_escalation_mode_flags_copies_and_alerts_exactly_the_right_messages() {
                     Some(format!("<{id}@test.example>").as_str())
                 );
                 let body = a.text();
-                for part in [
-                    "Pat Customer <pat@example.com>",
-                    "Filed in:",
-                    folder.as_str(),
-                    "> ",
-                ] {
+                let from = format!("Pat Customer <pat.{tag}@example.com>");
+                for part in [from.as_str(), "Filed in:", folder.as_str(), "> "] {
                     assert!(body.contains(part), "{part} missing in the alert:\n{body}");
                 }
             }
         }
     }
+}
+
+#[test]
+fn one_sender_escalating_again_and_again_alerts_each_member_once_an_hour() {
+    let d = Dovecot::start(DovecotOptions::default());
+    let mut mails: Vec<Vec<u8>> = (1..=3)
+        .map(|i| {
+            msg(
+                &format!("again-{i}"),
+                "Still broken",
+                "This is the third time: I will call my lawyer.",
+            )
+        })
+        .collect();
+    mails.push(
+        b"From: Lee Other <lee@example.net>\r\nTo: mark@hottubman.ca\r\nSubject: Heater\r\nMessage-ID: <again-other@test.example>\r\n\r\nI will call my lawyer.\r\n"
+            .to_vec(),
+    );
+    d.deliver_many("alice", "INBOX", &mails);
+    let sink = SmtpSink::start();
+    let pdir = TempDir::new("profile");
+    let s = imap_setup(&d, profile(&pdir, "keyword_only", ""), sink.port(), "");
+    let (status, log) = s.run_once(&[PW]);
+    assert!(status.success(), "{log}");
+    let got = sink.wait_for(4, Duration::from_secs(10));
+    std::thread::sleep(Duration::from_secs(1));
+    let got_now = sink.messages();
+    assert_eq!(got_now.len(), got.len(), "more mail arrived late");
+    let mut alerted: Vec<(String, String)> = got_now
+        .iter()
+        .flat_map(|m| {
+            let about = m.header("In-Reply-To").unwrap_or_default();
+            m.rcpt_to.iter().map(move |r| (about.clone(), r.clone()))
+        })
+        .collect();
+    alerted.sort();
+    let want: Vec<(String, String)> = [
+        ("<again-1@test.example>", "mark@hottubman.ca"),
+        ("<again-1@test.example>", "sarah@hottubman.ca"),
+        ("<again-other@test.example>", "mark@hottubman.ca"),
+        ("<again-other@test.example>", "sarah@hottubman.ca"),
+    ]
+    .iter()
+    .map(|(a, b)| ((*a).to_string(), (*b).to_string()))
+    .collect();
+    assert_eq!(alerted, want, "{log}");
+    assert!(
+        log.contains("escalation.alert_once_per"),
+        "the held-back alerts are logged:\n{log}"
+    );
+    // The limit holds back mail only: every message is still flagged and copied.
+    for i in 1..=3 {
+        let copies = copies_of(&d, &format!("again-{i}"));
+        assert!(copies.iter().any(|(f, _)| f == "ESCALATED"), "{copies:?}");
+        assert!(
+            copies.iter().all(|(_, m)| has(&m.flags, "\\Flagged")),
+            "{copies:?}"
+        );
+    }
+
+    // `alert_once_per: 0` turns the limit off.
+    let d = Dovecot::start(DovecotOptions::default());
+    d.deliver_many("alice", "INBOX", &mails[..2]);
+    let sink = SmtpSink::start();
+    let pdir = TempDir::new("profile");
+    let prof = profile(&pdir, "keyword_only", "");
+    let yaml = fs::read_to_string(&prof).expect("profile");
+    fs::write(
+        &prof,
+        yaml.replace("escalation:\n", "escalation:\n  alert_once_per: 0\n"),
+    )
+    .expect("profile");
+    let s = imap_setup(&d, prof, sink.port(), "");
+    let (status, log) = s.run_once(&[PW]);
+    assert!(status.success(), "{log}");
+    assert_eq!(sink.wait_for(4, Duration::from_secs(10)).len(), 4, "{log}");
 }
 
 #[test]
@@ -561,7 +642,8 @@ fn sigkill_at_random_points_never_copies_twice_and_loses_no_alert() {
     let d = Dovecot::start(DovecotOptions::default());
     let originals: Vec<Vec<u8>> = (0..150)
         .map(|i| {
-            msg(
+            msg_from(
+                &format!("pat{i}@example.com"),
                 &format!("kill-{i}"),
                 &format!("Cover {i}"),
                 "I will call my lawyer.",

@@ -11,6 +11,7 @@ use crate::profile::rules::{Layered, ListKind, BASE, PROFILE};
 use crate::profile::{Action, EscalationRules};
 use crate::yaml::checker::{Checker, DiagExt};
 use crate::yaml::diag::did_you_mean;
+use crate::yaml::durations::parse_duration;
 use crate::yaml::Path;
 
 pub(super) fn escalation(
@@ -230,7 +231,9 @@ pub(super) fn escalation(
         .collect();
     names.sort();
     names.dedup();
+    let alert_once_per_secs = alert_once_per(c, &p, raw, pack);
     EscalationRules {
+        alert_once_per_secs,
         mass_mail_set,
         category_levels,
         names,
@@ -243,5 +246,33 @@ pub(super) fn escalation(
         levels: lv,
         urgency_set,
         actions,
+    }
+}
+
+/// `escalation.alert_once_per`: `0` (no limit) or a duration of at most a week; 1 h when
+/// not given.
+fn alert_once_per(c: &mut Checker<'_>, p: &Path, raw: &RawEscalation, pack: &RawEscalation) -> u64 {
+    const DEFAULT: u64 = 3600;
+    let Some(text) = raw.alert_once_per.as_ref().or(pack.alert_once_per.as_ref()) else {
+        return DEFAULT;
+    };
+    if text.trim() == "0" {
+        return 0;
+    }
+    match parse_duration(text) {
+        Ok(secs) if secs <= 7 * 24 * 3600 => secs,
+        Ok(_) => {
+            c.at_value(
+                &p.key("alert_once_per"),
+                format!("`{text}` is longer than a week"),
+            )
+            .expect_("a duration such as 1h, 30m or 1d; 0 for no limit");
+            DEFAULT
+        }
+        Err(e) => {
+            c.at_value(&p.key("alert_once_per"), e)
+                .expect_("a duration such as 1h, 30m or 1d; 0 for no limit");
+            DEFAULT
+        }
     }
 }
