@@ -113,40 +113,71 @@ fn is_attribution(lower: &str) -> bool {
         || (lower.starts_with("op ") && ends("schreef:"))
 }
 
-/// Does an Outlook-style header block ("From:" then "Sent:"/"Date:" and "To:"/"Subject:")
-/// start at line `i`?
+/// Header names that open a pasted header block, lowercased with their colon.
+const FROM_KEYS: &[&str] = &["from:", "de :", "de:", "von:"];
+const DATE_KEYS: &[&str] = &["sent:", "date:", "envoyé :", "gesendet:", "enviado:"];
+const TO_KEYS: &[&str] = &[
+    "to:", "subject:", "cc:", "à :", "an:", "para:", "objet :", "betreff:",
+];
+/// Lines that may stand in a pasted header block without being one of the three kinds.
+const OTHER_KEYS: &[&str] = &["content-", "mime-version:", "reply-to:", "message-id:"];
+
+/// Does a pasted header block — Outlook's "From: … Sent: … To: …", Thunderbird's
+/// "Subject: … Date: … From: …", a forward with its MIME headers — start at line `i`? It
+/// is a run of header lines, in any order, with a sender, a date and a recipient or
+/// subject among the first eight.
 fn is_header_block(lines: &[&str], i: usize) -> bool {
-    let starts = |l: &str, keys: &[&str]| {
+    let key_of = |l: &str| -> Option<u8> {
         let t = l.trim_start().trim_start_matches('*');
-        keys.iter().any(|k| starts_with_lowercase(t, k))
+        // Every key starts with one of these letters: most lines stop here.
+        let lead = t.as_bytes().first()?.to_ascii_lowercase();
+        if !matches!(
+            lead,
+            b'f' | b'd'
+                | b'v'
+                | b's'
+                | b'g'
+                | b'e'
+                | b't'
+                | b'c'
+                | b'a'
+                | b'b'
+                | b'p'
+                | b'o'
+                | b'm'
+                | b'r'
+        ) {
+            return None;
+        }
+        let any = |keys: &[&str]| keys.iter().any(|k| starts_with_lowercase(t, k));
+        if any(FROM_KEYS) {
+            Some(b'f')
+        } else if any(DATE_KEYS) {
+            Some(b'd')
+        } else if any(TO_KEYS) {
+            Some(b't')
+        } else if any(OTHER_KEYS) {
+            Some(b'o')
+        } else {
+            None
+        }
     };
     let Some(first) = lines.get(i) else {
         return false;
     };
-    // "from:", "de:", "von:" (no other character lowercases to these ASCII letters).
-    let lead = first
-        .trim_start()
-        .trim_start_matches('*')
-        .as_bytes()
-        .first();
-    if !lead.is_some_and(|b| matches!(b.to_ascii_lowercase(), b'f' | b'd' | b'v'))
-        || !starts(first, &["from:", "de :", "de:", "von:"])
-    {
+    if key_of(first).is_none() {
         return false;
     }
-    let next: Vec<&str> = lines.iter().skip(i + 1).take(5).copied().collect();
-    let has_date = next
-        .iter()
-        .any(|l| starts(l, &["sent:", "date:", "envoyé :", "gesendet:", "enviado:"]));
-    let has_to = next.iter().any(|l| {
-        starts(
-            l,
-            &[
-                "to:", "subject:", "à :", "an:", "para:", "objet :", "betreff:",
-            ],
-        )
-    });
-    has_date && has_to
+    let (mut from, mut date, mut to) = (false, false, false);
+    for l in lines.iter().skip(i).take(8) {
+        match key_of(l) {
+            Some(b'f') => from = true,
+            Some(b'd') => date = true,
+            Some(b't') => to = true,
+            _ => {}
+        }
+    }
+    from && date && to
 }
 
 fn is_valediction(lower: &str) -> bool {
@@ -393,6 +424,27 @@ mod tests {
                 body: "Please see below.\n\nFrom: Mark Johnson <mark@hottubman.ca>\nSent: Monday, March 2, 2026 9:00 AM\nTo: Jane\nSubject: Quote\n\nHere is your quote.",
                 new_text: "Please see below.",
                 quoted_has: "Here is your quote.",
+                signature_has: "",
+            },
+            Case {
+                name: "thunderbird header block, date first",
+                body: "See below.\n\nSubject: Your order\nDate: Mon, 2 Mar 2026 09:00:00 +0100\nFrom: Shop <shop@example.com>\nTo: Jane\n\nYour order has shipped.",
+                new_text: "See below.",
+                quoted_has: "Your order has shipped.",
+                signature_has: "",
+            },
+            Case {
+                name: "a forward opening with its MIME headers",
+                body: "Content-Transfer-Encoding: quoted-printable\nDate: Fri, 27 Apr 2001 10:22:32 -0500\nFrom: \"A B\" <ab@example.com>\nTo: \"C D\" <cd@example.com>,\n\"E F\" <ef@example.com>\nSubject: An article\n\nA long article.",
+                new_text: "",
+                quoted_has: "A long article.",
+                signature_has: "",
+            },
+            Case {
+                name: "a sentence starting with a header word is not a block",
+                body: "From: now on I will call first.\nDate: any day next week suits me.\nSee you then.",
+                new_text: "From: now on I will call first.\nDate: any day next week suits me.\nSee you then.",
+                quoted_has: "",
                 signature_has: "",
             },
             Case {
