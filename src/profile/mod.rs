@@ -178,7 +178,7 @@ pub struct Action {
     pub copy_to: Option<Vec<String>>,
 }
 
-/// Escalation settings, merged over rules/escalation.yaml.
+/// Escalation settings, merged over rules/base/escalation.yaml and the industry packs.
 #[derive(Debug, Clone)]
 pub struct EscalationRules {
     pub mode: EscalationMode,
