@@ -278,8 +278,13 @@ pub fn mailbox_contents(
         .collect()
 }
 
+/// The folder the shipped profiles copy URGENT mail into (`copy_to: ESCALATED`): copies
+/// made on purpose, counted apart.
+pub const ESCALATION_COPIES: &str = "ESCALATED";
+
 /// Asserts every original message is stored exactly once, byte-identical, and nothing
-/// else exists; returns where each one went.
+/// else exists — apart from at most one escalation copy of a message in
+/// [`ESCALATION_COPIES`]; returns where each one went (the copies' folder included).
 pub fn assert_exactly_once(
     d: &(impl Mailstore + ?Sized),
     user: &str,
@@ -287,10 +292,17 @@ pub fn assert_exactly_once(
 ) -> BTreeMap<String, usize> {
     let contents = mailbox_contents(d, user);
     let mut count: BTreeMap<&[u8], usize> = BTreeMap::new();
+    let mut escalated: BTreeMap<&[u8], usize> = BTreeMap::new();
     let mut per_folder: BTreeMap<String, usize> = BTreeMap::new();
     for (folder, msgs) in &contents {
+        // As the server names it: `ESCALATED`, or `INBOX.ESCALATED` inside a namespace.
+        let copies = folder == ESCALATION_COPIES
+            || ["INBOX.", "INBOX/"]
+                .iter()
+                .any(|p| folder.strip_prefix(p) == Some(ESCALATION_COPIES));
         for m in msgs {
-            *count.entry(m.raw.as_slice()).or_default() += 1;
+            let tally = if copies { &mut escalated } else { &mut count };
+            *tally.entry(m.raw.as_slice()).or_default() += 1;
             *per_folder.entry(folder.clone()).or_default() += 1;
         }
     }
@@ -304,12 +316,27 @@ pub fn assert_exactly_once(
             )),
             None => problems.push(format!("lost: {}", first_line_with(o, "Message-ID"))),
         }
+        if let Some(n) = escalated.get(o.as_slice()).filter(|n| **n > 1) {
+            problems.push(format!(
+                "{n} escalation copies of {}",
+                first_line_with(o, "Message-ID")
+            ));
+        }
     }
-    let total: usize = per_folder.values().sum();
-    if total != originals.len() {
+    let stored: usize = count.values().sum();
+    if stored != originals.len() {
         problems.push(format!(
-            "{total} messages stored, {} expected",
+            "{stored} messages stored outside {ESCALATION_COPIES}, {} expected",
             originals.len()
+        ));
+    }
+    let strangers = escalated
+        .keys()
+        .filter(|raw| !originals.iter().any(|o| o.as_slice() == **raw))
+        .count();
+    if strangers > 0 {
+        problems.push(format!(
+            "{strangers} message(s) in {ESCALATION_COPIES} that are no original's copy"
         ));
     }
     assert!(
