@@ -94,6 +94,8 @@ pub struct AccountConfig {
     pub dry_run: bool,
     /// Lowercased own addresses.
     pub addresses: Vec<String>,
+    /// Lowercased `authserv-id`s whose `Authentication-Results` are believed.
+    pub trusted_authserv_ids: Vec<String>,
 }
 
 /// The whole configuration, compiled.
@@ -640,6 +642,12 @@ fn account(c: &mut Checker<'_>, p: &Path, a: &RawAccount, dir: &FsPath) -> Optio
         backfill,
         dry_run: a.dry_run.unwrap_or(false),
         addresses,
+        trusted_authserv_ids: a
+            .trusted_authserv_ids
+            .iter()
+            .map(|s| s.trim().to_lowercase())
+            .filter(|s| !s.is_empty())
+            .collect(),
     })
 }
 

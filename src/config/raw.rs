@@ -283,4 +283,9 @@ pub struct RawAccount {
     /// The mailbox's own addresses (its own mail is not routed). Default: the IMAP user if it is an address.
     #[serde(default)]
     pub addresses: Option<Vec<String>>,
+    /// The `authserv-id`s of the mail servers that write `Authentication-Results` on this
+    /// mailbox's incoming mail (e.g. mx.google.com). With such a header, a message is
+    /// acknowledged only if DMARC (or aligned SPF) passed.
+    #[serde(default)]
+    pub trusted_authserv_ids: Vec<String>,
 }

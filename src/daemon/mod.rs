@@ -738,6 +738,7 @@ pub fn demo_config(root: &Path) -> Result<Option<Config>> {
             backfill: Backfill::All,
             dry_run: false,
             addresses: vec!["info@hottubman.ca".into()],
+            trusted_authserv_ids: Vec::new(),
         }],
     }))
 }

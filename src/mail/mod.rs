@@ -12,6 +12,7 @@
 //! view salvages the first text it can find and lists what it did in
 //! [`MessageView::repairs`].
 
+pub mod auth_results;
 pub mod html;
 pub mod prepare;
 pub mod split;
@@ -148,6 +149,14 @@ pub struct MessageView {
     pub list_unsubscribe: bool,
     /// A List-Post header is present.
     pub list_post: bool,
+    /// Another `List-*` header (RFC 2369: List-Help, List-Subscribe, List-Owner, …), by
+    /// name, when none of the above is present.
+    pub list_other: Option<String>,
+    /// A `Sender:` that is a list's (`owner-…@`, `…-request@`, `…-bounces@`, `…-owner@`).
+    pub list_sender: Option<String>,
+    /// `Authentication-Results` header values (RFC 8601), topmost first, at most
+    /// [`MAX_AUTH_RESULTS`], each at most [`MAX_AUTH_RESULT_BYTES`].
+    pub authentication_results: Vec<String>,
     /// Precedence, lowercased.
     pub precedence: Option<String>,
     /// Auto-Submitted, lowercased.
@@ -176,6 +185,20 @@ pub struct MessageView {
     pub repairs: Vec<Repair>,
     /// Size of the raw message in bytes.
     pub size: usize,
+}
+
+/// Most `Authentication-Results` headers kept.
+pub const MAX_AUTH_RESULTS: usize = 8;
+/// Longest `Authentication-Results` value kept, in bytes.
+pub const MAX_AUTH_RESULT_BYTES: usize = 2048;
+
+/// Is this local part (lowercased) a mailing list's administrative address?
+pub fn list_local_part(local: &str) -> bool {
+    local.starts_with("owner-")
+        || local.ends_with("-request")
+        || local.ends_with("-bounces")
+        || local.contains("-bounces+")
+        || local.ends_with("-owner")
 }
 
 /// Most addresses kept per header (To, Cc, Reply-To).
@@ -373,7 +396,51 @@ fn header_view(m: &Message<'_>) -> MessageView {
                 .subtype()
                 .is_some_and(|s| s.eq_ignore_ascii_case("report"))
     });
+    let mut list_other = None;
+    let mut authentication_results = Vec::new();
+    for (name, value) in m.headers_raw() {
+        let known_list = ["list-id", "list-unsubscribe", "list-post"]
+            .iter()
+            .any(|k| name.eq_ignore_ascii_case(k));
+        if list_other.is_none()
+            && !known_list
+            && name.len() > 5
+            && name.is_char_boundary(5)
+            && name[..5].eq_ignore_ascii_case("list-")
+        {
+            list_other = Some(name.to_string());
+        }
+        if name.eq_ignore_ascii_case("Authentication-Results")
+            && authentication_results.len() < MAX_AUTH_RESULTS
+        {
+            let mut v = value.trim();
+            if v.len() > MAX_AUTH_RESULT_BYTES {
+                let mut end = MAX_AUTH_RESULT_BYTES;
+                while !v.is_char_boundary(end) {
+                    end -= 1;
+                }
+                v = &v[..end];
+            }
+            authentication_results.push(v.to_string());
+        }
+    }
+    // Sender is not decoded by the parser (see `parser`): its address, from the raw value.
+    let list_sender = header_raw(m, "Sender")
+        .map(|v| {
+            let addr = v.rsplit_once('<').map_or(v, |(_, r)| r);
+            addr.split(['>', ' ', '('])
+                .next()
+                .unwrap_or_default()
+                .to_lowercase()
+        })
+        .filter(|a| {
+            a.rsplit_once('@')
+                .is_some_and(|(local, _)| list_local_part(local))
+        });
     MessageView {
+        list_other,
+        list_sender,
+        authentication_results,
         message_id: m.message_id().map(|s| s.to_string()),
         subject: m.subject().unwrap_or_default().trim().to_string(),
         from: mailboxes(m.from()).into_iter().next(),

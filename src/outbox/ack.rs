@@ -34,6 +34,9 @@ pub enum NoAck {
     Category,
     /// Mass-mail wording ("unsubscribe", "view in browser"): a newsletter without list headers.
     MassMail,
+    /// A mail server the configuration trusts checked the sender and neither DMARC nor
+    /// aligned SPF passed: the From: may be forged.
+    Unauthenticated,
 }
 
 /// Local parts that never get an automatic reply.
@@ -45,16 +48,17 @@ fn no_reply_local(local: &str) -> bool {
         || squashed == "mailerdaemon"
         || squashed == "postmaster"
         || l.starts_with("bounce")
-        || l.starts_with("owner-")
-        || l.ends_with("-request")
+        || crate::mail::list_local_part(&l)
 }
 
-/// May this message be acknowledged? Returns the address to answer.
+/// May this message be acknowledged? Returns the address to answer. `trusted_authserv`
+/// are the (lowercased) `authserv-id`s whose `Authentication-Results` are believed.
 pub fn eligible<'v>(
     view: &'v MessageView,
     decision: &Decision,
     profile: &Profile,
     own_addresses: &[String],
+    trusted_authserv: &[String],
 ) -> Result<&'v str, NoAck> {
     let ack = profile.acknowledgement.as_ref().ok_or(NoAck::Disabled)?;
     let from = view
@@ -62,7 +66,12 @@ pub fn eligible<'v>(
         .map(str::trim)
         .filter(|a| a.contains('@'))
         .ok_or(NoAck::NoSender)?;
-    if view.list_id.is_some() || view.list_unsubscribe || view.list_post {
+    if view.list_id.is_some()
+        || view.list_unsubscribe
+        || view.list_post
+        || view.list_other.is_some()
+        || view.list_sender.is_some()
+    {
         return Err(NoAck::List);
     }
     if view.precedence.as_deref().is_some_and(|p| {
@@ -104,6 +113,11 @@ pub fn eligible<'v>(
     if decision.signals.mass_mail {
         return Err(NoAck::MassMail);
     }
+    let verdict =
+        crate::mail::auth_results::verdict(&view.authentication_results, trusted_authserv, &domain);
+    if verdict == crate::mail::auth_results::Verdict::NotAuthenticated {
+        return Err(NoAck::Unauthenticated);
+    }
     if let Some(cats) = &ack.categories {
         let in_list = cats
             .iter()
@@ -124,10 +138,11 @@ pub fn values<'a>(
     profile: &Profile,
 ) -> BTreeMap<&'a str, String> {
     let mut v = BTreeMap::new();
+    // Text from the message goes back out only when it reads as a name or a subject
+    // (anyone can forge a From: and choose what we would send): see `reflect`.
     let name = view
         .from_name()
-        .map(|n| super::compose::one_line(n, 80))
-        .filter(|n| !n.is_empty())
+        .and_then(super::reflect::person_name)
         .unwrap_or_else(|| "there".to_string());
     v.insert("customer_name", name);
     v.insert(
@@ -142,14 +157,9 @@ pub fn values<'a>(
             .unwrap_or_else(|| "our team".into()),
     );
     v.insert("business", profile.business.name.clone());
-    let subject = super::compose::one_line(&view.subject, 150);
     v.insert(
         "subject",
-        if subject.is_empty() {
-            "your message".into()
-        } else {
-            subject
-        },
+        super::reflect::plain_subject(&view.subject).unwrap_or_else(|| "your message".into()),
     );
     v.insert("category", decision.category.clone());
     // Booking requests: the chosen provider, the service and its booking link. Outside
@@ -197,7 +207,7 @@ acknowledgement:
         );
         let view = MessageView::parse(raw.as_bytes(), 65536);
         let d = crate::triage::triage(&view, p, &Context::default());
-        eligible(&view, &d, p, &["info@hottubman.ca".to_string()]).map(String::from)
+        eligible(&view, &d, p, &["info@hottubman.ca".to_string()], &[]).map(String::from)
     }
 
     #[test]
@@ -289,7 +299,7 @@ acknowledgement:
             let view = MessageView::parse(raw.as_bytes(), 65536);
             let d = crate::triage::triage(&view, &p, &Context::default());
             assert_eq!(
-                eligible(&view, &d, &p, &[]).map(String::from),
+                eligible(&view, &d, &p, &[], &[]).map(String::from),
                 Err(*want),
                 "{headers}{body}"
             );
@@ -317,19 +327,87 @@ acknowledgement:
     }
 
     #[test]
-    fn acknowledgement_text_fills_placeholders_with_flattened_values() {
+    fn sender_text_is_repeated_only_when_it_reads_as_a_name_or_a_subject() {
         let p = profile("");
-        let view = MessageView::parse(
-            b"From: =?utf-8?q?Pat=0D=0ABcc=3A_x=40evil?= <pat@example.com>\r\nSubject: Quote\r\n\r\nA quote for a hot tub please\r\n",
-            65536,
-        );
-        let d = crate::triage::triage(&view, &p, &Context::default());
-        let ack = p.acknowledgement.as_ref().expect("enabled");
-        let (subject, body) = render(ack, &values(&view, &d, &p));
-        assert_eq!(subject, "Re: Quote");
-        assert_eq!(
-            body,
-            "Hi Pat Bcc: x@evil, Mark Johnson will answer about Quote."
-        );
+        // (From display name, Subject) → the acknowledgement's (subject, body)
+        let cases: &[(&str, &str, &str, &str)] = &[
+            (
+                "Pat Customer",
+                "Quote",
+                "Re: Quote",
+                "Hi Pat Customer, Mark Johnson will answer about Quote.",
+            ),
+            (
+                "=?utf-8?q?Pat=0D=0ABcc=3A_x=40evil?=",
+                "Quote",
+                "Re: Quote",
+                "Hi there, Mark Johnson will answer about Quote.",
+            ),
+            (
+                "Cheap pills at pills.example",
+                "Buy now at www.pills.example, 80% off",
+                "Re: your message",
+                "Hi there, Mark Johnson will answer about your message.",
+            ),
+            (
+                "=?utf-8?q?Pat=E2=80=AEgpj.exe?=",
+                "=?utf-8?q?Quote=E2=80=AE?=",
+                "Re: your message",
+                "Hi there, Mark Johnson will answer about your message.",
+            ),
+        ];
+        for (name, subject, want_subject, want_body) in cases {
+            let raw = format!(
+                "From: {name} <pat@example.com>\r\nSubject: {subject}\r\n\r\nA quote for a hot tub please\r\n"
+            );
+            let view = MessageView::parse(raw.as_bytes(), 65536);
+            let d = crate::triage::triage(&view, &p, &Context::default());
+            let ack = p.acknowledgement.as_ref().expect("enabled");
+            let (s, body) = render(ack, &values(&view, &d, &p));
+            assert_eq!(
+                (s.as_str(), body.as_str()),
+                (*want_subject, *want_body),
+                "{name} / {subject}"
+            );
+        }
+    }
+
+    #[test]
+    fn list_like_mail_and_failed_authentication_get_no_acknowledgement() {
+        let p = profile("");
+        let trusted = vec!["mx.hottubman.ca".to_string()];
+        let cases: &[(&str, Result<&str, NoAck>)] = &[
+            ("List-Help: <mailto:help@lists.example>\r\n", Err(NoAck::List)),
+            ("List-Subscribe: <https://lists.example/s>\r\n", Err(NoAck::List)),
+            ("Sender: owner-spa@lists.example\r\n", Err(NoAck::List)),
+            ("Sender: spa-bounces@lists.example\r\n", Err(NoAck::List)),
+            ("Sender: pat@example.com\r\n", Ok("pat@example.com")),
+            (
+                "Authentication-Results: mx.hottubman.ca; spf=pass smtp.mailfrom=x@spammer.example; dmarc=fail header.from=example.com\r\n",
+                Err(NoAck::Unauthenticated),
+            ),
+            (
+                "Authentication-Results: mx.hottubman.ca; dmarc=pass header.from=example.com\r\n",
+                Ok("pat@example.com"),
+            ),
+            (
+                "Authentication-Results: mx.hottubman.ca; spf=pass smtp.mailfrom=b@mail.example.com; dmarc=none\r\n",
+                Ok("pat@example.com"),
+            ),
+            // A header from a server nobody trusts changes nothing.
+            (
+                "Authentication-Results: mx.attacker.example; dmarc=fail\r\n",
+                Ok("pat@example.com"),
+            ),
+        ];
+        for (headers, want) in cases {
+            let raw = format!(
+                "From: Pat <pat@example.com>\r\n{headers}Subject: Quote\r\n\r\nA quote for a hot tub please\r\n"
+            );
+            let view = MessageView::parse(raw.as_bytes(), 65536);
+            let d = crate::triage::triage(&view, &p, &Context::default());
+            let got = eligible(&view, &d, &p, &[], &trusted).map(String::from);
+            assert_eq!(got.as_deref().map_err(|e| *e), *want, "{headers:?}");
+        }
     }
 }

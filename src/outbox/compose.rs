@@ -60,10 +60,12 @@ impl Sender {
 }
 
 /// One line of text, at most `max` characters: control characters (CR, LF, tabs, …)
-/// become spaces, runs of spaces collapse.
+/// become spaces, invisible format characters (bidi overrides, zero-width) are dropped,
+/// runs of spaces collapse.
 pub fn one_line(s: &str, max: usize) -> String {
     let cleaned: String = s
         .chars()
+        .filter(|c| !super::reflect::is_format_char(*c))
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect();
     let mut out = cleaned.split_whitespace().collect::<Vec<_>>().join(" ");
@@ -159,6 +161,8 @@ fn queued(
         message: message.formatted(),
         about: String::new(),
         once_per_secs: 0,
+        per_hour: 0,
+        per_domain_per_hour: 0,
     }
 }
 
@@ -320,12 +324,11 @@ pub fn alert(sender: &Sender, member: &str, address: &str, f: &AlertFacts<'_>) -
         ))
         .context("cannot build an alert")?;
     let mut mail = queued("alert", f.ref_key, &rcpt, f.account, sender, msg);
-    mail.about = f
-        .original
-        .from_address
-        .map(|a| a.trim().to_lowercase())
-        .unwrap_or_default();
-    mail.once_per_secs = f.once_per_secs;
+    if let Some(from) = f.original.from_address {
+        // One alert per member about one sender: the pair is what is counted.
+        mail.about = format!("{rcpt} {}", super::reflect::mailbox_key(from));
+        mail.once_per_secs = f.once_per_secs;
+    }
     Ok(mail)
 }
 
@@ -347,6 +350,16 @@ fn esc(s: &str) -> String {
 
 /// An acknowledgement to a customer (RFC 3834: `Auto-Submitted: auto-replied`, threaded
 /// under their message). `ref_key` is the day, so each sender gets at most one per day.
+/// How many acknowledgements may go out, and how often to one mailbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AckLimits {
+    pub per_hour: u32,
+    pub per_domain_per_hour: u32,
+}
+
+/// One acknowledgement per mailbox (whatever its `+tag` or Gmail dots) in this time.
+pub const ACK_ONCE_PER_SECS: u64 = 24 * 3600;
+
 pub fn acknowledgement(
     sender: &Sender,
     account: &str,
@@ -354,14 +367,17 @@ pub fn acknowledgement(
     original: &Original<'_>,
     subject: &str,
     body: &str,
+    limits: AckLimits,
 ) -> Result<NewMail> {
     let address = original
         .from_address
         .ok_or_else(|| anyhow!("the message has no sender to acknowledge"))?;
     let rcpt = address.trim().to_lowercase();
+    // The display name is the sender's own text: repeated only when it reads as a name.
+    let name = original.from_name.and_then(super::reflect::person_name);
     let mut b = Message::builder()
         .from(sender.mailbox.clone())
-        .to(mailbox(original.from_name, address)?)
+        .to(mailbox(name.as_deref(), address)?)
         .subject(one_line(subject, 200))
         .message_id(Some(our_id(sender, "ack", ref_key, &rcpt)))
         .header(AutoSubmitted("auto-replied"))
@@ -372,7 +388,12 @@ pub fn acknowledgement(
     let msg = b
         .body(body.to_string())
         .context("cannot build an acknowledgement")?;
-    Ok(queued("ack", ref_key, &rcpt, account, sender, msg))
+    let mut mail = queued("ack", ref_key, &rcpt, account, sender, msg);
+    mail.about = super::reflect::mailbox_key(&rcpt);
+    mail.once_per_secs = ACK_ONCE_PER_SECS;
+    mail.per_hour = limits.per_hour;
+    mail.per_domain_per_hour = limits.per_domain_per_hour;
+    Ok(mail)
 }
 
 /// A member's daily digest; `ref_key` names the account and day.
@@ -497,6 +518,10 @@ mod tests {
             &o,
             "Re: Refund\r\nBcc: x@evil.example",
             "Thanks",
+            AckLimits {
+                per_hour: 0,
+                per_domain_per_hour: 0,
+            },
         )
         .expect("builds");
         for m in [alert, ack] {

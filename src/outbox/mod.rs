@@ -17,6 +17,7 @@
 pub mod ack;
 pub mod compose;
 pub mod digest;
+pub mod reflect;
 mod transport;
 
 use std::sync::{Arc, Mutex};
@@ -95,6 +96,8 @@ pub struct MailInput<'a> {
     /// The message's dedupe key (Message-ID or header hash).
     pub fingerprint: &'a str,
     pub own_addresses: &'a [String],
+    /// `authserv-id`s whose `Authentication-Results` are believed (lowercased).
+    pub trusted_authserv: &'a [String],
     /// Today in the business's time zone (YYYY-MM-DD): the acknowledgement's day.
     pub today: &'a str,
 }
@@ -134,12 +137,22 @@ pub fn plan_mail(sender: &Sender, i: &MailInput<'_>) -> Vec<NewMail> {
             }
         }
     }
-    match ack::eligible(i.view, i.decision, i.profile, i.own_addresses) {
+    match ack::eligible(
+        i.view,
+        i.decision,
+        i.profile,
+        i.own_addresses,
+        i.trusted_authserv,
+    ) {
         Ok(_) => {
             if let Some(a) = &i.profile.acknowledgement {
                 let (subject, body) = ack::render(a, &ack::values(i.view, i.decision, i.profile));
+                let limits = compose::AckLimits {
+                    per_hour: a.max_per_hour,
+                    per_domain_per_hour: a.max_per_domain_per_hour,
+                };
                 match compose::acknowledgement(
-                    sender, i.account, i.today, &original, &subject, &body,
+                    sender, i.account, i.today, &original, &subject, &body, limits,
                 ) {
                     Ok(mail) => out.push(mail),
                     Err(e) => warn!(account = i.account, "cannot acknowledge: {e:#}"),

@@ -129,6 +129,7 @@ pub(super) fn plan(
                                 decision: &d,
                                 fingerprint: &fp,
                                 own_addresses: &acct.config.addresses,
+                                trusted_authserv: &acct.config.trusted_authserv_ids,
                                 today: &today,
                             },
                         )

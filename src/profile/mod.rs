@@ -212,6 +212,9 @@ pub struct Acknowledgement {
     pub body: template::Template,
     /// Indices into categories; `None` means every category.
     pub categories: Option<Vec<usize>>,
+    /// Hourly caps, in all and per recipient domain (0: none).
+    pub max_per_hour: u32,
+    pub max_per_domain_per_hour: u32,
 }
 
 /// The daily digest.

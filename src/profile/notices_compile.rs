@@ -10,6 +10,11 @@ use crate::yaml::checker::{Checker, DiagExt};
 use crate::yaml::diag::did_you_mean;
 use crate::yaml::Path;
 
+/// Acknowledgements an hour, in all: a busy shop's customers, not a spammer's list.
+pub const DEFAULT_ACKS_PER_HOUR: u32 = 100;
+/// Acknowledgements an hour to one domain (gmail.com customers share one).
+pub const DEFAULT_ACKS_PER_DOMAIN_PER_HOUR: u32 = 20;
+
 /// Parses a template, reporting unknown placeholders with a suggestion.
 fn template(c: &mut Checker<'_>, path: &Path, source: &str) -> Template {
     match Template::parse(source, ACK_PLACEHOLDERS) {
@@ -120,6 +125,10 @@ pub(crate) fn notices(
             subject,
             body,
             categories,
+            max_per_hour: a.max_per_hour.unwrap_or(DEFAULT_ACKS_PER_HOUR),
+            max_per_domain_per_hour: a
+                .max_per_domain_per_hour
+                .unwrap_or(DEFAULT_ACKS_PER_DOMAIN_PER_HOUR),
         })
     });
 

@@ -66,6 +66,12 @@ pub struct RawAcknowledgement {
     /// Only for mail of these categories (default: every category routed to a person).
     #[serde(default)]
     pub categories: Option<Vec<String>>,
+    /// At most this many acknowledgements an hour in all (default 100; 0 for no cap).
+    #[serde(default)]
+    pub max_per_hour: Option<u32>,
+    /// At most this many an hour to addresses at one domain (default 20; 0 for no cap).
+    #[serde(default)]
+    pub max_per_domain_per_hour: Option<u32>,
 }
 
 /// The daily digest per member: counts per category and the day's escalations.

@@ -102,11 +102,25 @@ pub struct NewMail {
     pub envelope_from: String,
     /// The whole message, ready to send.
     pub message: Vec<u8>,
-    /// Who the mail is about (an alert's original sender, lowercased; '' for none).
+    /// What the rate limits count ('' for none): an alert's recipient and the sender it
+    /// is about, an acknowledgement's mailbox ([`crate::outbox::reflect::mailbox_key`]).
     pub about: String,
-    /// When non-zero: not queued if the same recipient got mail of this purpose about
-    /// the same sender within this many seconds (the alert rate limit).
+    /// When non-zero: not queued if mail of this purpose with the same `about` was queued
+    /// within this many seconds.
     pub once_per_secs: u64,
+    /// When non-zero: at most this many messages of this purpose are queued per hour.
+    pub per_hour: u32,
+    /// When non-zero: at most this many per hour whose `about` is at the same domain.
+    pub per_domain_per_hour: u32,
+}
+
+/// Why a message was not queued.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Held {
+    /// Mail with the same `about` went out `secs` ago.
+    Recent { secs: i64 },
+    /// The hourly cap, in all or for one domain.
+    Cap { what: String, max: u32 },
 }
 
 /// Everything recorded together with one decision.
@@ -166,37 +180,96 @@ pub(super) fn insert_extras(tx: &rusqlite::Transaction<'_>, id: i64, x: &Extras)
     Ok(())
 }
 
-/// When `m` is rate-limited and its recipient already had such mail about the same
-/// sender recently: when that was.
-fn limited_since(conn: &rusqlite::Connection, m: &NewMail, t: i64) -> Result<Option<i64>> {
-    if m.once_per_secs == 0 || m.about.is_empty() {
-        return Ok(None);
+/// Whether a rate limit holds `m` back.
+fn held(conn: &rusqlite::Connection, m: &NewMail, t: i64) -> Result<Option<Held>> {
+    if m.once_per_secs > 0 && !m.about.is_empty() {
+        let since = t.saturating_sub(i64::try_from(m.once_per_secs).unwrap_or(i64::MAX));
+        let last: Option<i64> = conn
+            .prepare_cached(
+                "SELECT max(created_at) FROM outbox
+                 WHERE purpose = ?1 AND about = ?2 AND created_at > ?3",
+            )?
+            .query_row(params![m.purpose, m.about, since], |r| r.get(0))
+            .context("cannot read the outbox")?;
+        if let Some(at) = last {
+            return Ok(Some(Held::Recent {
+                secs: (t - at).max(0),
+            }));
+        }
     }
-    let since = t.saturating_sub(i64::try_from(m.once_per_secs).unwrap_or(i64::MAX));
-    conn.prepare_cached(
-        "SELECT max(created_at) FROM outbox
-         WHERE rcpt = ?1 AND about = ?2 AND purpose = ?3 AND created_at > ?4",
-    )?
-    .query_row(params![m.rcpt, m.about, m.purpose, since], |r| {
-        r.get::<_, Option<i64>>(0)
-    })
-    .context("cannot read the outbox")
+    let hour_ago = t - 3600;
+    if m.per_hour > 0 {
+        let n: i64 = conn
+            .prepare_cached("SELECT count(*) FROM outbox WHERE purpose = ?1 AND created_at > ?2")?
+            .query_row(params![m.purpose, hour_ago], |r| r.get(0))
+            .context("cannot read the outbox")?;
+        if n >= i64::from(m.per_hour) {
+            return Ok(Some(Held::Cap {
+                what: "in all".into(),
+                max: m.per_hour,
+            }));
+        }
+    }
+    let domain = crate::outbox::reflect::domain_of(&m.about);
+    if m.per_domain_per_hour > 0 && !domain.is_empty() {
+        let n: i64 = conn
+            .prepare_cached(
+                "SELECT count(*) FROM outbox
+                 WHERE purpose = ?1 AND created_at > ?2 AND about LIKE ?3 ESCAPE '\\'",
+            )?
+            .query_row(
+                params![m.purpose, hour_ago, format!("%@{}", like_escaped(domain))],
+                |r| r.get(0),
+            )
+            .context("cannot read the outbox")?;
+        if n >= i64::from(m.per_domain_per_hour) {
+            return Ok(Some(Held::Cap {
+                what: format!("to {domain}"),
+                max: m.per_domain_per_hour,
+            }));
+        }
+    }
+    Ok(None)
+}
+
+/// `s` with LIKE's wildcards escaped (`\` is the escape character).
+fn like_escaped(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
 }
 
 /// Queues one message unless the same (purpose, reference, recipient) is queued already
-/// or its rate limit holds it back; true when it was queued now.
+/// or a rate limit holds it back; true when it was queued now.
 fn insert_mail(conn: &rusqlite::Connection, m: &NewMail, t: i64) -> Result<bool> {
-    if let Some(at) = limited_since(conn, m, t)? {
-        tracing::info!(
-            account = %m.account,
-            rcpt = %m.rcpt,
-            "not sending {} another {} about mail from {}: they had one {} min ago (escalation.alert_once_per)",
-            m.rcpt,
-            m.purpose,
-            m.about,
-            (t - at).max(0) / 60
-        );
-        return Ok(false);
+    match held(conn, m, t)? {
+        None => {}
+        Some(Held::Recent { secs }) => {
+            let why = if m.purpose == "alert" {
+                "escalation.alert_once_per"
+            } else {
+                "one a day per sender"
+            };
+            tracing::info!(
+                account = %m.account,
+                rcpt = %m.rcpt,
+                "not sending {} another {}: one about the same sender went out {} min ago ({why})",
+                m.rcpt,
+                m.purpose,
+                secs / 60
+            );
+            return Ok(false);
+        }
+        Some(Held::Cap { what, max }) => {
+            tracing::warn!(
+                account = %m.account,
+                rcpt = %m.rcpt,
+                "not sending {} an {}: {max} went out {what} in the last hour, the most allowed (acknowledgement.max_per_hour / max_per_domain_per_hour)",
+                m.rcpt,
+                m.purpose
+            );
+            return Ok(false);
+        }
     }
     let n = conn
         .prepare_cached(
@@ -512,6 +585,8 @@ mod tests {
             message: b"Subject: x\r\n\r\nbody\r\n".to_vec(),
             about: "c@example.com".into(),
             once_per_secs: 0,
+            per_hour: 0,
+            per_domain_per_hour: 0,
         }
     }
 
@@ -571,9 +646,10 @@ mod tests {
     #[test]
     fn alerts_about_one_sender_are_limited_per_member() {
         let s = store("limit");
+        // As compose::alert counts: the member and the sender the alert is about.
         let alert = |ref_key: &str, rcpt: &str, about: &str| NewMail {
             ref_key: ref_key.into(),
-            about: about.into(),
+            about: format!("{rcpt} {about}"),
             once_per_secs: 3600,
             ..mail(rcpt)
         };
@@ -611,7 +687,7 @@ mod tests {
             s.conn()
                 .expect("conn")
                 .execute(
-                    "UPDATE outbox SET created_at = ?1 WHERE about = 'angry@example.net'",
+                    "UPDATE outbox SET created_at = ?1 WHERE about LIKE '% angry@example.net'",
                     params![now() - secs_ago],
                 )
                 .expect("ages the rows");

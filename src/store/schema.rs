@@ -127,12 +127,14 @@ pub fn migrations() -> Migrations<'static> {
         ALTER TABLE decisions ADD COLUMN dest_uid INTEGER;
         ",
         ),
-        // 6: who an outbox message is about (an alert's original sender), for the alert
-        // rate limit: one alert per sender per member per `escalation.alert_once_per`.
+        // 6: what the rate limits of outgoing mail count (an alert's recipient and the
+        // sender it is about; an acknowledgement's mailbox): one alert per sender per
+        // member per `escalation.alert_once_per`, one acknowledgement per mailbox a day.
         M::up(
             "
         ALTER TABLE outbox ADD COLUMN about TEXT NOT NULL DEFAULT '';
-        CREATE INDEX outbox_about ON outbox (rcpt, about, created_at) WHERE about != '';
+        CREATE INDEX outbox_about ON outbox (purpose, about, created_at) WHERE about != '';
+        CREATE INDEX outbox_recent ON outbox (purpose, created_at);
         ",
         ),
     ])

@@ -95,6 +95,15 @@ pub fn signals(msg: &MessageView, profile: &Profile, ctx: &Context) -> Signals {
         s.list = true;
         s.evidence.push("List-Post present".into());
     }
+    if let Some(name) = &msg.list_other {
+        s.list = true;
+        s.evidence.push(format!("{name} present"));
+    }
+    if let Some(sender) = &msg.list_sender {
+        s.list = true;
+        s.evidence
+            .push(format!("Sender: {sender} (a list's address)"));
+    }
     match msg.precedence.as_deref() {
         Some(p @ ("bulk" | "junk")) => {
             s.bulk = true;

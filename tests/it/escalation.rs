@@ -491,7 +491,15 @@ fn acknowledgements_answer_customers_once_a_day_and_never_automatic_mail() {
         .into_bytes()
     };
     let pat = "From: Pat Customer <pat@example.com>\r\n";
-    let excluded: [(&str, String); 9] = [
+    let excluded: [(&str, String); 11] = [
+        (
+            "listhelp",
+            "From: g@lists.example\r\nList-Help: <mailto:help@lists.example>\r\n".into(),
+        ),
+        (
+            "owner",
+            "From: h@example.org\r\nSender: owner-spa@lists.example\r\n".into(),
+        ),
         (
             "list",
             "From: a@lists.example\r\nList-Id: <spa.lists.example>\r\n".into(),
@@ -556,6 +564,133 @@ fn acknowledgements_answer_customers_once_a_day_and_never_automatic_mail() {
     let (status, log) = s.run_once(&[]);
     assert!(status.success(), "{log}");
     assert_eq!(sink.messages().len(), 1, "{log}");
+}
+
+/// Acknowledgements go wherever a (forgeable) From: points, through the business's own
+/// SMTP server: none of that may be turned into a way to send someone else's text.
+#[test]
+fn acknowledgements_cannot_be_turned_into_spam() {
+    let d = Dovecot::start(DovecotOptions::default());
+    let m = |id: &str, from: &str, subject: &str, extra: &str| {
+        format!(
+            "From: {from}\r\n{extra}To: mark@hottubman.ca\r\nSubject: {subject}\r\nMessage-ID: <{id}@test.example>\r\n\r\nCould you send a quote for a new hot tub?\r\n"
+        )
+        .into_bytes()
+    };
+    let forged = "Mallory wants to sign you up for";
+    let all = vec![
+        // The spammer's text in the name and subject, with a right-to-left override.
+        m(
+            "spam-text",
+            "=?utf-8?q?Cheap_pills_at_pills=2Eexample_=E2=80=AE?= <victim@example.net>",
+            "=?utf-8?q?Best_prices_www=2Epills=2Eexample_call_555_0142_9999?=",
+            "",
+        ),
+        // One mailbox under many names: one acknowledgement.
+        m("tag-1", "Vic Tim <vic+1@example.net>", "Quote", ""),
+        m("tag-2", "Vic Tim <vic+2@example.net>", "Quote", ""),
+        m("tag-3", "Vic Tim <VIC@example.net>", "Quote", ""),
+        m("dots-1", "Gee Mail <gee.mail@gmail.com>", "Quote", ""),
+        m("dots-2", "Gee Mail <g.e.e.m.a.i.l+x@googlemail.com>", "Quote", ""),
+        // Many mailboxes at one domain: the per-domain cap (3 here) holds.
+        m("dom-1", "A <a@bulk.example>", "Quote", ""),
+        m("dom-2", "B <b@bulk.example>", "Quote", ""),
+        m("dom-3", "C <c@bulk.example>", "Quote", ""),
+        m("dom-4", "D <d@bulk.example>", "Quote", ""),
+        m("dom-5", "E <e@bulk.example>", "Quote", ""),
+        // Our own server checked the sender and DMARC failed: a forged From.
+        m(
+            "dmarc-fail",
+            "Boss <boss@bank.example>",
+            "Quote",
+            "Authentication-Results: mx.hottubman.ca; spf=pass smtp.mailfrom=x@spammer.example; dmarc=fail header.from=bank.example\r\n",
+        ),
+        // The same verdict from a server we do not trust changes nothing.
+        m(
+            "untrusted",
+            "Real Person <real@example.org>",
+            "Quote",
+            "Authentication-Results: mx.elsewhere.example; dmarc=fail header.from=example.org\r\n",
+        ),
+    ];
+    d.deliver_many("alice", "INBOX", &all);
+    let sink = SmtpSink::start();
+    let pdir = TempDir::new("profile");
+    let p = profile(
+        &pdir,
+        "manual_only",
+        &format!(
+            "acknowledgement:\n  max_per_domain_per_hour: 3\n  template: |\n    Hello {{customer_name}}, about {{subject}}: {forged} nothing.\n"
+        ),
+    );
+    let s = maildir_setup(
+        &d,
+        p,
+        &format!(
+            "    trusted_authserv_ids: [MX.hottubman.ca]\n{}",
+            smtp_block(sink.port(), "")
+        ),
+    );
+    let (status, log) = s.run_once(&[]);
+    assert!(status.success(), "{log}");
+    std::thread::sleep(Duration::from_secs(1));
+    let got = sink.messages();
+    let mut rcpts: Vec<String> = got.iter().flat_map(|a| a.rcpt_to.clone()).collect();
+    rcpts.sort();
+    // Messages are taken in the Maildir's order: which three of bulk.example's five get
+    // an answer is not fixed, that three do is.
+    let bulk = rcpts
+        .iter()
+        .filter(|r| r.ends_with("@bulk.example"))
+        .count();
+    assert_eq!(bulk, 3, "{rcpts:?}\n{log}");
+    let vic = rcpts
+        .iter()
+        .filter(|r| r.ends_with("@example.net") && r.starts_with("vic"))
+        .count();
+    assert_eq!(vic, 2, "victim@ and one of vic+1@/vic+2@/VIC@: {rcpts:?}");
+    let gmail = rcpts.iter().filter(|r| r.contains("gmail.com")).count();
+    assert_eq!(
+        gmail, 1,
+        "gee.mail@gmail.com and g.e.e.m.a.i.l+x@googlemail.com: {rcpts:?}"
+    );
+    rcpts.retain(|r| {
+        !r.ends_with("@bulk.example") && !r.starts_with("vic") && !r.contains("gmail.com")
+    });
+    assert_eq!(
+        rcpts,
+        vec!["real@example.org"],
+        "none for the failed DMARC; the untrusted header changes nothing:\n{log}"
+    );
+    let spam = got
+        .iter()
+        .find(|a| a.rcpt_to == ["victim@example.net"])
+        .map(|a| {
+            (
+                a.header("To").unwrap_or_default(),
+                a.header("Subject"),
+                a.text(),
+            )
+        });
+    let Some((to, subject, text)) = spam else {
+        panic!("no acknowledgement to the victim: {got:#?}");
+    };
+    assert_eq!(
+        to, "victim@example.net",
+        "no display name chosen by the sender"
+    );
+    assert_eq!(subject.as_deref(), Some("Re: your message"));
+    assert!(text.contains("Hello there, about your message:"), "{text}");
+    for bad in ["pills", "555", "\u{202E}"] {
+        assert!(
+            !text.contains(bad) && !to.contains(bad),
+            "{bad:?} reflected: {text}"
+        );
+    }
+    assert!(
+        log.contains("max_per_domain_per_hour"),
+        "the cap is logged:\n{log}"
+    );
 }
 
 #[test]
