@@ -18,6 +18,7 @@ pub mod ack;
 pub mod compose;
 pub mod digest;
 pub mod reflect;
+mod starttls;
 mod transport;
 
 use std::sync::{Arc, Mutex};

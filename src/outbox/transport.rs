@@ -1,6 +1,11 @@
-//! The connection to the SMTP server: TCP with Nagle off, implicit TLS (rustls, the
-//! same verification as IMAP) or STARTTLS (required, never opportunistic), then LOGIN or
-//! PLAIN; lettre speaks the protocol over it.
+//! The connection to the SMTP server: TCP with Nagle off, then implicit TLS or STARTTLS
+//! (required, never opportunistic) over rustls with the same verification as IMAP
+//! (system roots plus `ca_file`), then LOGIN, PLAIN or XOAUTH2; lettre speaks the
+//! protocol over it.
+//!
+//! lettre is handed the connection only once TLS has started: the clear-text steps of
+//! STARTTLS are ours ([`super::starttls`]), because lettre's own keeps bytes read before
+//! the upgrade and reads them as answers over TLS (issue 19).
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -9,27 +14,34 @@ use std::time::Duration;
 
 use anyhow::{anyhow, Context as _, Result};
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
-
-use crate::config::SecretString;
-use lettre::transport::smtp::client::{
-    AsyncSmtpConnection, AsyncTokioStream, Certificate, TlsParameters,
-};
+use lettre::transport::smtp::client::{AsyncSmtpConnection, AsyncTokioStream};
 use lettre::transport::smtp::extension::ClientId;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
 use tokio_rustls::rustls::pki_types::ServerName;
 use tokio_rustls::rustls::ClientConfig;
 use tokio_rustls::TlsConnector;
 
+use super::starttls;
 use super::Sender;
-use crate::config::{SmtpConfig, TlsMode};
+use crate::config::{SecretString, SmtpConfig, TlsMode};
 
 /// Longest wait for one SMTP command or the connection.
 pub(super) const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// An implicit-TLS stream lettre can speak over.
+/// What lettre reads first after STARTTLS. lettre's connection starts by reading the
+/// server's greeting, but after STARTTLS the server sends none (RFC 3207 §4.2: the
+/// client speaks first, with EHLO), so the TLS stream begins with this one of ours.
+const GREETING_AFTER_STARTTLS: &[u8] = b"220 TLS started\r\n";
+
+/// A TLS stream lettre can speak over, with what it should read before the server's
+/// first byte (nothing for implicit TLS, [`GREETING_AFTER_STARTTLS`] after STARTTLS).
 #[derive(Debug)]
-struct TlsTcp(tokio_rustls::client::TlsStream<TcpStream>);
+struct TlsTcp {
+    tls: TlsStream<TcpStream>,
+    unread: &'static [u8],
+}
 
 impl AsyncRead for TlsTcp {
     fn poll_read(
@@ -37,7 +49,14 @@ impl AsyncRead for TlsTcp {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.get_mut().0).poll_read(cx, buf)
+        let this = self.get_mut();
+        if !this.unread.is_empty() && buf.remaining() > 0 {
+            let (now, later) = this.unread.split_at(this.unread.len().min(buf.remaining()));
+            buf.put_slice(now);
+            this.unread = later;
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut this.tls).poll_read(cx, buf)
     }
 }
 
@@ -47,22 +66,32 @@ impl AsyncWrite for TlsTcp {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.get_mut().0).poll_write(cx, buf)
+        Pin::new(&mut self.get_mut().tls).poll_write(cx, buf)
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.get_mut().0).poll_flush(cx)
+        Pin::new(&mut self.get_mut().tls).poll_flush(cx)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.get_mut().0).poll_shutdown(cx)
+        Pin::new(&mut self.get_mut().tls).poll_shutdown(cx)
     }
 }
 
 impl AsyncTokioStream for TlsTcp {
     fn peer_addr(&self) -> std::io::Result<std::net::SocketAddr> {
-        self.0.get_ref().0.peer_addr()
+        self.tls.get_ref().0.peer_addr()
     }
+}
+
+/// How the connection is protected, with the TLS configuration when it is.
+enum Security {
+    /// TLS from the first byte.
+    Implicit(Arc<ClientConfig>),
+    /// Clear text until STARTTLS, required.
+    Starttls(Arc<ClientConfig>),
+    /// No encryption (loopback, or `allow_insecure`).
+    None,
 }
 
 /// How to reach the configured server: TLS parameters and credentials, resolved once
@@ -70,12 +99,9 @@ impl AsyncTokioStream for TlsTcp {
 pub struct Smtp {
     host: String,
     port: u16,
-    mode: TlsMode,
+    /// The TLS configuration is the IMAP side's (system roots + `ca_file`).
+    security: Security,
     hello: ClientId,
-    /// STARTTLS parameters (lettre upgrades the connection).
-    tls: Option<TlsParameters>,
-    /// Implicit TLS: the same rustls configuration as IMAP (system roots + `ca_file`).
-    implicit: Option<Arc<ClientConfig>>,
     credentials: Option<Credentials>,
     /// PLAIN/LOGIN with a password, XOAUTH2 with an OAuth2 access token.
     mechanisms: &'static [Mechanism],
@@ -85,25 +111,6 @@ impl Smtp {
     /// Resolves the configuration (password, CA file) for a batch of sends.
     /// `token` is the OAuth2 access token when the login is XOAUTH2 (`oauth_account`).
     pub fn new(cfg: &SmtpConfig, sender: &Sender, token: Option<&SecretString>) -> Result<Smtp> {
-        let tls = match cfg.tls {
-            TlsMode::None | TlsMode::Implicit => None,
-            TlsMode::Starttls => {
-                let mut p = TlsParameters::builder(cfg.host.clone());
-                if let Some(ca) = &cfg.ca_file {
-                    let pem = std::fs::read(ca).with_context(|| {
-                        format!("cannot read the SMTP CA file {}", ca.display())
-                    })?;
-                    p =
-                        p.add_root_certificate(Certificate::from_pem(&pem).map_err(|e| {
-                            anyhow!("{} is not a PEM certificate: {e}", ca.display())
-                        })?);
-                }
-                Some(
-                    p.build_rustls()
-                        .map_err(|e| anyhow!("cannot set up TLS for {}: {e}", cfg.host))?,
-                )
-            }
-        };
         let credentials = match (&cfg.user, token) {
             (Some(user), Some(token)) => {
                 Some(Credentials::new(user.clone(), token.expose().to_string()))
@@ -128,19 +135,20 @@ impl Smtp {
                 Some(Credentials::new(user.clone(), password))
             }
         };
-        let implicit = match cfg.tls {
-            TlsMode::Implicit => Some(crate::mailbox::imap::connect::tls_config(
-                cfg.ca_file.as_deref(),
-            )?),
-            _ => None,
+        let tls = || {
+            crate::mailbox::imap::connect::tls_config(cfg.ca_file.as_deref())
+                .with_context(|| format!("cannot set up TLS for the SMTP server {}", cfg.host))
+        };
+        let security = match cfg.tls {
+            TlsMode::Implicit => Security::Implicit(tls()?),
+            TlsMode::Starttls => Security::Starttls(tls()?),
+            TlsMode::None => Security::None,
         };
         Ok(Smtp {
-            implicit,
             host: cfg.host.clone(),
             port: cfg.port,
-            mode: cfg.tls,
+            security,
             hello: ClientId::Domain(sender.mailbox.email.domain().to_string()),
-            tls,
             mechanisms: if token.is_some() {
                 &[Mechanism::Xoauth2]
             } else {
@@ -158,63 +166,71 @@ impl Smtp {
         let tcp = match tokio::time::timeout(COMMAND_TIMEOUT, connect).await {
             Ok(Ok(t)) => t,
             Ok(Err(e)) => {
-                return Err(Failure {
-                    permanent: false,
-                    why: format!("cannot connect to {}:{}: {e}", self.host, self.port),
-                    auth: false,
-                })
+                return Err(Failure::temporary(format!(
+                    "cannot connect to {}:{}: {e}",
+                    self.host, self.port
+                )))
             }
             Err(_) => {
-                return Err(Failure {
-                    permanent: false,
-                    why: format!(
-                        "no connection to {}:{} within {}s",
-                        self.host,
-                        self.port,
-                        COMMAND_TIMEOUT.as_secs()
-                    ),
-                    auth: false,
-                })
+                return Err(Failure::temporary(format!(
+                    "no connection to {}:{} within {}s",
+                    self.host,
+                    self.port,
+                    COMMAND_TIMEOUT.as_secs()
+                )))
             }
         };
         let _ = tcp.set_nodelay(true);
         Ok(tcp)
     }
 
-    /// Connects, secures (implicit TLS or STARTTLS, required) and logs in (PLAIN or LOGIN).
-    pub(super) async fn connect(&self) -> Result<AsyncSmtpConnection, Failure> {
-        let mut conn = match self.mode {
-            TlsMode::Implicit => {
-                let tcp = self.tcp().await?;
-                let config = self.implicit.clone().ok_or_else(|| Failure {
-                    permanent: false,
-                    why: "no TLS configuration".into(),
-                    auth: false,
-                })?;
-                let name = ServerName::try_from(self.host.clone()).map_err(|e| Failure {
-                    permanent: true,
-                    why: format!("`{}` is not a TLS server name: {e}", self.host),
-                    auth: false,
-                })?;
-                let tls = TlsConnector::from(config)
-                    .connect(name, tcp)
-                    .await
-                    .map_err(|e| Failure {
-                        permanent: false,
-                        why: format!("TLS with {}:{} failed: {e}", self.host, self.port),
-                        auth: false,
-                    })?;
-                AsyncSmtpConnection::connect_with_transport(Box::new(TlsTcp(tls)), &self.hello)
-                    .await?
-            }
-            TlsMode::Starttls | TlsMode::None => {
-                let tcp = self.tcp().await?;
-                AsyncSmtpConnection::connect_with_transport(Box::new(tcp), &self.hello).await?
-            }
-        };
-        if let (TlsMode::Starttls, Some(p)) = (self.mode, &self.tls) {
-            conn.starttls(p.clone(), &self.hello).await?;
+    /// The TLS handshake over `tcp` (after the TCP connect or after STARTTLS).
+    async fn tls(
+        &self,
+        tcp: TcpStream,
+        config: &Arc<ClientConfig>,
+    ) -> Result<TlsStream<TcpStream>, Failure> {
+        let name = ServerName::try_from(self.host.clone()).map_err(|e| Failure {
+            permanent: true,
+            why: format!("`{}` is not a TLS server name: {e}", self.host),
+            auth: false,
+        })?;
+        let handshake = TlsConnector::from(config.clone()).connect(name, tcp);
+        match tokio::time::timeout(COMMAND_TIMEOUT, handshake).await {
+            Ok(Ok(tls)) => Ok(tls),
+            Ok(Err(e)) => Err(Failure::temporary(format!(
+                "TLS with {}:{} failed: {e}",
+                self.host, self.port
+            ))),
+            Err(_) => Err(Failure::temporary(format!(
+                "no TLS with {}:{} within {}s",
+                self.host,
+                self.port,
+                COMMAND_TIMEOUT.as_secs()
+            ))),
         }
+    }
+
+    /// Connects, secures (implicit TLS or STARTTLS, required) and logs in (PLAIN or LOGIN,
+    /// or XOAUTH2).
+    pub(super) async fn connect(&self) -> Result<AsyncSmtpConnection, Failure> {
+        let tcp = self.tcp().await?;
+        let stream: Box<dyn AsyncTokioStream> = match &self.security {
+            Security::Implicit(config) => Box::new(TlsTcp {
+                tls: self.tls(tcp, config).await?,
+                unread: b"",
+            }),
+            Security::Starttls(config) => {
+                let server = format!("{}:{}", self.host, self.port);
+                let tcp = starttls::negotiate(tcp, &self.hello, &server).await?;
+                Box::new(TlsTcp {
+                    tls: self.tls(tcp, config).await?,
+                    unread: GREETING_AFTER_STARTTLS,
+                })
+            }
+            Security::None => Box::new(tcp),
+        };
+        let mut conn = AsyncSmtpConnection::connect_with_transport(stream, &self.hello).await?;
         if let Some(c) = &self.credentials {
             conn.auth(self.mechanisms, c).await?;
         }
@@ -229,6 +245,17 @@ pub(super) struct Failure {
     pub(super) why: String,
     /// The server refused the login (worth a new OAuth2 token).
     pub(super) auth: bool,
+}
+
+impl Failure {
+    /// A failure that trying again may cure.
+    pub(super) fn temporary(why: String) -> Failure {
+        Failure {
+            permanent: false,
+            why,
+            auth: false,
+        }
+    }
 }
 
 impl From<lettre::transport::smtp::Error> for Failure {
