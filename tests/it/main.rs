@@ -21,3 +21,4 @@ mod ops;
 mod proxy;
 mod reload;
 mod security;
+mod security_smtp;
