@@ -14,13 +14,14 @@
 
 use std::fmt;
 
-use lettre::transport::smtp::extension::ClientId;
+use lettre::transport::smtp::extension::{ClientId, Extension, ServerInfo};
+use lettre::transport::smtp::response::Response;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::transport::{Failure, COMMAND_TIMEOUT};
 
-/// Longest reply line accepted (lettre's limit too; RFC 5321 asks for 512).
+/// Longest reply line accepted, CRLF included (lettre's limit too; RFC 5321 asks for 512).
 const MAX_LINE: usize = 1000;
 /// Longest reply accepted, all lines (an EHLO reply is a dozen short lines).
 const MAX_REPLY: usize = 64 * 1024;
@@ -57,94 +58,42 @@ impl fmt::Display for Step {
     }
 }
 
-/// One SMTP reply: its code and the text of each line.
-#[derive(Debug, PartialEq, Eq)]
-struct Reply {
-    code: u16,
-    lines: Vec<String>,
-}
-
-impl Reply {
-    fn positive(&self) -> bool {
-        (200..300).contains(&self.code)
-    }
-
-    /// Whether an EHLO reply lists the STARTTLS extension.
-    fn offers_starttls(&self) -> bool {
-        self.lines.iter().skip(1).any(|l| {
-            l.split_whitespace()
-                .next()
-                .is_some_and(|k| k.eq_ignore_ascii_case("STARTTLS"))
-        })
-    }
-
-    /// The reply fit for one log line: control characters dropped, at most MAX_QUOTE
-    /// characters (it comes from the network before anything is authenticated).
-    fn quoted(&self) -> String {
-        let text = format!("{} {}", self.code, self.lines.join(" "));
-        text.trim_end()
-            .chars()
-            .filter(|c| !c.is_control())
-            .take(MAX_QUOTE)
-            .collect()
-    }
-}
-
-/// What the bytes read so far hold.
-#[derive(Debug, PartialEq, Eq)]
-enum Parsed {
-    /// A whole reply, and how many bytes it took.
-    Reply(Reply, usize),
-    /// Not a whole reply yet.
-    Incomplete,
-    /// Not an SMTP reply.
-    Malformed(String),
-}
-
-/// Parses the reply at the start of `buf` (RFC 5321 §4.2: `NNN-text` lines, then one
-/// `NNN text` or `NNN` line, the same code on each).
-fn parse_reply(buf: &[u8]) -> Parsed {
-    let mut code = None;
-    let mut lines = Vec::new();
+/// Where the reply at the start of `buf` ends: after its first line whose code is not
+/// followed by `-` (RFC 5321 §4.2.1). `None` while no such line is complete.
+fn reply_end(buf: &[u8]) -> Result<Option<usize>, String> {
     let mut start = 0;
     while let Some(len) = buf
         .get(start..)
         .and_then(|rest| memchr::memchr(b'\n', rest))
     {
+        if len + 1 > MAX_LINE {
+            return Err(format!("a reply line over {MAX_LINE} bytes"));
+        }
         let end = start + len + 1;
-        let line = buf.get(start..start + len).unwrap_or_default();
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        if line.len() > MAX_LINE {
-            return Parsed::Malformed(format!("a reply line over {MAX_LINE} bytes"));
-        }
-        let (digits, rest) = line.split_at(line.len().min(3));
-        let this: Option<u16> = std::str::from_utf8(digits)
-            .ok()
-            .filter(|d| d.len() == 3 && d.bytes().all(|b| b.is_ascii_digit()))
-            .and_then(|d| d.parse().ok());
-        let Some(this) = this else {
-            return Parsed::Malformed("a line that does not start with a reply code".into());
-        };
-        if code.is_some_and(|c| c != this) {
-            return Parsed::Malformed("a reply whose lines have different codes".into());
-        }
-        code = Some(this);
-        let (last, text) = match rest.split_first() {
-            None => (true, &[][..]),
-            Some((b' ', text)) => (true, text),
-            Some((b'-', text)) => (false, text),
-            Some(_) => return Parsed::Malformed("a reply line without ' ' or '-'".into()),
-        };
-        lines.push(String::from_utf8_lossy(text).into_owned());
-        if last {
-            return Parsed::Reply(Reply { code: this, lines }, end);
+        if buf.get(start + 3) != Some(&b'-') {
+            return Ok(Some(end));
         }
         start = end;
     }
     if buf.len() - start > MAX_LINE {
-        return Parsed::Malformed(format!("a reply line over {MAX_LINE} bytes"));
+        return Err(format!("a reply line over {MAX_LINE} bytes"));
     }
-    Parsed::Incomplete
+    Ok(None)
+}
+
+/// The reply fit for one log line: control characters dropped, at most MAX_QUOTE
+/// characters (it comes from the network before anything is authenticated).
+fn quoted(reply: &Response) -> String {
+    let text = format!(
+        "{} {}",
+        reply.code(),
+        reply.message().collect::<Vec<_>>().join(" ")
+    );
+    text.trim_end()
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(MAX_QUOTE)
+        .collect()
 }
 
 /// The socket before TLS, with what has been read from it and not yet parsed.
@@ -160,29 +109,37 @@ impl Clear<'_> {
         Failure::temporary(format!("the SMTP server {} {why}", self.server))
     }
 
-    /// Reads the reply to `step`; refuses if anything follows it.
-    async fn reply(&mut self, step: Step) -> Result<Reply, Failure> {
+    /// Reads the reply to `step` (parsed by lettre, as before); refuses if anything
+    /// follows it.
+    async fn reply(&mut self, step: Step) -> Result<Response, Failure> {
         loop {
-            match parse_reply(&self.buf) {
-                Parsed::Reply(reply, used) => {
-                    let extra = self.buf.len() - used;
+            match reply_end(&self.buf) {
+                Ok(Some(end)) => {
+                    let extra = self.buf.len() - end;
                     if extra > 0 {
                         return Err(self.fail(format_args!(
                             "(or someone in between) sent data before TLS started; refusing ({extra} bytes after {step})"
                         )));
                     }
+                    let reply = std::str::from_utf8(&self.buf)
+                        .map_err(|e| e.to_string())
+                        .and_then(|text| text.parse::<Response>().map_err(|e| e.to_string()));
                     self.buf.clear();
-                    return Ok(reply);
+                    return reply.map_err(|e| {
+                        self.fail(format_args!(
+                            "sent something other than an SMTP reply as {step}, before TLS started ({e})"
+                        ))
+                    });
                 }
-                Parsed::Malformed(what) => {
+                Err(what) => {
                     return Err(self.fail(format_args!("sent {what} as {step}, before TLS started")))
                 }
-                Parsed::Incomplete if self.buf.len() > MAX_REPLY => {
+                Ok(None) if self.buf.len() > MAX_REPLY => {
                     return Err(self.fail(format_args!(
                         "sent over {MAX_REPLY} bytes as {step}, before TLS started"
                     )))
                 }
-                Parsed::Incomplete => {}
+                Ok(None) => {}
             }
             let read = tokio::time::timeout(COMMAND_TIMEOUT, self.tcp.read_buf(&mut self.buf));
             match read.await {
@@ -197,7 +154,7 @@ impl Clear<'_> {
                 }
                 Err(_) => {
                     return Err(self.fail(format_args!(
-                        "sent no {step} within {}s",
+                        "did not send {step} within {}s",
                         COMMAND_TIMEOUT.as_secs()
                     )))
                 }
@@ -205,8 +162,9 @@ impl Clear<'_> {
         }
     }
 
-    /// Sends `command` (a CRLF-terminated line) and reads its reply, which must be 2xx.
-    async fn command(&mut self, command: &str, step: Step) -> Result<Reply, Failure> {
+    /// Sends `command` (a CRLF-terminated line) and reads its reply, which must be
+    /// positive (2xx or 3xx, as lettre counts it).
+    async fn command(&mut self, command: &str, step: Step) -> Result<Response, Failure> {
         let write = tokio::time::timeout(COMMAND_TIMEOUT, self.tcp.write_all(command.as_bytes()));
         match write.await {
             Ok(Ok(())) => {}
@@ -229,14 +187,14 @@ impl Clear<'_> {
     }
 
     /// A negative reply before TLS is unauthenticated: temporary, whatever its code.
-    fn expect_positive(&self, reply: Reply, step: Step) -> Result<Reply, Failure> {
-        if reply.positive() {
+    fn expect_positive(&self, reply: Response, step: Step) -> Result<Response, Failure> {
+        if reply.is_positive() {
             return Ok(reply);
         }
         Err(self.fail(format_args!(
             "(or someone in between) refused {}: {} (not final: before TLS nothing is authenticated)",
             step.refused(),
-            reply.quoted()
+            quoted(&reply)
         )))
     }
 }
@@ -258,7 +216,9 @@ pub(super) async fn negotiate(
     let ehlo = clear
         .command(&format!("EHLO {hello}\r\n"), Step::Ehlo)
         .await?;
-    if !ehlo.offers_starttls() {
+    let offers_starttls = ServerInfo::from_response(&ehlo)
+        .is_ok_and(|info| info.supports_feature(Extension::StartTls));
+    if !offers_starttls {
         return Err(clear.fail(
             "does not offer STARTTLS (or someone in between removed it); not sending without encryption",
         ));
@@ -271,37 +231,23 @@ pub(super) async fn negotiate(
 mod tests {
     use super::*;
 
-    fn reply(code: u16, lines: &[&str]) -> Reply {
-        Reply {
-            code,
-            lines: lines.iter().map(|l| l.to_string()).collect(),
-        }
-    }
-
     #[test]
-    fn parses_single_and_multi_line_replies_and_says_where_they_end() {
-        let cases: &[(&[u8], Parsed)] = &[
-            (
-                b"220 Ready to start TLS\r\n",
-                Parsed::Reply(reply(220, &["Ready to start TLS"]), 24),
-            ),
-            (b"250\r\n", Parsed::Reply(reply(250, &[""]), 5)),
+    fn a_reply_ends_after_its_last_line() {
+        let cases: &[(&[u8], Option<usize>)] = &[
+            (b"220 Ready to start TLS\r\n", Some(24)),
+            (b"250\r\n", Some(5)),
             (
                 b"250-mail.test\r\n250-SIZE 1000\r\n250 STARTTLS\r\n",
-                Parsed::Reply(reply(250, &["mail.test", "SIZE 1000", "STARTTLS"]), 44),
+                Some(44),
             ),
-            (
-                b"220 bare LF\n",
-                Parsed::Reply(reply(220, &["bare LF"]), 12),
-            ),
-            (b"", Parsed::Incomplete),
-            (b"220 Ready", Parsed::Incomplete),
-            (b"250-mail.test\r\n250-SIZE", Parsed::Incomplete),
+            (b"", None),
+            (b"220 Ready", None),
+            (b"250-mail.test\r\n250-SIZE", None),
         ];
         for (input, expected) in cases {
             assert_eq!(
-                &parse_reply(input),
-                expected,
+                reply_end(input),
+                Ok(*expected),
                 "{}",
                 String::from_utf8_lossy(input)
             );
@@ -313,44 +259,34 @@ mod tests {
     #[test]
     fn regression_injected_reply_after_220_is_left_over_not_swallowed() {
         let buf = b"220 Ready to start TLS\r\n554 5.7.1 injected\r\n";
-        let Parsed::Reply(r, used) = parse_reply(buf) else {
-            panic!("not parsed");
-        };
-        assert_eq!(r.code, 220);
-        assert_eq!(buf.len() - used, "554 5.7.1 injected\r\n".len());
+        let end = reply_end(buf).ok().flatten().expect("a whole reply");
+        assert_eq!(
+            buf.get(end..),
+            Some(&b"554 5.7.1 injected\r\n"[..]),
+            "the injected line must be left over"
+        );
     }
 
     #[test]
-    fn malformed_replies_are_named() {
+    fn overlong_reply_lines_are_refused_whole_or_partial() {
         let long = format!("250 {}\r\n", "x".repeat(MAX_LINE));
-        let unterminated = format!("250-{}", "x".repeat(MAX_LINE + 1));
-        let cases: &[(&[u8], &str)] = &[
-            (b"hello\r\n", "does not start with a reply code"),
-            (b"25 x\r\n", "does not start with a reply code"),
-            (b"250-a\r\n220 b\r\n", "different codes"),
-            (b"250+a\r\n", "without ' ' or '-'"),
-            (long.as_bytes(), "over 1000 bytes"),
-            (unterminated.as_bytes(), "over 1000 bytes"),
-        ];
-        for (input, expected) in cases {
-            match parse_reply(input) {
-                Parsed::Malformed(why) => assert!(why.contains(expected), "{why}"),
-                other => panic!("{:?}: {other:?}", String::from_utf8_lossy(input)),
-            }
+        let unterminated = format!("250-{}", "x".repeat(MAX_LINE));
+        for input in [long, unterminated] {
+            let r = reply_end(input.as_bytes());
+            assert!(
+                r.as_ref().is_err_and(|e| e.contains("over 1000 bytes")),
+                "{r:?}"
+            );
         }
-    }
-
-    #[test]
-    fn starttls_is_found_only_among_the_ehlo_extensions() {
-        assert!(reply(250, &["mail.test", "PIPELINING", "starttls"]).offers_starttls());
-        assert!(!reply(250, &["STARTTLS", "PIPELINING"]).offers_starttls());
-        assert!(!reply(250, &["mail.test", "X-NOSTARTTLS"]).offers_starttls());
+        let longest = format!("250 {}\r\n", "x".repeat(MAX_LINE - 6));
+        assert_eq!(reply_end(longest.as_bytes()), Ok(Some(longest.len())));
     }
 
     #[test]
     fn quoted_replies_lose_control_characters_and_length() {
-        let r = reply(554, &["5.7.1 no\x1b[31m", &"y".repeat(500)]);
-        let q = r.quoted();
+        let text = format!("554-5.7.1 no\x1b[31m\r\n554 {}\r\n", "y".repeat(500));
+        let reply: Response = text.parse().expect("a reply");
+        let q = quoted(&reply);
         assert!(q.starts_with("554 5.7.1 no[31m y"), "{q}");
         assert_eq!(q.chars().count(), MAX_QUOTE);
     }
