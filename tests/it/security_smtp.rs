@@ -9,7 +9,9 @@
 //!    a queued alert fail for good either: before TLS, nothing the other side says is
 //!    authenticated.
 //!
-//! In both cases the password never crosses the wire in clear text.
+//! 3. STARTTLS removed from the EHLO reply stops the exchange before any login.
+//!
+//! In every case the password never crosses the wire in clear text.
 
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -35,6 +37,8 @@ enum Attack {
     Append,
     /// Sends [`INJECTED`] instead of the `220`.
     Replace,
+    /// Removes STARTTLS from the EHLO reply (the client must not go on in clear text).
+    Strip,
 }
 
 /// A man in the middle on 127.0.0.1 in front of the SMTP server's port: relays both
@@ -121,6 +125,9 @@ fn relay(client: TcpStream, upstream: u16, attack: Attack, clear: Arc<Mutex<Vec<
             let out = match attack {
                 Attack::Append if answers_starttls => [&line, INJECTED.as_bytes()].concat(),
                 Attack::Replace if answers_starttls => INJECTED.as_bytes().to_vec(),
+                Attack::Strip if line.starts_with(b"250") => String::from_utf8_lossy(&line)
+                    .replace("STARTTLS", "XNOTLS")
+                    .into_bytes(),
                 _ => line.clone(),
             };
             {
@@ -286,7 +293,7 @@ fn attacked_then_honest(id: &str, attack: Attack) -> String {
     );
     assert_eq!(sink.messages().len(), 0, "sent despite the attack:\n{log}");
     let clear = mitm.clear_text();
-    assert!(clear.contains("STARTTLS"), "{clear}");
+    assert!(clear.contains("EHLO"), "{clear}");
     assert!(
         !clear.to_ascii_uppercase().contains("AUTH") && !clear.contains(PASSWORD),
         "credentials went in clear text:\n{clear}"
@@ -328,4 +335,14 @@ fn refusal_forged_in_clear_text_instead_of_starttls_220_is_retried() {
     let log = attacked_then_honest("inj-replace", Attack::Replace);
     assert!(log.contains("554"), "the refusal is not shown:\n{log}");
     assert!(log.contains("before TLS"), "not explained:\n{log}");
+}
+
+/// STARTTLS stripped from the EHLO reply: no login in clear text, retried, never final.
+#[test]
+fn starttls_stripped_from_ehlo_stops_before_login_and_is_retried() {
+    let log = attacked_then_honest("strip", Attack::Strip);
+    assert!(
+        log.contains("does not offer STARTTLS (or someone in between removed it)"),
+        "not explained:\n{log}"
+    );
 }
