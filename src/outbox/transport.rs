@@ -31,8 +31,9 @@ use crate::config::{SecretString, SmtpConfig, TlsMode};
 pub(super) const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What lettre reads first after STARTTLS. lettre's connection starts by reading the
-/// server's greeting, but after STARTTLS the server sends none (RFC 3207 §4.2: the
-/// client speaks first, with EHLO), so the TLS stream begins with this one of ours.
+/// server's greeting, but after STARTTLS the server sends none: RFC 3207 §4.2 resets the
+/// session to the state after the `220` greeting and the client speaks first, with
+/// EHLO. So the TLS stream begins with a greeting of ours.
 const GREETING_AFTER_STARTTLS: &[u8] = b"220 TLS started\r\n";
 
 /// A TLS stream lettre can speak over, with what it should read before the server's
