@@ -30,6 +30,8 @@ use tracing::{info, warn};
 use crate::profile::{CalendarSource, Profile};
 use crate::triage::booking::BusyCalendar;
 
+mod feed;
+
 /// Calendars larger than this are refused (a busy calendar is a few hundred KiB at most).
 pub const MAX_CALENDAR_BYTES: u64 = 16 * 1024 * 1024;
 /// Longest a feed may take to fetch.
@@ -312,32 +314,6 @@ fn parse_bytes(bytes: &[u8], name: &str, zone: Tz) -> anyhow::Result<Parsed> {
     Ok(parse(&text, zone))
 }
 
-/// The HTTP client for feeds: rustls, a timeout, at most 5 redirects and none to plain
-/// http (except to this machine).
-fn feed_client() -> anyhow::Result<reqwest::Client> {
-    use anyhow::Context as _;
-    let policy = reqwest::redirect::Policy::custom(|attempt| {
-        let local = attempt
-            .url()
-            .host_str()
-            .is_some_and(|h| h == "localhost" || h == "127.0.0.1" || h == "[::1]");
-        if attempt.previous().len() >= 5 {
-            attempt.error("more than 5 redirects")
-        } else if attempt.url().scheme() != "https" && !local {
-            attempt.error("a redirect to plain http")
-        } else {
-            attempt.follow()
-        }
-    });
-    reqwest::Client::builder()
-        .redirect(policy)
-        .timeout(FETCH_TIMEOUT)
-        .connect_timeout(Duration::from_secs(10))
-        .user_agent(concat!("mailtriage/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .context("cannot set up the HTTP client for calendar feeds")
-}
-
 /// Reads a file or fetches a feed now, outside the daemon (`mailtriage check`).
 pub fn load_blocking(source: &CalendarSource, zone: Tz) -> anyhow::Result<Parsed> {
     match source {
@@ -346,50 +322,9 @@ pub fn load_blocking(source: &CalendarSource, zone: Tz) -> anyhow::Result<Parsed
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;
-            rt.block_on(async { fetch(&feed_client()?, source, zone).await })
+            rt.block_on(async { feed::fetch(&feed::feed_client()?, source, zone).await })
         }
     }
-}
-
-/// Fetches and parses one feed, reading at most [`MAX_CALENDAR_BYTES`].
-async fn fetch(
-    client: &reqwest::Client,
-    source: &CalendarSource,
-    zone: Tz,
-) -> anyhow::Result<Parsed> {
-    let CalendarSource::Url(url) = source else {
-        anyhow::bail!("not a feed");
-    };
-    let name = source.describe();
-    // reqwest's own errors carry the whole address: keep them out of logs.
-    let quiet = |e: reqwest::Error| e.without_url();
-    let mut resp = client
-        .get(url)
-        .send()
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot fetch the calendar {name}: {}", quiet(e)))?;
-    let status = resp.status();
-    if !status.is_success() {
-        anyhow::bail!("the calendar {name} answered {status}");
-    }
-    if resp
-        .content_length()
-        .is_some_and(|n| n > MAX_CALENDAR_BYTES)
-    {
-        anyhow::bail!("the calendar {name} is more than {MAX_CALENDAR_BYTES} bytes");
-    }
-    let mut bytes = Vec::new();
-    while let Some(chunk) = resp
-        .chunk()
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot fetch the calendar {name}: {}", quiet(e)))?
-    {
-        if (bytes.len() + chunk.len()) as u64 > MAX_CALENDAR_BYTES {
-            anyhow::bail!("the calendar {name} is more than {MAX_CALENDAR_BYTES} bytes");
-        }
-        bytes.extend_from_slice(&chunk);
-    }
-    parse_bytes(&bytes, &name, zone)
 }
 
 /// One calendar's cached state.
@@ -491,7 +426,7 @@ impl CalendarCache {
         }
         let client = match self.client.get() {
             Some(c) => c.clone(),
-            None => match feed_client() {
+            None => match feed::feed_client() {
                 Ok(c) => self.client.get_or_init(|| c).clone(),
                 Err(e) => {
                     warn!("{e:#}");
@@ -500,7 +435,7 @@ impl CalendarCache {
             },
         };
         for (src, member) in due {
-            let outcome = fetch(&client, &src, zone).await;
+            let outcome = feed::fetch(&client, &src, zone).await;
             let key = (src.clone(), zone);
             let mut entries = self.lock();
             let prev = entries.remove(&key);
