@@ -10,12 +10,14 @@
 //!
 //! A calendar is a file or an https:// feed. Files are re-read when a snapshot finds them
 //! stale; feeds are fetched (at most [`MAX_CALENDAR_BYTES`], within [`FETCH_TIMEOUT`],
-//! https only — plain http only to this machine — and at most 5 redirects, never to
-//! plain http) by [`CalendarCache::refresh_feeds`], which the daemon awaits before each
-//! batch, so taking a snapshot never waits for the network. A calendar that cannot be
-//! read, fetched or parsed is logged, and the last good copy stays in force; with no
-//! good copy the provider is treated as free within their hours. Logs name a feed by
-//! scheme and host only: feed addresses often carry a secret.
+//! https only — plain http only to this machine) by [`CalendarCache::refresh_feeds`],
+//! which the daemon awaits before each batch, so taking a snapshot never waits for the
+//! network. Where a feed's redirects may lead (at most [`MAX_REDIRECTS`], never down to
+//! plain http, never into this machine or a private network unless that is the feed's
+//! own host) is the business of `feed.rs`. A calendar that cannot be read, fetched or
+//! parsed is logged, and the last good copy stays in force; with no good copy the
+//! provider is treated as free within their hours. Logs name a feed by scheme and host
+//! only: feed addresses often carry a secret.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -34,8 +36,10 @@ mod feed;
 
 /// Calendars larger than this are refused (a busy calendar is a few hundred KiB at most).
 pub const MAX_CALENDAR_BYTES: u64 = 16 * 1024 * 1024;
-/// Longest a feed may take to fetch.
+/// Longest a feed may take to fetch, body included.
 pub const FETCH_TIMEOUT: Duration = Duration::from_secs(20);
+/// Most redirects followed in one fetch of a feed.
+pub const MAX_REDIRECTS: usize = 5;
 
 /// What was read from one calendar.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -322,7 +326,7 @@ pub fn load_blocking(source: &CalendarSource, zone: Tz) -> anyhow::Result<Parsed
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;
-            rt.block_on(async { feed::fetch(&feed::feed_client()?, source, zone).await })
+            rt.block_on(feed::fetch(source, zone))
         }
     }
 }
@@ -342,7 +346,6 @@ struct Entry {
 #[derive(Debug, Default)]
 pub struct CalendarCache {
     entries: Mutex<HashMap<(CalendarSource, Tz), Entry>>,
-    client: std::sync::OnceLock<reqwest::Client>,
 }
 
 /// The new state of a calendar after a read or fetch, given the previous one.
@@ -424,18 +427,8 @@ impl CalendarCache {
         if due.is_empty() {
             return;
         }
-        let client = match self.client.get() {
-            Some(c) => c.clone(),
-            None => match feed::feed_client() {
-                Ok(c) => self.client.get_or_init(|| c).clone(),
-                Err(e) => {
-                    warn!("{e:#}");
-                    return;
-                }
-            },
-        };
         for (src, member) in due {
-            let outcome = feed::fetch(&client, &src, zone).await;
+            let outcome = feed::fetch(&src, zone).await;
             let key = (src.clone(), zone);
             let mut entries = self.lock();
             let prev = entries.remove(&key);
