@@ -270,13 +270,14 @@ pub enum CalendarSource {
 
 impl CalendarSource {
     /// For logs and `check`: the file's path, or the feed's scheme and host only —
-    /// calendar feed addresses often carry a secret in their path.
+    /// calendar feed addresses often carry a secret in their path, query or user name.
     pub fn describe(&self) -> String {
         match self {
             CalendarSource::File(p) => p.display().to_string(),
             CalendarSource::Url(u) => {
                 let (scheme, rest) = u.split_once("://").unwrap_or(("https", u));
-                let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+                let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+                let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
                 format!("{scheme}://{host}/…")
             }
         }
