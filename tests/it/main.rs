@@ -21,4 +21,5 @@ mod ops;
 mod proxy;
 mod reload;
 mod security;
+mod security_http;
 mod security_smtp;

@@ -44,6 +44,8 @@ pub use server::{Layout, Mailstore, Server};
 #[allow(unused_imports)]
 pub use smtp::{Received, SmtpSink};
 #[allow(unused_imports)]
+pub use tls::make_certs;
+#[allow(unused_imports)]
 pub use tmp::TempDir;
 
 use std::collections::BTreeSet;
