@@ -2,14 +2,21 @@
 //!
 //! The `metrics` facade is a no-op until a recorder is installed, so the pipeline records
 //! unconditionally and pays nothing when no `metrics:` address is configured.
+//!
+//! The endpoint is ours rather than the exporter's `http-listener` feature: that would
+//! add h2 (an HTTP/2 implementation of ~23,000 lines) to the build for one GET, and its
+//! accept loop retries a failing `accept` at once, forever (the busy loop this one
+//! avoids), answering each connection on a detached task.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::task::{JoinError, JoinSet};
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::{debug, error, info, warn};
 
 /// Messages triaged, by account, category, recipient and reason.
 pub const TRIAGED: &str = "mailtriage_messages_triaged_total";
@@ -76,42 +83,105 @@ fn describe() {
     );
 }
 
-/// Installs the Prometheus recorder and serves `GET /metrics` on `addr` until cancelled.
-pub async fn serve(addr: SocketAddr, cancel: CancellationToken) -> Result<()> {
-    let handle = PrometheusBuilder::new()
-        .set_buckets(&[
-            0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0,
-        ])
-        .context("metrics buckets")?
-        .install_recorder()
-        .context("cannot install the metrics recorder")?;
-    describe();
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("cannot listen for metrics on {addr}"))?;
-    info!(%addr, "serving Prometheus metrics at /metrics");
-    tokio::spawn(async move {
+/// Longest pause between attempts to accept while accepting fails.
+const MAX_ACCEPT_PAUSE: Duration = Duration::from_secs(5);
+/// How long a client has to send its request and read the answer.
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The `/metrics` endpoint: the recorder installed and the address bound, not yet serving.
+pub struct Endpoint {
+    listener: tokio::net::TcpListener,
+    handle: PrometheusHandle,
+}
+
+impl Endpoint {
+    /// Installs the Prometheus recorder and binds `addr`; an address in use is an error
+    /// here, before the daemon starts.
+    pub async fn bind(addr: SocketAddr) -> Result<Endpoint> {
+        let handle = PrometheusBuilder::new()
+            .set_buckets(&[
+                0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0,
+            ])
+            .context("metrics buckets")?
+            .install_recorder()
+            .context("cannot install the metrics recorder")?;
+        describe();
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen for metrics on {addr}"))?;
+        info!(%addr, "serving Prometheus metrics at /metrics");
+        Ok(Endpoint { listener, handle })
+    }
+
+    /// Serves `GET /metrics` until cancelled. When accepting fails (out of file
+    /// descriptors, say), waits before trying again — from 0.1 s, doubling to 5 s — so the
+    /// failure costs neither a core nor a flood of log lines. Connections being answered
+    /// belong to this task and end with it.
+    pub async fn serve(self, cancel: CancellationToken) -> Result<()> {
+        let mut answering = JoinSet::new();
+        let mut failures = 0u32;
         loop {
             let accepted = tokio::select! {
-                a = listener.accept() => a,
-                _ = cancel.cancelled() => return,
+                a = self.listener.accept() => a,
+                Some(done) = answering.join_next() => {
+                    answered(done);
+                    continue;
+                }
+                _ = cancel.cancelled() => return Ok(()),
             };
             match accepted {
                 Ok((stream, _)) => {
-                    let h = handle.clone();
-                    tokio::spawn(async move {
-                        let _ = tokio::time::timeout(
-                            std::time::Duration::from_secs(10),
-                            respond(stream, h),
-                        )
-                        .await;
-                    });
+                    failures = 0;
+                    let h = self.handle.clone();
+                    answering.spawn(tokio::time::timeout(RESPONSE_TIMEOUT, respond(stream, h)));
                 }
-                Err(e) => warn!("metrics listener: {e}"),
+                // The client gave up before we took its connection: nothing to wait for.
+                Err(e) if client_gone(&e) => debug!("a metrics client left early: {e}"),
+                Err(e) => {
+                    let pause = accept_pause(failures);
+                    failures = failures.saturating_add(1);
+                    warn!(
+                        "cannot accept a metrics connection: {e}; trying again in {:.1}s",
+                        pause.as_secs_f64()
+                    );
+                    tokio::select! {
+                        _ = tokio::time::sleep(pause) => {}
+                        _ = cancel.cancelled() => return Ok(()),
+                    }
+                }
             }
         }
-    });
-    Ok(())
+    }
+}
+
+/// Notes how answering one request went (a client's trouble is not ours: debug level).
+fn answered(done: Result<Result<std::io::Result<()>, tokio::time::error::Elapsed>, JoinError>) {
+    match done {
+        Ok(Ok(Ok(()))) => {}
+        Ok(Ok(Err(e))) => debug!("answering a metrics request: {e}"),
+        Ok(Err(_)) => debug!(
+            "a metrics client took more than {}s; dropped it",
+            RESPONSE_TIMEOUT.as_secs()
+        ),
+        Err(e) if e.is_panic() => error!("answering a metrics request crashed: {e}"),
+        Err(_) => {}
+    }
+}
+
+/// Errors of one connection that ended before it was accepted: accept again at once.
+fn client_gone(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind::*;
+    matches!(
+        e.kind(),
+        ConnectionAborted | ConnectionReset | ConnectionRefused
+    )
+}
+
+/// The pause after the `failures`+1st failure in a row to accept.
+fn accept_pause(failures: u32) -> Duration {
+    Duration::from_millis(100)
+        .saturating_mul(1 << failures.min(16))
+        .min(MAX_ACCEPT_PAUSE)
 }
 
 async fn respond(
@@ -142,4 +212,45 @@ async fn respond(
     stream.write_all(head.as_bytes()).await?;
     stream.write_all(body.as_bytes()).await?;
     stream.shutdown().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accept_failures_pause_longer_each_time_up_to_five_seconds() {
+        for (failures, ms) in [
+            (0, 100),
+            (1, 200),
+            (2, 400),
+            (5, 3200),
+            (6, 5000),
+            (40, 5000),
+            (u32::MAX, 5000),
+        ] {
+            assert_eq!(
+                accept_pause(failures),
+                Duration::from_millis(ms),
+                "{failures}"
+            );
+        }
+    }
+
+    #[test]
+    fn only_a_client_that_left_is_retried_at_once() {
+        use std::io::{Error, ErrorKind};
+        for (kind, gone) in [
+            (ErrorKind::ConnectionAborted, true),
+            (ErrorKind::ConnectionReset, true),
+            (ErrorKind::ConnectionRefused, true),
+            (ErrorKind::Other, false),
+            (ErrorKind::OutOfMemory, false),
+            (ErrorKind::PermissionDenied, false),
+        ] {
+            assert_eq!(client_gone(&Error::from(kind)), gone, "{kind:?}");
+        }
+        // EMFILE ("Too many open files") has no kind of its own: it must pause.
+        assert!(!client_gone(&Error::from_raw_os_error(24)));
+    }
 }

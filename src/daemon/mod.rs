@@ -7,14 +7,19 @@
 //!                         ├─ SIGHUP / file change (debounced) → reload: parse → validate →
 //!                         │     compile → swap; accounts added, removed or changed apply live
 //!                         ├─ watchdog tick → WATCHDOG=1, STATUS=…
-//!                         └─ task ended → logged (and, with --once, counted)
+//!                         └─ task ended → logged with its name (an error with its chain,
+//!                               a panic with its message) and counted
 //!     ├─ imap task per (account, folder): connect → select → recover → sync → IDLE/poll → sync …
-//!     └─ maildir task per account:        recover → scan → sync → fs event/poll → scan …
+//!     ├─ maildir task per account:        recover → scan → sync → fs event/poll → scan …
+//!     ├─ the outbox (with `smtp:`):       send what is due → sleep or wake …
+//!     └─ the metrics endpoint (with `metrics:`)
 //! ```
 //!
-//! Shutdown finishes the batch in flight (every batch is journalled before the server is
-//! touched, so even an abort loses nothing), logs out, and exits 0. A reload never
-//! changes the rules under a message: triage takes one profile snapshot per batch.
+//! Every task is in the supervisor's set ([`tasks::Tasks`]). Shutdown finishes the batch
+//! in flight (every batch is journalled before the server is touched, so even an abort
+//! loses nothing), logs out, and exits 0: each task is awaited until a deadline, past which
+//! the rest are aborted and named. A reload never changes the rules under a message:
+//! triage takes one profile snapshot per batch.
 
 mod backoff;
 mod imap;
@@ -22,6 +27,7 @@ mod maildir;
 pub mod metrics;
 mod reload;
 pub mod systemd;
+mod tasks;
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -30,7 +36,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context as _, Result};
-use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn, Instrument as _};
 
@@ -39,6 +44,7 @@ use crate::mailbox::imap::connect as imap_connect;
 use crate::pipeline::{Account, Report};
 use crate::profile::{LiveProfile, Profile};
 use crate::store::{self, Store};
+use tasks::{Ended, Outcome, Owner, Tasks};
 
 /// Messages fetched and decided per batch: bounds memory and the work lost to an
 /// interruption.
@@ -238,9 +244,6 @@ struct Running {
     cancel: CancellationToken,
 }
 
-/// Result of a task: (account, generation, watch, outcome).
-type TaskResult = (String, u64, String, Result<()>);
-
 /// The supervisor: owns the configuration, profiles and tasks; applies reloads.
 struct Supervisor {
     cfg: Config,
@@ -248,11 +251,14 @@ struct Supervisor {
     store: Arc<Store>,
     profiles: HashMap<PathBuf, Arc<LiveProfile>>,
     running: HashMap<String, Running>,
-    tasks: JoinSet<TaskResult>,
+    tasks: Tasks,
     root: CancellationToken,
     shared: Arc<Shared>,
     generation: u64,
+    /// Watched folders of current accounts that stopped with an error.
     failed: usize,
+    /// Services (the outbox, the metrics endpoint) that stopped with an error.
+    failed_services: Vec<String>,
     /// Sending mail, when `smtp:` is configured.
     mail: Option<Arc<crate::outbox::MailSettings>>,
 }
@@ -309,10 +315,11 @@ impl Supervisor {
                         cancel.clone(),
                         self.shared.clone(),
                     );
-                    let name = a.name.clone();
-                    self.tasks.spawn(
-                        async move { (name, generation, watch, fut.await) }.instrument(span),
-                    );
+                    let owner = Owner::Account {
+                        name: a.name.clone(),
+                        generation,
+                    };
+                    self.tasks.spawn(watch, owner, fut.instrument(span));
                 }
             }
             Backend::Maildir(root) => {
@@ -324,10 +331,12 @@ impl Supervisor {
                     cancel.clone(),
                     self.shared.clone(),
                 );
-                let name = a.name.clone();
-                self.tasks.spawn(
-                    async move { (name.clone(), generation, name, fut.await) }.instrument(span),
-                );
+                let owner = Owner::Account {
+                    name: a.name.clone(),
+                    generation,
+                };
+                self.tasks
+                    .spawn(a.name.clone(), owner, fut.instrument(span));
             }
         }
         self.running.insert(
@@ -491,20 +500,56 @@ impl Supervisor {
         ok
     }
 
-    /// Notes a finished task; true when it belonged to a current account.
-    fn task_ended(&mut self, (account, generation, watch, result): TaskResult) {
-        let current = self
-            .running
-            .get(&account)
-            .is_some_and(|r| r.generation == generation);
-        match result {
-            Ok(()) => info!(watch = %watch, "stopped"),
-            Err(e) => {
-                error!(watch = %watch, "stopped with an error: {e:#}");
-                if current {
+    /// Logs a task's end and counts it when it failed: a watch of a current account (a
+    /// stopped or restarted account's old tasks no longer count), or a service.
+    fn task_ended(
+        &mut self,
+        Ended {
+            name,
+            owner,
+            outcome,
+        }: Ended,
+    ) {
+        // A service ends only at shutdown; ending before, it is missed until a restart.
+        let then = match (&owner, self.root.is_cancelled()) {
+            (Owner::Daemon, false) => "; it stays stopped until mailtriage is restarted",
+            _ => "",
+        };
+        let failed = match outcome {
+            Outcome::Stopped => {
+                info!(task = %name, "stopped{then}");
+                false
+            }
+            Outcome::Failed(e) => {
+                error!(task = %name, "stopped with an error: {e:#}{then}");
+                true
+            }
+            Outcome::Panicked(m) => {
+                error!(task = %name, "crashed: {m}{then}");
+                true
+            }
+            Outcome::Aborted => {
+                warn!(task = %name, "aborted{then}");
+                false
+            }
+        };
+        if !failed {
+            return;
+        }
+        match owner {
+            Owner::Account {
+                name: account,
+                generation,
+            } => {
+                if self
+                    .running
+                    .get(&account)
+                    .is_some_and(|r| r.generation == generation)
+                {
                     self.failed += 1;
                 }
             }
+            Owner::Daemon => self.failed_services.push(name),
         }
     }
 
@@ -530,9 +575,10 @@ pub async fn run(cfg: Config, opts: RunOptions) -> Result<()> {
     let store = Arc::new(Store::open(&cfg.state)?);
     info!(state = %cfg.state.display(), accounts = cfg.accounts.len(), once = opts.once, dry_run = opts.dry_run, "mailtriage starting");
     let root = CancellationToken::new();
-    if let (Some(addr), false) = (cfg.metrics, opts.once) {
-        metrics::serve(addr, root.clone()).await?;
-    }
+    let endpoint = match (cfg.metrics, opts.once) {
+        (Some(addr), false) => Some(metrics::Endpoint::bind(addr).await?),
+        _ => None,
+    };
     // The outbox: alerts, acknowledgements and digests over SMTP, when configured.
     let mail = match &cfg.smtp {
         Some(smtp) => {
@@ -548,15 +594,6 @@ pub async fn run(cfg: Config, opts: RunOptions) -> Result<()> {
         }
         None => None,
     };
-    let outbox_task = match (&cfg.smtp, &mail, opts.once) {
-        (Some(smtp), Some(ms), false) => Some(tokio::spawn(crate::outbox::run(
-            store.clone(),
-            smtp.clone(),
-            ms.clone(),
-            root.child_token(),
-        ))),
-        _ => None,
-    };
     let mut sup = Supervisor {
         mail: mail.clone(),
         cfg: cfg.clone(),
@@ -564,7 +601,7 @@ pub async fn run(cfg: Config, opts: RunOptions) -> Result<()> {
         store: store.clone(),
         profiles: HashMap::new(),
         running: HashMap::new(),
-        tasks: JoinSet::new(),
+        tasks: Tasks::default(),
         root: root.clone(),
         shared: Arc::new(Shared {
             once: opts.once,
@@ -574,21 +611,27 @@ pub async fn run(cfg: Config, opts: RunOptions) -> Result<()> {
         }),
         generation: 0,
         failed: 0,
+        failed_services: Vec::new(),
     };
+    if let Some(endpoint) = endpoint {
+        let serving = endpoint.serve(root.child_token());
+        sup.tasks
+            .spawn("metrics endpoint".into(), Owner::Daemon, serving);
+    }
+    if let (Some(smtp), Some(ms), false) = (&cfg.smtp, &mail, opts.once) {
+        let sending =
+            crate::outbox::run(store.clone(), smtp.clone(), ms.clone(), root.child_token());
+        sup.tasks.spawn("outbox".into(), Owner::Daemon, async move {
+            sending.await;
+            Ok(())
+        });
+    }
     for a in &cfg.accounts {
         sup.start_account(a)?;
     }
     let result = supervise(&mut sup).await;
-    match (outbox_task, &cfg.smtp, &mail) {
-        (Some(task), _, _) => {
-            root.cancel();
-            if tokio::time::timeout(SHUTDOWN_GRACE, task).await.is_err() {
-                warn!(
-                    "the outbox did not stop in time; unsent mail stays queued for the next start"
-                );
-            }
-        }
-        (None, Some(smtp), Some(ms)) if result.is_ok() => {
+    match (&cfg.smtp, &mail) {
+        (Some(smtp), Some(ms)) if opts.once && result.is_ok() => {
             // --once: one attempt at everything queued; what fails stays for the next run.
             match crate::outbox::drain_once(&store, smtp, ms).await {
                 Ok(p) => info!(
@@ -613,6 +656,12 @@ pub async fn run(cfg: Config, opts: RunOptions) -> Result<()> {
     result?;
     if sup.failed > 0 {
         bail!("{} watched folder(s) stopped with an error", sup.failed);
+    }
+    if !sup.failed_services.is_empty() {
+        bail!(
+            "{} stopped with an error",
+            sup.failed_services.join(" and ")
+        );
     }
     // --once: mail decided but not filed is a failure the caller must hear of, with why.
     let refused = sup.shared.refusals.summaries();
@@ -665,11 +714,7 @@ async fn supervise(sup: &mut Supervisor) -> Result<()> {
                 }
                 sup.reload("a watched file changed");
             }
-            Some(done) = sup.tasks.join_next() => match done {
-                Ok(r) => sup.task_ended(r),
-                Err(e) if e.is_cancelled() => {}
-                Err(e) => { error!("a task crashed: {e}"); sup.failed += 1; }
-            },
+            Some(ended) = sup.tasks.next() => sup.task_ended(ended),
             _ = tick.tick() => {
                 systemd::notify(&format!("WATCHDOG=1\nSTATUS={}", sup.status_line()));
             }
@@ -689,19 +734,20 @@ async fn supervise(sup: &mut Supervisor) -> Result<()> {
     drop(watch);
     systemd::notify("STOPPING=1");
     sup.root.cancel();
-    let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
-    loop {
-        match tokio::time::timeout_at(deadline, sup.tasks.join_next()).await {
-            Ok(None) => break,
-            Ok(Some(Ok(r))) => sup.task_ended(r),
-            Ok(Some(Err(_))) => {}
-            Err(_) => {
-                warn!("tasks did not finish within {}s of shutdown; stopping them (their journal makes this safe)", SHUTDOWN_GRACE.as_secs());
-                sup.tasks.abort_all();
-                while sup.tasks.join_next().await.is_some() {}
-                break;
-            }
-        }
+    let mut tasks = std::mem::take(&mut sup.tasks);
+    let started = tasks.running().len();
+    let aborted = tasks
+        .shutdown(SHUTDOWN_GRACE, |ended| sup.task_ended(ended))
+        .await;
+    if aborted.is_empty() {
+        info!("all {started} task(s) stopped");
+    } else {
+        warn!(
+            "{} of {started} task(s) stopped; aborted after {}s: {}",
+            started - aborted.len(),
+            SHUTDOWN_GRACE.as_secs(),
+            aborted.join(", ")
+        );
     }
     Ok(())
 }
