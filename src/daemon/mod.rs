@@ -679,12 +679,16 @@ async fn supervise(sup: &mut Supervisor) -> Result<()> {
     let mut int = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
     let mut hup = signal(SignalKind::hangup()).context("cannot listen for SIGHUP")?;
     let (tx, mut changes) = tokio::sync::mpsc::channel::<()>(64);
-    let mut watch = if sup.opts.once {
-        None
-    } else {
-        reload::FileWatch::new(&sup.watched_files(), tx.clone()).ok()
+    let mut watch = reload::Rewatch::default();
+    let mut rewatch = |files: &[PathBuf], force: bool| {
+        let made = watch.follow(files, std::time::Instant::now(), force, |files| {
+            reload::FileWatch::new(files, tx.clone())
+        });
+        reload::log(&made);
     };
-    let mut watched = sup.watched_files();
+    if !sup.opts.once {
+        rewatch(&sup.watched_files(), false);
+    }
     let tick_every = systemd::watchdog_interval().unwrap_or(Duration::from_secs(30));
     let mut tick = tokio::time::interval(tick_every.min(Duration::from_secs(30)));
     let ready_deadline = tokio::time::sleep(READY_DEADLINE);
@@ -702,7 +706,11 @@ async fn supervise(sup: &mut Supervisor) -> Result<()> {
         tokio::select! {
             _ = term.recv() => { info!("SIGTERM: finishing the batch in flight, then stopping"); break; }
             _ = int.recv() => { info!("SIGINT: finishing the batch in flight, then stopping"); break; }
-            _ = hup.recv() => { sup.reload("SIGHUP"); }
+            _ = hup.recv() => {
+                sup.reload("SIGHUP");
+                // The owner may have fixed what kept the files from being watched.
+                rewatch(&sup.watched_files(), true);
+            }
             _ = sup.shared.ready.changed.notified(), if !ready_sent => {}
             Some(()) = changes.recv() => {
                 // Debounce: wait for a moment of quiet (editors write in several steps).
@@ -724,11 +732,9 @@ async fn supervise(sup: &mut Supervisor) -> Result<()> {
                 ready_sent = true;
             }
         }
-        // The set of watched files follows the configuration.
-        let now_watched = sup.watched_files();
-        if !sup.opts.once && now_watched != watched {
-            watch = reload::FileWatch::new(&now_watched, tx.clone()).ok();
-            watched = now_watched;
+        // The set of watched files follows the configuration (a failed watch is retried).
+        if !sup.opts.once {
+            rewatch(&sup.watched_files(), false);
         }
     }
     drop(watch);
