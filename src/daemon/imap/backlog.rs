@@ -222,7 +222,7 @@ async fn dial(
         Some(ts) => match ts.access_token().await {
             Ok(t) => t,
             Err(e) => {
-                info!(account = %name, folder, "no second session for the backlog ({e}); filing on the first one");
+                info!(account = %name, folder, "no second session for the backlog ({e:#}); filing on the first one");
                 return None;
             }
         },
@@ -231,7 +231,7 @@ async fn dial(
     let session = match imap_connect::connect(&d.imap, &d.tls, &secret).await {
         Ok(s) => s,
         Err(e) => {
-            info!(account = %name, folder, "no second session for the backlog ({e}); filing on the first one");
+            info!(account = %name, folder, "no second session for the backlog ({e:#}); filing on the first one");
             return None;
         }
     };

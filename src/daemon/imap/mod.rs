@@ -100,7 +100,7 @@ pub async fn task(
                 // An access token can be revoked or expire early: fetch a new one and
                 // try once more at once.
                 token_retry = true;
-                info!(account = %name, folder, "{e}; fetching a new access token and trying again");
+                info!(account = %name, folder, "{e:#}; fetching a new access token and trying again");
                 if let Some(ts) = &tokens {
                     let got = tokio::select! {
                         r = ts.refreshed(&secret) => r,
@@ -120,13 +120,8 @@ pub async fn task(
                     return Err(anyhow!(e));
                 }
                 let d = backoff.next(e.is_auth());
-                let advice = match (e.is_auth(), tokens.is_some()) {
-                    (true, false) => " (check the account's user and password)".to_string(),
-                    (true, true) => format!(" (a fresh access token was refused too: check the account's user, and that the consent covered IMAP; re-run `mailtriage auth {name}` if in doubt)"),
-                    _ => String::new(),
-                };
                 token_retry = false;
-                warn!(account = %name, folder, host = %imap.host, "{e}{advice}; retrying in {}s", d.as_secs());
+                warn!(account = %name, folder, host = %imap.host, "{}", connect_failed(&e, &name, tokens.is_some(), d));
                 if !pause(d, &cancel).await {
                     return Ok(());
                 }
@@ -179,6 +174,17 @@ pub async fn task(
     }
 }
 
+/// The log line for a failed connection: the error with its chain, advice for a refused
+/// login, and when the next attempt is.
+fn connect_failed(e: &ConnectError, account: &str, oauth: bool, retry_in: Duration) -> String {
+    let advice = match (e.is_auth(), oauth) {
+        (true, false) => " (check the account's user and password)".to_string(),
+        (true, true) => format!(" (a fresh access token was refused too: check the account's user, and that the consent covered IMAP; re-run `mailtriage auth {account}` if in doubt)"),
+        _ => String::new(),
+    };
+    format!("{e:#}{advice}; retrying in {}s", retry_in.as_secs())
+}
+
 /// No access token could be had: counted, logged (an error when only the user can fix
 /// it, such as a revoked refresh token), then the backoff. False when shut down while
 /// waiting; with `--once`, the error itself.
@@ -197,9 +203,9 @@ async fn token_failed(
     }
     let d = backoff.next(e.needs_user());
     if e.needs_user() {
-        error!(account = %name, folder, "{e}; retrying in {}s", d.as_secs());
+        error!(account = %name, folder, "{e:#}; retrying in {}s", d.as_secs());
     } else {
-        warn!(account = %name, folder, "{e}; retrying in {}s", d.as_secs());
+        warn!(account = %name, folder, "{e:#}; retrying in {}s", d.as_secs());
     }
     Ok(pause(d, cancel).await)
 }
@@ -415,4 +421,50 @@ async fn sync(
         }
     }
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_connection_is_logged_with_its_whole_chain_and_advice() {
+        let chained = || {
+            ConnectError::Other(
+                anyhow!("connection reset by peer").context("reading the CAPABILITY answer"),
+            )
+        };
+        let refused = || ConnectError::Auth {
+            user: "info".into(),
+            reason: "AUTHENTICATIONFAILED".into(),
+        };
+        let cases = [
+            (
+                chained(),
+                false,
+                "reading the CAPABILITY answer: connection reset by peer; retrying in 8s",
+            ),
+            (
+                refused(),
+                false,
+                "login refused for info: AUTHENTICATIONFAILED (check the account's user and password); retrying in 8s",
+            ),
+            (
+                refused(),
+                true,
+                "login refused for info: AUTHENTICATIONFAILED (a fresh access token was refused too: check the account's user, and that the consent covered IMAP; re-run `mailtriage auth shop` if in doubt); retrying in 8s",
+            ),
+            (
+                ConnectError::Timeout("waiting for the greeting"),
+                true,
+                "timed out while waiting for the greeting; retrying in 8s",
+            ),
+        ];
+        for (e, oauth, want) in cases {
+            assert_eq!(
+                connect_failed(&e, "shop", oauth, Duration::from_secs(8)),
+                want
+            );
+        }
+    }
 }
