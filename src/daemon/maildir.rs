@@ -47,7 +47,7 @@ pub async fn task(
     let _watcher = if shared.once {
         None
     } else {
-        Some(watch_dirs(&md.watch_dirs(), tx)?)
+        Some(watch_dirs(&name, &md.watch_dirs(), tx)?)
     };
     let mut seen = acct.store.decided_keys(&name, "INBOX")?;
     let mut backoff = Backoff::new(&name);
@@ -108,14 +108,20 @@ pub async fn task(
 
 /// Filesystem events on the inbox's directories, as a wake-up signal.
 fn watch_dirs(
+    account: &str,
     dirs: &[PathBuf],
     tx: tokio::sync::mpsc::Sender<()>,
 ) -> Result<notify::RecommendedWatcher> {
     use notify::Watcher;
-    let mut w = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
-        if res.is_ok() {
+    let account = account.to_string();
+    let mut w = notify::recommended_watcher(move |res: notify::Result<notify::Event>| match res {
+        Ok(_) => {
             let _ = tx.try_send(());
         }
+        Err(e) => warn!(
+            account,
+            "watching the Maildir for new mail: {e}; new mail may wait for the next poll"
+        ),
     })
     .context("cannot watch the Maildir for new mail")?;
     for d in dirs {

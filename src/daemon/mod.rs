@@ -806,8 +806,15 @@ fn seed_demo(samples: &Path, maildir: &Path) -> Result<()> {
         std::fs::create_dir_all(maildir.join(sub))
             .with_context(|| format!("cannot create {}", maildir.join(sub).display()))?;
     }
-    let mut files: Vec<PathBuf> = std::fs::read_dir(samples)?
-        .filter_map(|e| e.ok().map(|e| e.path()))
+    let listed = std::fs::read_dir(samples)
+        .and_then(|entries| {
+            entries
+                .map(|e| e.map(|e| e.path()))
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .with_context(|| format!("cannot list {}", samples.display()))?;
+    let mut files: Vec<PathBuf> = listed
+        .into_iter()
         .filter(|p| p.extension().is_some_and(|x| x == "eml"))
         .collect();
     files.sort();

@@ -55,6 +55,26 @@ pub fn plan_actions(
     out
 }
 
+/// Actions whose recorded argument cannot be read (a damaged state database) are skipped,
+/// saying why, instead of being carried out with a guess.
+fn skip_unreadable(
+    acct: &Account,
+    account: &str,
+    kind: ActionKind,
+    ids: &[i64],
+    arg: &str,
+    e: &serde_json::Error,
+) -> Result<()> {
+    let why = format!("its recorded argument {arg:?} cannot be read: {e}");
+    warn!(
+        account,
+        count = ids.len(),
+        "skipping escalation actions: {why}"
+    );
+    acct.store
+        .set_actions(ids, kind, ActionStatus::Skipped, Some(&why))
+}
+
 fn key_of(a: &OpenAction) -> MessageKey {
     MessageKey {
         uid: a.uid,
@@ -98,8 +118,14 @@ pub(super) async fn run_actions<S: MailSource>(
     }
     let account = src.account().to_string();
     for (arg, group) in marks {
-        let m: MarkArg = serde_json::from_str(&arg).unwrap_or_default();
         let ids: Vec<i64> = group.iter().map(|a| a.decision_id).collect();
+        let m: MarkArg = match serde_json::from_str(&arg) {
+            Ok(m) => m,
+            Err(e) => {
+                skip_unreadable(acct, &account, ActionKind::Mark, &ids, &arg, &e)?;
+                continue;
+            }
+        };
         let keys: Vec<MessageKey> = group.iter().map(|a| key_of(a)).collect();
         match src.mark(&keys, m.flag, &m.keywords).await {
             Ok(skipped) => {
@@ -119,7 +145,14 @@ pub(super) async fn run_actions<S: MailSource>(
         }
     }
     for (arg, group) in copies {
-        let dest: Vec<String> = serde_json::from_str(&arg).unwrap_or_default();
+        let dest: Vec<String> = match serde_json::from_str(&arg) {
+            Ok(dest) => dest,
+            Err(e) => {
+                let ids: Vec<i64> = group.iter().map(|a| a.decision_id).collect();
+                skip_unreadable(acct, &account, ActionKind::Copy, &ids, &arg, &e)?;
+                continue;
+            }
+        };
         if dest.is_empty() {
             let ids: Vec<i64> = group.iter().map(|a| a.decision_id).collect();
             store.set_actions(
