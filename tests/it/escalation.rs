@@ -368,6 +368,17 @@ fn smtp_down_then_up_delivers_each_alert_exactly_once() {
         "{}",
         daemon.log()
     );
+    // Every task is accounted for at shutdown (issue 19: the outbox and the metrics
+    // endpoint used to be left out).
+    let log = s.log_text();
+    for stopped in [
+        "stopped task=test/INBOX",
+        "stopped task=outbox",
+        "stopped task=metrics endpoint",
+        "all 3 task(s) stopped",
+    ] {
+        assert!(log.contains(stopped), "{stopped:?} missing:\n{log}");
+    }
 }
 
 #[test]

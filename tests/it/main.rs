@@ -19,6 +19,7 @@ mod matrix;
 mod oauth;
 mod ops;
 mod proxy;
+mod reliability;
 mod reload;
 mod security;
 mod security_http;
