@@ -77,7 +77,7 @@ pub async fn loopback(
         .context("cannot listen on 127.0.0.1 for the browser's redirect")?;
     let port = listener.local_addr().context("loopback listener")?.port();
     let redirect = format!("http://127.0.0.1:{port}/");
-    let client = provider_client(o)?.set_redirect_uri(
+    let client = provider_client(o).await?.set_redirect_uri(
         RedirectUrl::new(redirect.clone()).context("the loopback redirect address")?,
     );
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
@@ -224,7 +224,7 @@ async fn respond(conn: &mut tokio::net::TcpStream, status: &str, text: &str) {
 
 /// Device authorization grant (RFC 8628).
 pub async fn device(o: &Oauth, out: &mut (dyn Write + Send), timeout: Duration) -> Result<Grant> {
-    let client = provider_client(o)?;
+    let client = provider_client(o).await?;
     let http = http_client()?;
     let details: StandardDeviceAuthorizationResponse = client
         .exchange_device_code()

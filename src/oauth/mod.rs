@@ -79,10 +79,11 @@ pub fn http_client() -> Result<reqwest::Client> {
 }
 
 /// The oauth2 client for a provider, with the client id (and secret) resolved now.
-pub(crate) fn provider_client(o: &Oauth) -> Result<ProviderClient> {
+pub(crate) async fn provider_client(o: &Oauth) -> Result<ProviderClient> {
     let id = o
         .client_id
         .resolve()
+        .await
         .with_context(|| format!("the OAuth client id (from {})", o.client_id.describe()))?;
     let token_url = TokenUrl::new(o.token_url.clone())
         .with_context(|| format!("token_url `{}`", o.token_url))?;
@@ -108,6 +109,7 @@ pub(crate) fn provider_client(o: &Oauth) -> Result<ProviderClient> {
     if let Some(s) = &o.client_secret {
         let secret = s
             .resolve()
+            .await
             .with_context(|| format!("the OAuth client secret (from {})", s.describe()))?;
         client = client.set_client_secret(ClientSecret::new(secret.expose().to_string()));
     }
@@ -258,7 +260,9 @@ impl TokenSource {
                 stored.token_url, self.oauth.token_url, self.account
             )));
         }
-        let client = provider_client(&self.oauth).map_err(|e| setup(format!("{e:#}")))?;
+        let client = provider_client(&self.oauth)
+            .await
+            .map_err(|e| setup(format!("{e:#}")))?;
         let refresh = RefreshToken::new(stored.refresh_token.expose().to_string());
         let started = Instant::now();
         let response = client

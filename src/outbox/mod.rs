@@ -225,7 +225,9 @@ async fn batch(store: &Store, cfg: &SmtpConfig, settings: &MailSettings, at: i64
         return Ok(report);
     }
     let ready = match xoauth2_token(settings).await {
-        Ok(token) => Smtp::new(cfg, &settings.sender, token.as_ref()).map(|smtp| (smtp, token)),
+        Ok(token) => Smtp::new(cfg, &settings.sender, token.as_ref())
+            .await
+            .map(|smtp| (smtp, token)),
         Err(e) => Err(e),
     };
     let (smtp, token) = match ready {

@@ -111,7 +111,11 @@ pub struct Smtp {
 impl Smtp {
     /// Resolves the configuration (password, CA file) for a batch of sends.
     /// `token` is the OAuth2 access token when the login is XOAUTH2 (`oauth_account`).
-    pub fn new(cfg: &SmtpConfig, sender: &Sender, token: Option<&SecretString>) -> Result<Smtp> {
+    pub async fn new(
+        cfg: &SmtpConfig,
+        sender: &Sender,
+        token: Option<&SecretString>,
+    ) -> Result<Smtp> {
         let credentials = match (&cfg.user, token) {
             (Some(user), Some(token)) => {
                 Some(Credentials::new(user.clone(), token.expose().to_string()))
@@ -126,6 +130,7 @@ impl Smtp {
                 let password = match &cfg.password {
                     Some(s) => s
                         .resolve()
+                        .await
                         .with_context(|| {
                             format!("cannot get the SMTP password ({})", s.describe())
                         })?

@@ -23,4 +23,5 @@ mod reliability;
 mod reload;
 mod security;
 mod security_http;
+mod security_local;
 mod security_smtp;

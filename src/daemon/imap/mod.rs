@@ -71,9 +71,18 @@ pub async fn task(
                 }
             }
         } else {
-            match imap.password.as_ref().map(|s| s.resolve()) {
-                Some(Ok(s)) => s,
-                Some(Err(e)) => {
+            let Some(password) = &imap.password else {
+                return Err(anyhow!("account {name}: no password or token configured"));
+            };
+            // A password command may take a while (up to its 30 s limit): shutdown
+            // does not wait for it (dropping the future kills it).
+            let got = tokio::select! {
+                r = password.resolve() => r,
+                _ = cancel.cancelled() => return Ok(()),
+            };
+            match got {
+                Ok(s) => s,
+                Err(e) => {
                     if shared.once {
                         return Err(e.context("reading the IMAP password"));
                     }
@@ -84,7 +93,6 @@ pub async fn task(
                     }
                     continue;
                 }
-                None => return Err(anyhow!("account {name}: no password or token configured")),
             }
         };
         let connected = tokio::select! {
