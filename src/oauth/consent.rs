@@ -3,7 +3,10 @@
 //! - **Browser with a loopback redirect** (Google; any provider with `auth_url`): PKCE
 //!   (S256), a random `state`, a listener on 127.0.0.1 at a random port; the user opens
 //!   the printed URL, the provider redirects the browser back to us with a code, which is
-//!   exchanged for tokens. A redirect whose `state` does not match is refused.
+//!   exchanged for tokens. Every connection is served on its own with a 10 s deadline for
+//!   its request, so a silent one holds up nobody; a redirect whose `state` does not
+//!   match (a tab from an earlier run, a forged request) gets a 400 and the wait goes on
+//!   until the right one arrives or `--timeout` passes.
 //! - **Device code** (Microsoft; any provider with `device_url`, RFC 8628): the user
 //!   enters a short code on the provider's page, possibly on another device; we poll the
 //!   token endpoint, waiting on `authorization_pending`, slowing down on `slow_down`, and
@@ -13,6 +16,7 @@
 //! command works the same over SSH, in a container or in a test.
 
 use std::io::Write;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context as _, Result};
@@ -21,7 +25,8 @@ use oauth2::{
     RequestTokenError, Scope, StandardDeviceAuthorizationResponse, TokenResponse,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinSet;
 
 use super::{describe_token_error, http_client, provider_client};
 use crate::config::{Oauth, OauthPreset, SecretString};
@@ -102,14 +107,7 @@ pub async fn loopback(
         human(timeout)
     )?;
     out.flush()?;
-    let code = tokio::time::timeout(timeout, wait_for_code(&listener, state.secret()))
-        .await
-        .map_err(|_| {
-            anyhow!(
-                "no answer from the browser within {}; run the command again",
-                human(timeout)
-            )
-        })??;
+    let code = wait_for_code(&listener, state.secret(), timeout, out).await?;
     let http = http_client()?;
     let token = client
         .exchange_code(AuthorizationCode::new(code.expose().to_string()))
@@ -125,81 +123,171 @@ pub async fn loopback(
     Ok(grant(&token))
 }
 
-/// Serves the loopback redirect until it brings a code (or an error); other requests
-/// (a browser's favicon) get a 404 and are otherwise ignored.
-async fn wait_for_code(listener: &TcpListener, state: &str) -> Result<SecretString> {
+/// How long one connection to the loopback listener has to send its request line and
+/// headers (a browser sends them at once); then it is closed.
+const REQUEST_DEADLINE: Duration = Duration::from_secs(10);
+
+/// Most bytes of request line and headers read from one connection.
+const REQUEST_MAX: usize = 16 * 1024;
+
+/// How long writing the answer to one connection may take.
+const ANSWER_DEADLINE: Duration = Duration::from_secs(5);
+
+/// Most connections served at once; more are closed unanswered.
+const MAX_CONNECTIONS: usize = 64;
+
+/// What one connection to the loopback listener brought.
+#[derive(Debug)]
+enum Visit {
+    /// The provider's redirect with our state and a code: the answer.
+    Code(SecretString),
+    /// The provider's redirect with our state and an error: no consent.
+    Denied(String),
+    /// A redirect whose state is not ours: a tab from an earlier run, or a forged request.
+    WrongState,
+    /// Anything else: a favicon, a malformed request, a connection that said nothing.
+    Other,
+}
+
+/// Serves the loopback listener until the provider's redirect with our `state` arrives,
+/// or `timeout` passes. Each connection has a task and a deadline of its own, so a slow
+/// or silent one holds up nobody; whatever is not our redirect (a favicon, a stale tab's
+/// redirect, garbage) gets a 404 or 400 and the wait goes on. The request target holds
+/// the code, so it is never logged.
+async fn wait_for_code(
+    listener: &TcpListener,
+    state: &str,
+    timeout: Duration,
+    out: &mut (dyn Write + Send),
+) -> Result<SecretString> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let state: Arc<str> = Arc::from(state);
+    // Dropped on return: the connections still open are closed with it.
+    let mut visits = JoinSet::new();
+    let mut wrong_states = 0usize;
     loop {
-        let (mut conn, _) = listener
-            .accept()
-            .await
-            .context("accepting the browser's connection")?;
-        let target = match read_request_target(&mut conn).await {
-            Ok(t) => t,
-            Err(_) => continue,
-        };
-        let url = oauth2::url::Url::parse(&format!("http://127.0.0.1{target}"))
-            .ok()
-            .filter(|u| u.path() == "/");
-        let Some(url) = url else {
-            respond(&mut conn, "404 Not Found", "Not found.").await;
-            continue;
-        };
-        let param = |k: &str| {
-            url.query_pairs()
-                .find(|(name, _)| name == k)
-                .map(|(_, v)| v.into_owned())
-        };
-        let (code, got_state, error) = (param("code"), param("state"), param("error"));
-        if code.is_none() && error.is_none() {
-            respond(&mut conn, "404 Not Found", "Not found.").await;
-            continue;
+        tokio::select! {
+            () = tokio::time::sleep_until(deadline) => {
+                let refused = match wrong_states {
+                    0 => String::new(),
+                    1 => " (a redirect with the wrong state was refused: a browser tab from an earlier run?)".to_string(),
+                    n => format!(" ({n} redirects with the wrong state were refused: browser tabs from earlier runs?)"),
+                };
+                bail!(
+                    "no answer from the browser within {}{refused}; run the command again",
+                    human(timeout)
+                );
+            }
+            accepted = listener.accept() => match accepted {
+                Ok((conn, _)) if visits.len() < MAX_CONNECTIONS => {
+                    visits.spawn(visit(conn, state.clone(), REQUEST_DEADLINE));
+                }
+                Ok(_) => tracing::debug!(
+                    "{MAX_CONNECTIONS} connections to the loopback listener already; closed one more unanswered"
+                ),
+                Err(e) => {
+                    // Out of file descriptors and the like: pause, then listen on.
+                    tracing::debug!("accepting a connection on the loopback listener: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            },
+            Some(done) = visits.join_next() => match done {
+                Ok(Visit::Code(code)) => return Ok(code),
+                Ok(Visit::Denied(why)) => bail!("the provider did not grant access: {why}"),
+                Ok(Visit::WrongState) => {
+                    wrong_states += 1;
+                    if wrong_states == 1 {
+                        writeln!(
+                            out,
+                            "A redirect that does not belong to this request (wrong state: a browser tab from an earlier run?) was refused; still waiting for the right one."
+                        )?;
+                        out.flush()?;
+                    }
+                }
+                Ok(Visit::Other) => {}
+                Err(e) => tracing::warn!("serving a connection on the loopback listener failed: {e}"),
+            },
         }
-        if got_state.as_deref() != Some(state) {
-            respond(
-                &mut conn,
-                "400 Bad Request",
-                "This answer does not belong to the request mailtriage made (state mismatch). Nothing was stored.",
-            )
-            .await;
-            bail!("the browser's redirect carried the wrong state parameter (a stale tab or a forged request); nothing was stored: run the command again");
-        }
-        if let Some(err) = error {
-            let desc = param("error_description").unwrap_or_default();
-            respond(
-                &mut conn,
-                "200 OK",
-                "Access was not granted. You can close this window.",
-            )
-            .await;
-            bail!(
-                "the provider did not grant access: {err}{}{desc}",
-                if desc.is_empty() { "" } else { ": " }
-            );
-        }
-        respond(
-            &mut conn,
-            "200 OK",
-            "mailtriage has been authorised. You can close this window.",
-        )
-        .await;
-        return Ok(SecretString::new(code.unwrap_or_default()));
     }
 }
 
+/// Reads one request from `conn` within `deadline`, answers it, says what it was.
+async fn visit(mut conn: TcpStream, state: Arc<str>, deadline: Duration) -> Visit {
+    let target = match tokio::time::timeout(deadline, read_request_target(&mut conn)).await {
+        Ok(Ok(target)) => target,
+        Ok(Err(e)) => {
+            tracing::debug!("a request on the loopback listener was refused: {e:#}");
+            answer(&mut conn, &BAD_REQUEST).await;
+            return Visit::Other;
+        }
+        Err(_) => {
+            tracing::debug!(
+                "a connection to the loopback listener sent no request within {deadline:?}; closed"
+            );
+            return Visit::Other;
+        }
+    };
+    let (visit, reply) = judge(&target, &state);
+    answer(&mut conn, reply).await;
+    visit
+}
+
+/// What a request target (`/?code=…&state=…`) is, and the answer it gets.
+fn judge(target: &str, state: &str) -> (Visit, &'static Reply) {
+    let url = oauth2::url::Url::parse(&format!("http://127.0.0.1{target}"))
+        .ok()
+        .filter(|u| u.path() == "/");
+    let Some(url) = url else {
+        return (Visit::Other, &NOT_FOUND);
+    };
+    let param = |k: &str| {
+        url.query_pairs()
+            .find(|(name, _)| name == k)
+            .map(|(_, v)| v.into_owned())
+    };
+    let (code, got_state, error) = (param("code"), param("state"), param("error"));
+    if code.is_none() && error.is_none() {
+        return (Visit::Other, &NOT_FOUND);
+    }
+    if !got_state.is_some_and(|s| same(&s, state)) {
+        return (Visit::WrongState, &WRONG_STATE);
+    }
+    if let Some(err) = error {
+        let why = match param("error_description") {
+            Some(desc) if !desc.is_empty() => format!("{err}: {desc}"),
+            _ => err,
+        };
+        let why = why.chars().filter(|c| !c.is_control()).collect();
+        return (Visit::Denied(why), &DENIED);
+    }
+    match code {
+        Some(code) if !code.is_empty() => (Visit::Code(SecretString::new(code)), &RECEIVED),
+        _ => (Visit::Other, &BAD_REQUEST),
+    }
+}
+
+/// Compares two states without an early exit, so the time taken says nothing about how
+/// much of a guess was right.
+fn same(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
 /// The request target of an HTTP request (`/?code=…`), read up to the end of its headers.
-async fn read_request_target(conn: &mut tokio::net::TcpStream) -> Result<String> {
+async fn read_request_target(conn: &mut TcpStream) -> Result<String> {
     let mut buf = Vec::with_capacity(2048);
     let mut chunk = [0u8; 1024];
     while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
-        let n = tokio::time::timeout(Duration::from_secs(10), conn.read(&mut chunk))
-            .await
-            .map_err(|_| anyhow!("the browser sent no request"))??;
+        let n = conn.read(&mut chunk).await.context("reading the request")?;
         if n == 0 {
-            break;
+            bail!("the connection was closed before the end of the request");
         }
         buf.extend_from_slice(chunk.get(..n).unwrap_or_default());
-        if buf.len() > 16 * 1024 {
-            bail!("request too large");
+        if buf.len() > REQUEST_MAX {
+            bail!("a request of more than {} KiB", REQUEST_MAX / 1024);
         }
     }
     let text = String::from_utf8_lossy(&buf);
@@ -211,15 +299,67 @@ async fn read_request_target(conn: &mut tokio::net::TcpStream) -> Result<String>
     }
 }
 
-async fn respond(conn: &mut tokio::net::TcpStream, status: &str, text: &str) {
-    let body =
-        format!("<!doctype html><meta charset=utf-8><title>mailtriage</title><p>{text}</p>\n");
+/// An answer to the browser: its status and the page's title and sentence.
+struct Reply {
+    status: &'static str,
+    title: &'static str,
+    text: &'static str,
+}
+
+const RECEIVED: Reply = Reply {
+    status: "200 OK",
+    title: "mailtriage: access granted",
+    text: "mailtriage has received the authorisation and is finishing in the terminal, which shows the result. You can close this window.",
+};
+
+const DENIED: Reply = Reply {
+    status: "200 OK",
+    title: "mailtriage: access not granted",
+    text: "Access was not granted, so mailtriage stored nothing. You can close this window.",
+};
+
+const WRONG_STATE: Reply = Reply {
+    status: "400 Bad Request",
+    title: "mailtriage: not this request",
+    text: "This answer does not belong to the request mailtriage is waiting for (state mismatch): it was ignored and nothing was stored. Use the address the terminal printed last.",
+};
+
+const BAD_REQUEST: Reply = Reply {
+    status: "400 Bad Request",
+    title: "mailtriage: bad request",
+    text: "mailtriage did not understand this request.",
+};
+
+const NOT_FOUND: Reply = Reply {
+    status: "404 Not Found",
+    title: "mailtriage: not found",
+    text: "Nothing here.",
+};
+
+/// Sends `reply` as a small HTML page and closes the connection.
+async fn answer(conn: &mut TcpStream, reply: &Reply) {
+    let Reply {
+        status,
+        title,
+        text,
+    } = reply;
+    let body = format!(
+        "<!doctype html>\n<html lang=en><meta charset=utf-8><meta name=viewport content=\"width=device-width\"><title>{title}</title>\n<body style=\"font-family:sans-serif;max-width:36em;margin:4em auto;line-height:1.5\"><h1>{title}</h1><p>{text}</p></body></html>\n"
+    );
     let msg = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "HTTP/1.1 {status}\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: {}\r\nCache-Control: no-store\r\nReferrer-Policy: no-referrer\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
-    let _ = conn.write_all(msg.as_bytes()).await;
-    let _ = conn.shutdown().await;
+    let sent = tokio::time::timeout(ANSWER_DEADLINE, async {
+        conn.write_all(msg.as_bytes()).await?;
+        conn.shutdown().await
+    })
+    .await;
+    match sent {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::debug!("answering on the loopback listener: {e}"),
+        Err(_) => tracing::debug!("the answer on the loopback listener was not taken in time"),
+    }
 }
 
 /// Device authorization grant (RFC 8628).
@@ -276,5 +416,91 @@ fn human(d: Duration) -> String {
         format!("{} minutes", s / 60)
     } else {
         format!("{s} seconds")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_are_judged_by_path_state_and_code() {
+        let ours = "s3cr3t-state";
+        let cases = [
+            ("/favicon.ico", "Other", "404"),
+            ("/", "Other", "404"),
+            ("/?code=c1", "WrongState", "400"),
+            ("/?code=c1&state=", "WrongState", "400"),
+            ("/?code=c1&state=s3cr3t-stat", "WrongState", "400"),
+            ("/?code=c1&state=s3cr3t-statf", "WrongState", "400"),
+            ("/?error=access_denied&state=forged", "WrongState", "400"),
+            ("/?code=&state=s3cr3t-state", "Other", "400"),
+            ("/?code=c1&state=s3cr3t-state", "Code", "200"),
+            ("/?state=s3cr3t-state&code=c1&scope=mail", "Code", "200"),
+            (
+                "/?error=access_denied&error_description=no%0Athanks&state=s3cr3t-state",
+                "Denied",
+                "200",
+            ),
+            ("/other?code=c1&state=s3cr3t-state", "Other", "404"),
+        ];
+        for (target, kind, status) in cases {
+            let (visit, reply) = judge(target, ours);
+            let got = format!("{visit:?}");
+            assert!(got.starts_with(kind), "{target}: {got}");
+            assert!(
+                reply.status.starts_with(status),
+                "{target}: {}",
+                reply.status
+            );
+            match visit {
+                Visit::Code(c) => assert_eq!(c.expose(), "c1"),
+                Visit::Denied(why) => assert_eq!(why, "access_denied: nothanks"),
+                _ => {}
+            }
+        }
+    }
+
+    #[test]
+    fn states_compare_equal_only_when_equal() {
+        assert!(same("abc", "abc"));
+        assert!(!same("abc", "abd"));
+        assert!(!same("abc", "ab"));
+        assert!(!same("", "a"));
+    }
+
+    /// Issue 19: the 10 s limit was per read, so a client sending a byte every few
+    /// seconds held the connection (and, serving one at a time, the listener) for ever.
+    #[tokio::test]
+    async fn a_trickling_connection_is_closed_at_its_deadline() {
+        let listener = TcpListener::bind(("127.0.0.1", 0)).await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let client = tokio::spawn(async move {
+            let mut c = TcpStream::connect(addr).await.expect("connect");
+            for b in b"GET /?code=1&state=2 HTTP/1.1\r\n".iter() {
+                if c.write_all(&[*b]).await.is_err() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            let mut rest = Vec::new();
+            let _ = c.read_to_end(&mut rest).await;
+            rest
+        });
+        let (conn, _) = listener.accept().await.expect("accept");
+        let started = tokio::time::Instant::now();
+        let visit = visit(conn, Arc::from("2"), Duration::from_millis(300)).await;
+        assert!(matches!(visit, Visit::Other), "{visit:?}");
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "{:?}",
+            started.elapsed()
+        );
+        let answered = client.await.expect("client");
+        assert!(
+            answered.is_empty(),
+            "{}",
+            String::from_utf8_lossy(&answered)
+        );
     }
 }

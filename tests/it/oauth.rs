@@ -417,27 +417,6 @@ fn auth_with_a_loopback_redirect_checks_pkce_and_stores_the_refresh_token() {
 }
 
 #[test]
-fn auth_refuses_a_redirect_with_the_wrong_state() {
-    let p = OauthProvider::start();
-    let d = dovecot(&p);
-    let s = oauth_setup(&d, &p, "xoauth2", "browser");
-    let (child, rx) = auth_command(&s);
-    let url = line_where(&rx, |l| l.trim_start().starts_with(&p.url("/authorize")));
-    let q = query(&url);
-    let code = p.add_code("alice", &q["code_challenge"], &q["redirect_uri"]);
-    let page = browser_redirect(&q["redirect_uri"], &code, "forged-state");
-    assert!(page.starts_with("HTTP/1.1 400"), "{page}");
-    let (ok, err) = finish(child);
-    assert!(!ok, "accepted a forged state");
-    assert!(err.contains("wrong state"), "{err}");
-    assert!(
-        p.grants("authorization_code").is_empty(),
-        "the code was exchanged"
-    );
-    assert!(!token_file(&s).exists());
-}
-
-#[test]
 fn auth_with_the_device_flow_waits_while_pending_and_slows_down() {
     let p = OauthProvider::start();
     let d = dovecot(&p);
