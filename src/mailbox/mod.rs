@@ -39,9 +39,28 @@ pub struct Fetched {
 /// Bytes of the body that go into a [`Signature`].
 pub const SIGNATURE_BODY_BYTES: usize = 2048;
 
+/// Most bytes of a message's header block that are read (IMAP `BODY.PEEK[HEADER]<0.N>`)
+/// and looked at. Real headers, long `Received:`, DKIM, ARC and `References:` chains
+/// included, stay within tens of KiB; a header line of 150 MB is an attack or a broken
+/// mailer, and read whole it cost the daemon twice its size in memory. 256 KiB is ten
+/// times a long real header and leaves three quarters of the smallest parse limit
+/// ([`crate::mail::parse_limit`], 1 MiB) to the message's text. A header cut here is
+/// still parsed, decided and filed.
+pub const MAX_HEADER_BYTES: usize = 256 * 1024;
+
+/// Most bytes of one MIME part's own header block read for triage (`BODY.PEEK[n.MIME]`):
+/// real ones hold a Content-Type, an encoding and a file name, well under 1 KiB.
+pub const MAX_PART_HEADER_BYTES: usize = 64 * 1024;
+
+/// Bytes of the header block that go into a [`Signature`]: 4 fewer than
+/// [`MAX_HEADER_BYTES`], so that the blank line ending a header block never counts, and a
+/// header read through a capped fetch hashes the same as one cut out of the whole
+/// message (whichever way a message was read, by which backend, in which run).
+pub const SIGNATURE_HEADER_BYTES: usize = MAX_HEADER_BYTES - 4;
+
 /// What tells one stored message from another beyond its Message-ID: its size, a hash of
-/// its header, and a hash of the first [`SIGNATURE_BODY_BYTES`] of its body when the body
-/// was read (a large message's body is not: only its text parts are, and those are not
+/// its header (its first [`SIGNATURE_HEADER_BYTES`]), and a hash of the first
+/// [`SIGNATURE_BODY_BYTES`] of its body when the body was read (a large message's body is not: only its text parts are, and those are not
 /// its first bytes). A message moved by IMAP or renamed in a Maildir keeps all three; two
 /// deliveries of one message differ in their `Received:` lines; two messages written from
 /// one template differ in size or in their first lines.
@@ -60,12 +79,16 @@ impl Signature {
     }
 
     /// The signature of a message from its header block (with or without the blank line
-    /// that ends it) and, when read, its body's first bytes.
+    /// that ends it; whole, or its first [`MAX_HEADER_BYTES`] or more) and, when read, its
+    /// body's first bytes.
     pub fn of_parts(header: &[u8], size: u64, body: Option<&[u8]>) -> Signature {
         let header = header
             .strip_suffix(b"\r\n\r\n")
             .or_else(|| header.strip_suffix(b"\n\n"))
             .unwrap_or(header);
+        // A header longer than the cap was read only in part: what counts is what every
+        // reader has, its first bytes (see SIGNATURE_HEADER_BYTES).
+        let header = header.get(..SIGNATURE_HEADER_BYTES).unwrap_or(header);
         Signature {
             size,
             header: crate::mail::hash_parts(&[header]),
@@ -109,7 +132,8 @@ impl Signature {
 }
 
 /// A message's header block (up to the blank line that ends it, not included) and body.
-/// A message with no blank line is all header (at most its first 4 KiB count).
+/// A message with no blank line is all header, as an IMAP server's `BODY[HEADER]` has it
+/// (so are the bytes of a longer one read only in part).
 pub fn split_header(raw: &[u8]) -> (&[u8], &[u8]) {
     if let Some(p) = memchr::memmem::find(raw, b"\r\n\r\n") {
         return (&raw[..p], &raw[p + 4..]);
@@ -117,7 +141,7 @@ pub fn split_header(raw: &[u8]) -> (&[u8], &[u8]) {
     if let Some(p) = memchr::memmem::find(raw, b"\n\n") {
         return (&raw[..p], &raw[p + 2..]);
     }
-    (&raw[..raw.len().min(4096)], &[])
+    (raw, &[])
 }
 
 /// A destination as its backend names it, for people: `INBOX.SUPPORT.Night-Day Crew`
@@ -383,5 +407,59 @@ mod tests {
         // LF-only messages split the same way.
         assert_eq!(split_header(b"A: b\n\nbody").0, b"A: b");
         assert_eq!(split_header(b"A: b").1, b"");
+    }
+
+    /// Issue 19: a header longer than the cap is read only in part (IMAP
+    /// `BODY.PEEK[HEADER]<0.N>`: for a large message, and in recovery), but the same
+    /// message fetched whole (a larger `max_scan_bytes`, an earlier run) or read from a
+    /// Maildir must keep its signature: both hash the same first bytes. Header lengths
+    /// around the cap, CRLF and LF, and a message without a blank line (the server's
+    /// `BODY[HEADER]` is then the whole message).
+    #[test]
+    fn signatures_agree_on_headers_cut_by_the_cap() {
+        let mut cases: Vec<Vec<u8>> = Vec::new();
+        for eol in ["\r\n", "\n"] {
+            for len in (MAX_HEADER_BYTES - 8..MAX_HEADER_BYTES + 8).chain([3 * MAX_HEADER_BYTES]) {
+                let mut m = format!("From: a@x{eol}X-Long: ").into_bytes();
+                let fill = len.saturating_sub(m.len() + 2 * eol.len());
+                m.extend(std::iter::repeat_n(b'a', fill));
+                m.extend_from_slice(format!("{eol}{eol}body text{eol}").as_bytes());
+                cases.push(m);
+            }
+        }
+        let mut no_blank = b"From: a@x\r\nX-Long: ".to_vec();
+        no_blank.extend(std::iter::repeat_n(b'a', MAX_HEADER_BYTES));
+        cases.push(no_blank);
+        for m in &cases {
+            let size = m.len() as u64;
+            let whole = Signature::of_whole(m, size);
+            let (h, body) = split_header(m);
+            // BODY[HEADER]: the header with its blank line (the whole message if none).
+            let block_end = if body.is_empty() && h.len() == m.len() {
+                m.len()
+            } else {
+                m.len() - body.len()
+            };
+            let block = &m[..block_end];
+            let fetched = &block[..block.len().min(MAX_HEADER_BYTES)];
+            let text = &body[..body.len().min(SIGNATURE_BODY_BYTES)];
+            assert_eq!(
+                Signature::of_parts(fetched, size, Some(text)),
+                whole,
+                "header block of {} bytes",
+                block.len()
+            );
+            assert!(Signature::of_parts(fetched, size, None).matches(&whole));
+            // A Maildir reads the first parse-limit bytes (1 MiB or more) of a file.
+            let prefix = &m[..m.len().min(1024 * 1024)];
+            assert_eq!(Signature::of_whole(prefix, size).header, whole.header);
+        }
+        // Headers that differ only past the cap are not told apart by it (their size and
+        // body still may be); ones that differ before it are.
+        let (a, b) = (&cases[0], &cases[1]);
+        assert_ne!(
+            Signature::of_whole(a, 1).header,
+            Signature::of_whole(b, 1).header
+        );
     }
 }

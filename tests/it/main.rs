@@ -22,6 +22,7 @@ mod proxy;
 mod reliability;
 mod reload;
 mod security;
+mod security_fetch;
 mod security_http;
 mod security_local;
 mod security_smtp;

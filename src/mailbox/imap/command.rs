@@ -22,7 +22,7 @@ use std::time::Duration;
 use anyhow::{anyhow, Context as _, Result};
 use async_imap::imap_proto::rfc4315::UidSetMember;
 use async_imap::imap_proto::{
-    AttributeValue, BodyStructure, MailboxDatum, RequestId, Response, ResponseCode, Status,
+    AttributeValue, MailboxDatum, RequestId, Response, ResponseCode, Status,
 };
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
@@ -459,6 +459,9 @@ pub struct FetchItem {
     /// From BODYSTRUCTURE: the text parts worth reading, and whether the message is a
     /// single text part.
     pub text_parts: Option<(Vec<Vec<u32>>, bool)>,
+    /// From BODYSTRUCTURE, for a single text part: its content fields, to stand in for a
+    /// header cut before them.
+    pub single_content: Option<String>,
 }
 
 impl FetchItem {
@@ -499,7 +502,8 @@ impl FetchItem {
                 AttributeValue::BodyStructure(bs) => {
                     let mut parts = Vec::new();
                     super::fetch::text_parts(bs, &mut Vec::new(), &mut parts);
-                    item.text_parts = Some((parts, matches!(bs, BodyStructure::Text { .. })));
+                    item.text_parts = Some((parts, super::fetch::single_text(bs)));
+                    item.single_content = super::fetch::content_fields(bs);
                 }
                 _ => {}
             }

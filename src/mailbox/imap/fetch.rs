@@ -1,18 +1,26 @@
 //! Fetching what triage reads, and nothing more: sizes first (usually already known from
 //! the FETCH that found the new mail); messages within the scan cap whole
 //! (`BODY.PEEK[]`, large UID batches); bigger ones as their header plus only their text
-//! parts, each capped, found through BODYSTRUCTURE. Always `BODY.PEEK`, so \Seen is never
-//! set. Every answer is read up to its tagged completion ([`Conn`]), so a connection cut
-//! mid-answer is an error, never a short answer.
+//! parts, found through BODYSTRUCTURE. Everything of a large message is capped: its header
+//! at [`MAX_HEADER_BYTES`], each part's own header at [`MAX_PART_HEADER_BYTES`], each text
+//! at the scan cap (partial fetches, `<0.N>`, in the same commands); a header cut by its
+//! cap is ended where it was cut, so the message is still read, decided and filed.
+//! Always `BODY.PEEK`, so \Seen is never set. Every answer is read up to its tagged
+//! completion ([`Conn`]), so a connection cut mid-answer is an error, never a short
+//! answer.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::time::Duration;
 
 use anyhow::Result;
-use async_imap::imap_proto::BodyStructure;
+use async_imap::imap_proto::{BodyStructure, ContentEncoding};
 
 use super::command::{Conn, FetchItem};
-use crate::mailbox::{uid_sets, Fetched, MessageKey, Signature, SIGNATURE_BODY_BYTES};
+use crate::mailbox::{
+    uid_sets, Fetched, MessageKey, Signature, MAX_HEADER_BYTES, MAX_PART_HEADER_BYTES,
+    SIGNATURE_BODY_BYTES,
+};
 
 /// Most bytes fetched in one batch of whole messages.
 const BATCH_BYTES: u64 = 8 * 1024 * 1024;
@@ -214,6 +222,17 @@ pub(super) fn text_parts(bs: &BodyStructure<'_>, path: &mut Vec<u32>, out: &mut 
     }
 }
 
+/// Is the message one part to read as text: a text part, or a part whose type the server
+/// could not read? Dovecot gives up on a header of more than 10 MiB and reports the type
+/// as `"" ""`; its text is then read as plain text, as well as it can be.
+pub(super) fn single_text(bs: &BodyStructure<'_>) -> bool {
+    match bs {
+        BodyStructure::Text { .. } => true,
+        BodyStructure::Basic { common, .. } => common.ty.ty.trim().is_empty(),
+        _ => false,
+    }
+}
+
 /// Removes the Content-Type and Content-Transfer-Encoding fields (with continuations)
 /// from a header block, so a synthetic multipart can replace them.
 fn strip_content_headers(header: &[u8]) -> Vec<u8> {
@@ -232,7 +251,96 @@ fn strip_content_headers(header: &[u8]) -> Vec<u8> {
             out.push_str(line);
         }
     }
-    out.into_bytes()
+    let mut out = out.into_bytes();
+    end_line(&mut out);
+    out
+}
+
+/// Ends the last line of `bytes` (a header cut by its cap may stop anywhere, even between
+/// CR and LF), so that what is appended starts a line of its own.
+fn end_line(bytes: &mut Vec<u8>) {
+    match bytes.last() {
+        None | Some(b'\n') => {}
+        Some(b'\r') => bytes.push(b'\n'),
+        Some(_) => bytes.extend_from_slice(b"\r\n"),
+    }
+}
+
+/// Is this header block whole: does it end with the blank line (an empty header is that
+/// line alone)? One cut by its cap does not.
+fn header_complete(header: &[u8]) -> bool {
+    header.ends_with(b"\r\n\r\n")
+        || header.ends_with(b"\n\n")
+        || header == b"\r\n"
+        || header == b"\n"
+}
+
+/// A header block as read, ended with a line break and the blank line when its cap cut
+/// it, so that what follows it is read as the body and not as the rest of a field.
+fn ended(header: &[u8]) -> Cow<'_, [u8]> {
+    if header.is_empty() || header_complete(header) {
+        return Cow::Borrowed(header);
+    }
+    let mut out = header.to_vec();
+    end_line(&mut out);
+    out.extend_from_slice(b"\r\n");
+    Cow::Owned(out)
+}
+
+/// The Content-Type and Content-Transfer-Encoding fields of a single-part text message,
+/// from its BODYSTRUCTURE: they stand in for its own when its header was cut before them.
+/// Values that are not plain tokens are left out (the field then says less, never
+/// something else).
+pub(super) fn content_fields(bs: &BodyStructure<'_>) -> Option<String> {
+    let BodyStructure::Text { common, other, .. } = bs else {
+        return None;
+    };
+    let token = |s: &str| {
+        (1..=64).contains(&s.len())
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.+:".contains(&b))
+    };
+    let subtype = Some(common.ty.subtype.as_ref()).filter(|s| token(s))?;
+    let mut out = format!("Content-Type: text/{subtype}");
+    let charset = common
+        .ty
+        .params
+        .iter()
+        .flatten()
+        .find_map(|(k, v)| (k.eq_ignore_ascii_case("charset") && token(v)).then_some(v));
+    if let Some(c) = charset {
+        out.push_str(&format!("; charset=\"{c}\""));
+    }
+    out.push_str("\r\n");
+    let encoding = match &other.transfer_encoding {
+        ContentEncoding::Base64 => Some("base64"),
+        ContentEncoding::QuotedPrintable => Some("quoted-printable"),
+        ContentEncoding::EightBit => Some("8bit"),
+        ContentEncoding::Binary => Some("binary"),
+        ContentEncoding::SevenBit | ContentEncoding::Other(_) => None,
+    };
+    if let Some(e) = encoding {
+        out.push_str(&format!("Content-Transfer-Encoding: {e}\r\n"));
+    }
+    Some(out)
+}
+
+/// A single-part message as triage reads it: its header and its text's first bytes. A
+/// header cut by its cap loses its last fields; the content fields, which may be among
+/// them, are put back from BODYSTRUCTURE (`content`).
+fn single_part(header: &[u8], content: Option<&str>, text: &[u8]) -> Vec<u8> {
+    let mut raw = match content {
+        Some(fields) if !header.is_empty() && !header_complete(header) => {
+            let mut raw = strip_content_headers(header);
+            raw.extend_from_slice(b"MIME-Version: 1.0\r\n");
+            raw.extend_from_slice(fields.as_bytes());
+            raw.extend_from_slice(b"\r\n");
+            raw
+        }
+        _ => ended(header).into_owned(),
+    };
+    raw.extend_from_slice(text);
+    raw
 }
 
 /// Header plus text parts of one large message, assembled into a message triage can
@@ -246,14 +354,8 @@ async fn fetch_large(
     t: Duration,
 ) -> Result<Option<(Vec<u8>, Signature)>> {
     let mut first = None;
-    uid_fetch_each(
-        conn,
-        &uid.to_string(),
-        "(UID BODYSTRUCTURE BODY.PEEK[HEADER])",
-        t,
-        |f| first = Some(f),
-    )
-    .await?;
+    let q = format!("(UID BODYSTRUCTURE BODY.PEEK[HEADER]<0.{MAX_HEADER_BYTES}>)");
+    uid_fetch_each(conn, &uid.to_string(), &q, t, |f| first = Some(f)).await?;
     let Some(f) = first else {
         return Ok(None);
     };
@@ -265,8 +367,7 @@ async fn fetch_large(
         uid_fetch_each(conn, &uid.to_string(), &q, t, |f| text = f.text).await?;
         let text = text.unwrap_or_default();
         let sig = Signature::of_parts(&header, size, Some(&text));
-        let mut raw = header;
-        raw.extend_from_slice(&text);
+        let raw = single_part(&header, f.single_content.as_deref(), &text);
         return Ok(Some((raw, sig)));
     }
     let sig = Signature::of_parts(&header, size, None);
@@ -274,7 +375,9 @@ async fn fetch_large(
     for p in &parts {
         let s: Vec<String> = p.iter().map(u32::to_string).collect();
         let s = s.join(".");
-        query.push_str(&format!(" BODY.PEEK[{s}.MIME] BODY.PEEK[{s}]<0.{cap}>"));
+        query.push_str(&format!(
+            " BODY.PEEK[{s}.MIME]<0.{MAX_PART_HEADER_BYTES}> BODY.PEEK[{s}]<0.{cap}>"
+        ));
     }
     query.push(')');
     let boundary = format!("mailtriage-fetch-{uid}-{}", header.len());
@@ -292,7 +395,7 @@ async fn fetch_large(
             for p in &parts {
                 if let (Some(mime), Some(body)) = (f.part(p, true), f.part(p, false)) {
                     raw.extend_from_slice(format!("--{boundary}\r\n").as_bytes());
-                    raw.extend_from_slice(mime);
+                    raw.extend_from_slice(&ended(mime));
                     raw.extend_from_slice(body);
                     raw.extend_from_slice(b"\r\n");
                 }
@@ -320,10 +423,12 @@ pub async fn candidates(
     bodies: bool,
     timeout: Duration,
 ) -> Result<Vec<Candidate>> {
+    // The header as far as the signature reads it (see `SIGNATURE_HEADER_BYTES`).
+    let header = format!("BODY.PEEK[HEADER]<0.{MAX_HEADER_BYTES}>");
     let query = if bodies {
-        format!("(UID RFC822.SIZE BODY.PEEK[HEADER] BODY.PEEK[TEXT]<0.{SIGNATURE_BODY_BYTES}>)")
+        format!("(UID RFC822.SIZE {header} BODY.PEEK[TEXT]<0.{SIGNATURE_BODY_BYTES}>)")
     } else {
-        "(UID RFC822.SIZE BODY.PEEK[HEADER])".to_string()
+        format!("(UID RFC822.SIZE {header})")
     };
     let mut out = Vec::new();
     uid_fetch_each(conn, set, &query, timeout, |f| {
@@ -367,6 +472,79 @@ mod tests {
         let h = b"From: a\r\nContent-Type: multipart/mixed;\r\n\tboundary=x\r\nSubject: s\r\nMIME-Version: 1.0\r\n\r\n";
         let out = String::from_utf8(strip_content_headers(h)).expect("utf-8");
         assert_eq!(out, "From: a\r\nSubject: s\r\n");
+    }
+
+    /// Issue 19: a header cut by its cap (mid-line, or between CR and LF) is ended where it
+    /// was cut, so the text that follows is read as the body; a whole one is kept as it is.
+    #[test]
+    fn headers_cut_by_their_cap_are_ended() {
+        let cases: &[(&[u8], &[u8])] = &[
+            (b"A: b\r\n\r\n", b"A: b\r\n\r\n"),
+            (b"A: b\n\n", b"A: b\n\n"),
+            (b"\r\n", b"\r\n"),
+            (b"", b""),
+            (b"A: b\r\nX: aaa", b"A: b\r\nX: aaa\r\n\r\n"),
+            (b"A: b\r\nX: aaa\r", b"A: b\r\nX: aaa\r\n\r\n"),
+            (b"A: b\r\nX: aaa\r\n", b"A: b\r\nX: aaa\r\n\r\n"),
+        ];
+        for (header, want) in cases {
+            assert_eq!(
+                &*ended(header),
+                *want,
+                "{:?}",
+                String::from_utf8_lossy(header)
+            );
+        }
+        let cut = b"From: a\r\nContent-Type: text/plain;\r\n\tcharset=utf-8\r\nX-Junk: aaa";
+        let out = String::from_utf8(strip_content_headers(cut)).expect("utf-8");
+        assert_eq!(out, "From: a\r\nX-Junk: aaa\r\n");
+    }
+
+    /// Issue 19: a large message whose header was cut by its cap, mid-line and before its
+    /// content fields, is still read: the fields before the cut, and its text decoded with
+    /// the encoding BODYSTRUCTURE gives.
+    #[test]
+    fn a_message_with_a_cut_header_is_still_read() {
+        use crate::mail::{MessageView, DEFAULT_MAX_SCAN_BYTES};
+        let mut header =
+            b"From: Pat <pat@example.com>\r\nSubject: Heater\r\nMessage-ID: <big@x>\r\nX-Junk: "
+                .to_vec();
+        header.resize(MAX_HEADER_BYTES, b'a');
+        let text = b"VGhlIGhlYXRlciBpcyBicm9rZW4sIHBsZWFzZSByZXBhaXIgaXQu\r\n";
+        let r = async_imap::imap_proto::Response::parse(
+            b"* 1 FETCH (BODYSTRUCTURE (\"text\" \"plain\" (\"charset\" \"utf-8\") NIL NIL \"base64\" 54 1 NIL NIL NIL NIL))\r\n",
+        )
+        .expect("parses")
+        .1;
+        let fields = super::super::command::FetchItem::of(&r)
+            .and_then(|f| f.single_content)
+            .expect("content fields");
+        assert_eq!(
+            fields,
+            "Content-Type: text/plain; charset=\"utf-8\"\r\nContent-Transfer-Encoding: base64\r\n"
+        );
+        for content in [Some(fields.as_str()), None] {
+            let raw = single_part(&header, content, text);
+            let v = MessageView::parse(&raw, DEFAULT_MAX_SCAN_BYTES);
+            assert_eq!(v.subject, "Heater");
+            assert_eq!(v.message_id.as_deref(), Some("big@x"));
+            assert_eq!(
+                v.from.map(|f| f.address).as_deref(),
+                Some("pat@example.com")
+            );
+            let want = if content.is_some() {
+                "The heater is broken, please repair it."
+            } else {
+                "VGhlIGhlYXRlciBpcyBicm9rZW4sIHBsZWFzZSByZXBhaXIgaXQu"
+            };
+            assert_eq!(v.text.trim(), want, "{content:?}");
+        }
+        // A whole header keeps its own fields.
+        let whole = b"Subject: s\r\nContent-Type: text/plain\r\n\r\n";
+        assert_eq!(
+            single_part(whole, Some(&fields), b"hi"),
+            b"Subject: s\r\nContent-Type: text/plain\r\n\r\nhi"
+        );
     }
 
     #[test]

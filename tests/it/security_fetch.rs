@@ -1,0 +1,127 @@
+//! Issue 19 (security review): what a message or a server can make the daemon read.
+//!
+//! 1. A header of any size costs bounded memory: it is fetched up to its cap
+//!    (`BODY.PEEK[HEADER]<0.N>`), and the message is still decided — on its text too,
+//!    decoded — and filed byte for byte, never marked `\Seen`.
+
+use std::time::Duration;
+
+use super::daemon::{assert_exactly_once, mailbox_contents, message, root, Conf, Setup};
+use super::harness::{Dovecot, DovecotOptions};
+
+const PW: (&str, &str) = ("MT_TEST_PASSWORD", "alicepw");
+
+fn setup(port: u16, extra: &str) -> Setup {
+    Setup::imap_port(
+        port,
+        Conf {
+            profile: root().join("profiles/hottub.yaml"),
+            user: "alice",
+            password_env: PW.0,
+            extra,
+        },
+    )
+}
+
+/// The high-water mark of a process's resident memory (VmHWM), in KiB.
+fn vm_hwm_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+/// Runs `mailtriage run --once` to its end; its exit status and peak RSS in KiB (sampled
+/// until it exits: VmHWM only grows, so nothing but the last instant is missed).
+fn run_once_peak(s: &Setup) -> (bool, u64) {
+    let mut daemon = s.start_with(&["--once"], &[PW]);
+    let pid = daemon.pid();
+    let mut peak = 0;
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while daemon.running() && std::time::Instant::now() < deadline {
+        peak = peak.max(vm_hwm_kib(pid).unwrap_or(0));
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let ok = daemon
+        .term(Duration::from_secs(5))
+        .is_some_and(|st| st.success());
+    (ok, peak)
+}
+
+/// A message with one header line of `junk` bytes before its content fields, asking for a
+/// quote (SALES in the Hot Tub profile) in its text only: its subject says nothing, and
+/// mail that says nothing goes to SUPPORT. With `base64`, the text is encoded: only a
+/// reader that decodes it as its (cut off) content fields say learns what it asks.
+fn huge_header_message(id: &str, junk: usize, base64: bool) -> Vec<u8> {
+    let mut m = format!(
+        "From: Pat Customer <pat@example.com>\r\nTo: info@hottubman.ca\r\nSubject: Hello\r\n\
+         Date: Mon, 2 Mar 2026 10:00:00 -0500\r\nMessage-ID: <{id}@test.example>\r\nX-Junk: "
+    )
+    .into_bytes();
+    m.extend(std::iter::repeat_n(b'a', junk));
+    m.extend_from_slice(b"\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n");
+    if base64 {
+        // "Could you send a quote for a new hot tub? We would like to buy one this spring."
+        m.extend_from_slice(
+            b"Content-Transfer-Encoding: base64\r\n\r\n\
+              Q291bGQgeW91IHNlbmQgYSBxdW90ZSBmb3IgYSBuZXcgaG90IHR1Yj8gV2Ugd291bGQgbGlrZSB0\r\n\
+              byBidXkgb25lIHRoaXMgc3ByaW5nLg==\r\n",
+        );
+    } else {
+        m.extend_from_slice(
+            b"\r\nCould you send a quote for a new hot tub? We would like to buy one this spring.\r\n",
+        );
+    }
+    m
+}
+
+/// Regression (issue 19): a 150 MB header line took the daemon's RSS to 325 MB, because
+/// `BODY.PEEK[HEADER]` had no cap. A 40 MB one (the test stays fast) must now cost about
+/// what a small message costs. Such a message is still decided on its text and filed
+/// byte-identical: the 40 MB one although Dovecot, past 10 MiB of header, no longer knows
+/// its type; a 2 MB one (whose type Dovecot knows) on its base64 text, decoded as its
+/// content fields, cut off with the rest of its header, say.
+#[test]
+fn regression_a_40_mb_header_line_is_filed_with_bounded_memory() {
+    const JUNK: usize = 40 * 1024 * 1024;
+    let d = Dovecot::start(DovecotOptions::default());
+    let s = setup(d.port(), "    backfill: all\n");
+    // The same daemon on a small message first: the memory any run needs.
+    let small = message("small", "Heater", "The heater is broken, please repair it");
+    d.deliver("alice", "INBOX", &small);
+    let (ok, baseline) = run_once_peak(&s);
+    assert!(ok, "{}", s.log_text());
+    let huge = huge_header_message("huge", JUNK, false);
+    let encoded = huge_header_message("encoded", 2 * 1024 * 1024, true);
+    d.deliver_many("alice", "INBOX", &[huge.clone(), encoded.clone()]);
+    let (ok, peak) = run_once_peak(&s);
+    let log = s.log_text();
+    assert!(ok, "{log}");
+    eprintln!(
+        "security_fetch: peak RSS {baseline} KiB on a small message, {peak} KiB on a {} MiB header line",
+        JUNK >> 20
+    );
+    // Fetched whole, the header would sit in the reader's buffer and in the message (80
+    // MiB at least); capped, it costs well under a tenth of that.
+    let delta = peak.saturating_sub(baseline);
+    assert!(
+        delta < 8 * 1024,
+        "the header line cost {delta} KiB of RSS (peak {peak} KiB, small message {baseline} KiB)"
+    );
+    let per_folder = assert_exactly_once(&d, "alice", &[small, huge, encoded]);
+    assert_eq!(
+        per_folder.get("SALES/Mark Johnson"),
+        Some(&2),
+        "decided on their text: {per_folder:?}\n{log}"
+    );
+    for (folder, msgs) in mailbox_contents(&d, "alice") {
+        for m in msgs {
+            assert!(
+                !m.flags.iter().any(|f| f == "\\Seen"),
+                "{folder} uid {} was marked seen",
+                m.uid
+            );
+        }
+    }
+}
