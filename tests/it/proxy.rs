@@ -1,7 +1,8 @@
 //! A TCP relay of the test harness's own between the daemon and Dovecot that misbehaves
 //! on purpose: it cuts connections right after chosen IMAP commands (mid-FETCH,
-//! mid-MOVE, mid-IDLE), cuts in the middle of a server response, delays traffic, or
-//! stalls (accepts, then never answers). Deterministic for a given seed.
+//! mid-MOVE, mid-IDLE), cuts in the middle of a server response, delays traffic, stalls
+//! (accepts, then never answers), or answers a chosen command itself as a hostile server
+//! would. Deterministic for a given seed.
 
 #![allow(dead_code)]
 
@@ -56,6 +57,17 @@ pub struct Proxy {
     stop: Arc<AtomicBool>,
     rng: Arc<Mutex<u64>>,
     swallow: Arc<Swallow>,
+    forge: Arc<Mutex<Option<Forged>>>,
+}
+
+/// An answer the relay sends itself, as a hostile server: the next command containing
+/// `command` is not forwarded; the client gets `answer`, and `hold` later the connection
+/// is cut.
+#[derive(Clone)]
+struct Forged {
+    command: String,
+    answer: Vec<u8>,
+    hold: Duration,
 }
 
 /// Answers to withhold: the next `remaining` commands containing `command` are
@@ -103,13 +115,15 @@ impl Proxy {
             stop: Arc::new(AtomicBool::new(false)),
             rng: Arc::new(Mutex::new(seed | 1)),
             swallow: Arc::new(Swallow::default()),
+            forge: Arc::new(Mutex::new(None)),
         };
-        let (mode, stats, stop, rng, swallow) = (
+        let (mode, stats, stop, rng, swallow, forge) = (
             proxy.mode.clone(),
             proxy.stats.clone(),
             proxy.stop.clone(),
             proxy.rng.clone(),
             proxy.swallow.clone(),
+            proxy.forge.clone(),
         );
         thread::spawn(move || {
             while !stop.load(Ordering::Relaxed) {
@@ -123,6 +137,7 @@ impl Proxy {
                             stop: stop.clone(),
                             rng: rng.clone(),
                             swallow: swallow.clone(),
+                            forge: forge.clone(),
                             id,
                         };
                         thread::spawn(move || relay(client, target, shared));
@@ -159,6 +174,19 @@ impl Proxy {
             s.remaining = times;
         }
     }
+
+    /// Answers the next command containing `command` itself, as a hostile server: the
+    /// command never reaches the server, the client gets `answer`, and `hold` later the
+    /// connection is cut. Once.
+    pub fn forge_answer(&self, command: &str, answer: &[u8], hold: Duration) {
+        if let Ok(mut f) = self.forge.lock() {
+            *f = Some(Forged {
+                command: command.to_ascii_uppercase(),
+                answer: answer.to_vec(),
+                hold,
+            });
+        }
+    }
 }
 
 /// What a relayed connection shares with the proxy.
@@ -168,6 +196,7 @@ struct Shared {
     stop: Arc<AtomicBool>,
     rng: Arc<Mutex<u64>>,
     swallow: Arc<Swallow>,
+    forge: Arc<Mutex<Option<Forged>>>,
     /// This connection's number.
     id: u64,
 }
@@ -197,6 +226,7 @@ fn relay(client: TcpStream, target: u16, shared: Shared) {
         stop,
         rng,
         swallow,
+        forge,
         id,
     } = shared;
     if mode_of(&mode) == Mode::Stall {
@@ -250,8 +280,25 @@ fn relay(client: TcpStream, target: u16, shared: Shared) {
                 .iter()
                 .rposition(|&b| b == b'\n')
                 .map(|i| partial.drain(..=i).collect::<Vec<u8>>());
-            if let (Some(lines), Ok(mut s)) = (complete, sw.state.lock()) {
-                let text = String::from_utf8_lossy(&lines).to_ascii_uppercase();
+            let text = complete.map(|lines| String::from_utf8_lossy(&lines).to_ascii_uppercase());
+            let forged = text.as_deref().and_then(|text| {
+                let mut f = forge.lock().ok()?;
+                let hit = f
+                    .as_ref()
+                    .is_some_and(|f| text.contains(f.command.as_str()));
+                if hit {
+                    f.take()
+                } else {
+                    None
+                }
+            });
+            if let Some(f) = forged {
+                let _ = (&cut_c).write_all(&f.answer);
+                thread::sleep(f.hold);
+                cut(&cut_c, &cut_s);
+                break;
+            }
+            if let (Some(text), Ok(mut s)) = (text, sw.state.lock()) {
                 if s.remaining > 0 && !s.command.is_empty() {
                     let hit = text.lines().find(|l| l.contains(s.command.as_str()));
                     if let Some(tag) = hit.and_then(|l| l.split_whitespace().next()) {

@@ -3,11 +3,15 @@
 //! 1. A header of any size costs bounded memory: it is fetched up to its cap
 //!    (`BODY.PEEK[HEADER]<0.N>`), and the message is still decided — on its text too,
 //!    decoded — and filed byte for byte, never marked `\Seen`.
+//! 2. A hostile server cannot make the response reader hold a literal it announces but
+//!    the daemon never asked for: it is cut to the fetch's limit; the message is filed
+//!    once the server behaves.
 
 use std::time::Duration;
 
 use super::daemon::{assert_exactly_once, mailbox_contents, message, root, Conf, Setup};
 use super::harness::{Dovecot, DovecotOptions};
+use super::proxy::Proxy;
 
 const PW: (&str, &str) = ("MT_TEST_PASSWORD", "alicepw");
 
@@ -124,4 +128,52 @@ fn regression_a_40_mb_header_line_is_filed_with_bounded_memory() {
             );
         }
     }
+}
+
+/// Regression (issue 19): the response reader took a literal's announced size on trust and
+/// made room for all of it, zero-filled, before one byte arrived: a server answering a
+/// fetch with `{400000000}` cost 400 MB of RSS at once (one of 2 GB ends the connection:
+/// async-imap refuses more than 512 MiB). The guard cuts it to the fetch's limit (1 MiB
+/// with the default scan cap); the daemon then fails that fetch (the connection is cut),
+/// and files the message on its next run.
+#[test]
+fn regression_a_hostile_server_announcing_a_huge_literal_costs_no_memory() {
+    const ANNOUNCED: u64 = 400_000_000;
+    let d = Dovecot::start(DovecotOptions::default());
+    let proxy = Proxy::start(d.port(), 19);
+    let s = setup(proxy.port(), "    backfill: all\n");
+    let small = message("small", "Heater", "The heater is broken, please repair it");
+    d.deliver("alice", "INBOX", &small);
+    let (ok, baseline) = run_once_peak(&s);
+    assert!(ok, "{}", s.log_text());
+    let next = message("next", "Quote", "A quote for a new hot tub please");
+    d.deliver("alice", "INBOX", &next);
+    // The body fetch gets a literal of 400 MB instead, of which 64 KiB ever arrive.
+    let mut answer = format!("* 1 FETCH (UID 2 BODY[] {{{ANNOUNCED}}}\r\n").into_bytes();
+    answer.extend(std::iter::repeat_n(b'x', 64 * 1024));
+    proxy.forge_answer("BODY.PEEK[]", &answer, Duration::from_millis(1500));
+    let (ok, peak) = run_once_peak(&s);
+    let log = s.log_text();
+    assert!(!ok, "the cut connection must have failed that run: {log}");
+    eprintln!(
+        "security_fetch: peak RSS {baseline} KiB on a small message, {peak} KiB with a {ANNOUNCED}-byte literal announced"
+    );
+    let delta = peak.saturating_sub(baseline);
+    assert!(
+        delta < 32 * 1024,
+        "the announced literal cost {delta} KiB of RSS (peak {peak} KiB, small message {baseline} KiB)"
+    );
+    assert!(
+        log.contains(&format!("announced a literal of {ANNOUNCED} bytes")),
+        "{log}"
+    );
+    // The server behaves again: nothing lost, nothing twice.
+    let (ok, _) = run_once_peak(&s);
+    assert!(ok, "{}", s.log_text());
+    let per_folder = assert_exactly_once(&d, "alice", &[small, next]);
+    assert_eq!(
+        per_folder.get("SALES/Mark Johnson"),
+        Some(&1),
+        "{per_folder:?}"
+    );
 }

@@ -206,6 +206,11 @@ impl Conn {
         }
     }
 
+    /// Literals the server announces from now on are cut to `limit` bytes (see `guard`).
+    pub fn limit_literals(&mut self, limit: usize) {
+        self.session.get_mut().limit_literals(limit);
+    }
+
     /// The session, for async-imap's own helpers (only with nothing pending).
     pub async fn session(&mut self, timeout: Duration) -> Result<&mut ImapSession> {
         self.settle(timeout).await?;

@@ -20,13 +20,44 @@ use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName};
 use tokio_rustls::rustls::{self, ClientConfig, RootCertStore};
 use tokio_rustls::TlsConnector;
 
+use super::guard::LiteralGuard;
 use crate::config::{is_loopback, AuthKind, ImapConfig, SecretString, TlsMode};
 
-/// The byte stream under an IMAP session: plain TCP (loopback, or before STARTTLS) or TLS.
+/// The byte stream under an IMAP session: plain TCP (loopback, or before STARTTLS) or
+/// TLS, read through a [`LiteralGuard`] (what the server sends can make the reader hold no
+/// literal longer than the guard's limit).
 #[derive(Debug)]
-pub enum Stream {
+pub struct Stream {
+    link: Link,
+    guard: LiteralGuard,
+}
+
+#[derive(Debug)]
+enum Link {
     Plain(TcpStream),
     Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+}
+
+impl Stream {
+    fn new(link: Link) -> Stream {
+        Stream {
+            link,
+            guard: LiteralGuard::default(),
+        }
+    }
+
+    /// The TCP connection of a plain stream (for STARTTLS; bytes not yet read are dropped).
+    fn into_plain(self) -> Option<TcpStream> {
+        match self.link {
+            Link::Plain(tcp) => Some(tcp),
+            Link::Tls(_) => None,
+        }
+    }
+
+    /// Literals the server announces from now on are cut to `limit` bytes.
+    pub fn limit_literals(&mut self, limit: usize) {
+        self.guard.set_limit(limit);
+    }
 }
 
 impl AsyncRead for Stream {
@@ -35,9 +66,30 @@ impl AsyncRead for Stream {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        let this = self.get_mut();
+        loop {
+            if this.guard.pending() > 0 {
+                let n = this.guard.take(buf.initialize_unfilled());
+                buf.advance(n);
+                return Poll::Ready(Ok(()));
+            }
+            let mut chunk = [0u8; 16 * 1024];
+            let mut read = ReadBuf::new(&mut chunk);
+            let polled = match &mut this.link {
+                Link::Plain(s) => Pin::new(s).poll_read(cx, &mut read),
+                Link::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, &mut read),
+            };
+            match polled {
+                Poll::Ready(Ok(())) if read.filled().is_empty() => {
+                    // The end: what the guard held back, then the end itself.
+                    this.guard.finish();
+                    if this.guard.pending() == 0 {
+                        return Poll::Ready(Ok(()));
+                    }
+                }
+                Poll::Ready(Ok(())) => this.guard.feed(read.filled()),
+                other => return other,
+            }
         }
     }
 }
@@ -48,23 +100,23 @@ impl AsyncWrite for Stream {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        match &mut self.get_mut().link {
+            Link::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Link::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
         }
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_flush(cx),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        match &mut self.get_mut().link {
+            Link::Plain(s) => Pin::new(s).poll_flush(cx),
+            Link::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
         }
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        match &mut self.get_mut().link {
+            Link::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Link::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
         }
     }
 }
@@ -236,7 +288,7 @@ async fn tls_wrap(
             host: host.to_string(),
             reason: tls_reason(&e, host, cfg.port, start),
         })?;
-    Ok(Stream::Tls(Box::new(stream)))
+    Ok(Stream::new(Link::Tls(Box::new(stream))))
 }
 
 /// Reads the server greeting; anything but OK ends the attempt.
@@ -358,7 +410,7 @@ pub async fn connect(
     let _ = tcp.set_nodelay(true);
     let stream = match cfg.tls {
         TlsMode::Implicit => tls_wrap(tcp, cfg, tls, TlsStart::Implicit).await?,
-        TlsMode::Starttls | TlsMode::None => Stream::Plain(tcp),
+        TlsMode::Starttls | TlsMode::None => Stream::new(Link::Plain(tcp)),
     };
     let mut client = Client::new(stream);
     greeting(&mut client, cfg.timeout).await?;
@@ -379,7 +431,7 @@ pub async fn connect(
             other => ConnectError::Other(anyhow!("connection lost during STARTTLS: {other}")),
         })?;
         // Anything the server sent after its OK is discarded with the plain stream.
-        let Stream::Plain(tcp) = client.into_inner() else {
+        let Some(tcp) = client.into_inner().into_plain() else {
             return Err(ConnectError::Other(anyhow!("STARTTLS on a TLS stream")));
         };
         client = Client::new(tls_wrap(tcp, cfg, tls, TlsStart::AfterStarttls).await?);

@@ -102,6 +102,10 @@ pub async fn fetch(
     dates: bool,
     timeout: Duration,
 ) -> Result<Vec<Fetched>> {
+    // No literal this fetch asks for is longer than what triage parses of a message (a
+    // whole one is within the scan cap, every part of a large one capped below it): the
+    // reader never holds more for one.
+    conn.limit_literals(crate::mail::parse_limit(max_scan_bytes).max(MAX_HEADER_BYTES));
     let mut meta: HashMap<u32, Meta> = HashMap::new();
     let mut unknown = Vec::new();
     for &u in uids {

@@ -23,6 +23,7 @@
 mod command;
 pub mod connect;
 mod fetch;
+mod guard;
 
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
