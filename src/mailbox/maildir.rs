@@ -11,13 +11,16 @@
 
 use std::collections::HashMap;
 use std::fs;
-use std::io::Read;
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
 use super::names::{encode_mutf7, neutralize};
-use super::{Fetched, FileError, Found, MailSource, MessageKey, Moved, Signature, Wanted};
+use super::{
+    ended, Fetched, FileError, Found, MailSource, MessageKey, Moved, Signature, Wanted,
+    MAX_HEADER_BYTES,
+};
 
 /// A Maildir++ tree, watched at its inbox.
 pub struct Maildir {
@@ -333,12 +336,102 @@ impl Maildir {
     }
 }
 
-/// Reads at most `limit` bytes of a file.
+/// Reads what triage needs of a message file, at most `limit` bytes (a parse limit, at
+/// least [`MAX_HEADER_BYTES`]): its first bytes. A header longer than
+/// [`MAX_HEADER_BYTES`] is cut there and ended where it was cut, and the rest of it read
+/// through without being kept: then come the body's first bytes, so a header of any size
+/// neither costs memory nor hides the text (as an IMAP server's `BODY[TEXT]` does not).
 fn read_capped(path: &Path, limit: usize) -> std::io::Result<Vec<u8>> {
-    let f = fs::File::open(path)?;
+    let mut f = BufReader::with_capacity(64 * 1024, fs::File::open(path)?);
     let mut buf = Vec::new();
-    f.take(limit as u64).read_to_end(&mut buf)?;
-    Ok(buf)
+    (&mut f)
+        .take(MAX_HEADER_BYTES as u64)
+        .read_to_end(&mut buf)?;
+    let whole_header = memchr::memmem::find(&buf, b"\r\n\r\n").is_some()
+        || memchr::memmem::find(&buf, b"\n\n").is_some();
+    if buf.len() < MAX_HEADER_BYTES || whole_header {
+        let rest = limit.saturating_sub(buf.len());
+        (&mut f).take(rest as u64).read_to_end(&mut buf)?;
+        return Ok(buf);
+    }
+    // The blank line may begin in the bytes already read: start from their last three.
+    let mut blank = BlankLine::default();
+    for &b in buf.iter().rev().take(3).rev() {
+        blank.sees(b);
+    }
+    // The bytes read through while they may be only the rest of the blank line (three
+    // at most); `None` once header bytes were skipped.
+    let mut rest_of_blank: Option<Vec<u8>> = Some(Vec::new());
+    loop {
+        let chunk = f.fill_buf()?;
+        if chunk.is_empty() {
+            // No blank line: the message is all header.
+            return Ok(buf);
+        }
+        let found = blank.find(chunk);
+        let used = found.map_or(chunk.len(), |i| i + 1);
+        rest_of_blank = rest_of_blank.filter(|r| r.len() + used <= 3).map(|mut r| {
+            r.extend_from_slice(&chunk[..used]);
+            r
+        });
+        f.consume(used);
+        if found.is_some() {
+            break;
+        }
+    }
+    let mut raw = match rest_of_blank {
+        // Only the rest of the blank line was past the cap: the header is whole.
+        Some(rest) => {
+            buf.extend_from_slice(&rest);
+            buf
+        }
+        None => ended(&buf).into_owned(),
+    };
+    let rest = limit.saturating_sub(raw.len());
+    f.take(rest as u64).read_to_end(&mut raw)?;
+    Ok(raw)
+}
+
+/// Finds the blank line that ends a header, a byte at a time (CRLF or LF).
+#[derive(Default)]
+struct BlankLine {
+    /// The last byte was a line's end.
+    line_start: bool,
+    /// A line began with CR.
+    cr: bool,
+}
+
+impl BlankLine {
+    /// Takes the next byte; true when it ends the blank line.
+    fn sees(&mut self, b: u8) -> bool {
+        let at_start = self.line_start;
+        let cr = std::mem::take(&mut self.cr);
+        self.line_start = b == b'\n';
+        match b {
+            b'\n' => at_start || cr,
+            b'\r' if at_start => {
+                self.cr = true;
+                false
+            }
+            _ => false,
+        }
+    }
+
+    /// Where in `chunk` the blank line ends, if it does.
+    fn find(&mut self, chunk: &[u8]) -> Option<usize> {
+        let mut i = 0;
+        while i < chunk.len() {
+            if !self.line_start && !self.cr {
+                // Nothing but a line's end matters until one comes.
+                i += memchr::memchr(b'\n', &chunk[i..])?;
+            }
+            if self.sees(chunk[i]) {
+                return Some(i);
+            }
+            i += 1;
+        }
+        None
+    }
 }
 
 impl MailSource for Maildir {
@@ -368,7 +461,7 @@ impl MailSource for Maildir {
         _dates: bool,
     ) -> Result<Vec<Fetched>> {
         let index = self.index()?;
-        let limit = max_scan_bytes.saturating_mul(4).max(1024 * 1024);
+        let limit = crate::mail::parse_limit(max_scan_bytes);
         let mut out = Vec::with_capacity(keys.len());
         for k in keys {
             let Some(path) = index.get(&k.key) else {
@@ -603,6 +696,67 @@ mod tests {
         assert_eq!(md.flags_for("FSab", &ka, &mut kb), "FSbc");
         assert_eq!(kb.name('c'), Some("$Priority_URGENT"));
         let _ = fs::remove_dir_all(&base);
+    }
+
+    /// Issue 19: a Maildir message is read up to the parse limit; a header longer than the
+    /// cap is cut there, the rest of it skipped (a blank line across any read boundary
+    /// found), and the body's first bytes follow, so its text is read; the signature is
+    /// the one an IMAP server's copy of the message gets.
+    #[test]
+    fn a_header_of_any_size_is_cut_and_the_text_still_read() {
+        use crate::mail::{MessageView, DEFAULT_MAX_SCAN_BYTES};
+        let dir = std::env::temp_dir().join(format!("mt-read-{}", std::process::id()));
+        fs::create_dir_all(&dir).expect("mkdir");
+        let path = dir.join("m");
+        let limit = 1024 * 1024;
+        let text = "Could you send a quote for a new hot tub?";
+        for (junk, eol) in [
+            (0, "\r\n"),
+            (MAX_HEADER_BYTES - 120, "\r\n"),
+            (MAX_HEADER_BYTES - 100, "\n"),
+            (3 * 1024 * 1024, "\r\n"),
+            (3 * 1024 * 1024, "\n"),
+        ] {
+            let mut m =
+                format!("From: Pat <pat@example.com>{eol}Subject: Hello{eol}X-Junk: ").into_bytes();
+            m.extend(std::iter::repeat_n(b'a', junk));
+            m.extend_from_slice(format!("{eol}{eol}{text}{eol}").as_bytes());
+            fs::write(&path, &m).expect("write");
+            let raw = read_capped(&path, limit).expect("reads");
+            assert!(
+                raw.len() <= limit.max(MAX_HEADER_BYTES + 4),
+                "{}",
+                raw.len()
+            );
+            if m.len() <= limit {
+                assert_eq!(raw, m, "junk {junk}");
+            }
+            let v = MessageView::parse(&raw, DEFAULT_MAX_SCAN_BYTES);
+            assert_eq!(v.subject, "Hello", "junk {junk}");
+            assert_eq!(v.text.trim(), text, "junk {junk} {eol:?}");
+            let size = m.len() as u64;
+            assert_eq!(
+                Signature::of_whole(&raw, size),
+                Signature::of_whole(&m, size),
+                "junk {junk}"
+            );
+        }
+        // The blank line straddling the end of the first read; none at all.
+        for split in 0..4 {
+            let mut m = b"X-Junk: ".to_vec();
+            m.resize(MAX_HEADER_BYTES - 4 + split, b'a');
+            m.extend_from_slice(b"\r\n\r\nbody\r\n");
+            fs::write(&path, &m).expect("write");
+            let raw = read_capped(&path, limit).expect("reads");
+            assert_eq!(raw, m, "split {split}");
+        }
+        let m = vec![b'a'; 2 * MAX_HEADER_BYTES];
+        fs::write(&path, &m).expect("write");
+        assert_eq!(
+            read_capped(&path, limit).expect("reads"),
+            &m[..MAX_HEADER_BYTES]
+        );
+        let _ = fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -12,6 +12,8 @@ pub mod imap;
 pub mod maildir;
 pub mod names;
 
+use std::borrow::Cow;
+
 use anyhow::Result;
 
 /// A message's identity in its source folder.
@@ -142,6 +144,37 @@ pub fn split_header(raw: &[u8]) -> (&[u8], &[u8]) {
         return (&raw[..p], &raw[p + 2..]);
     }
     (raw, &[])
+}
+
+/// Ends the last line of `bytes` (a header cut by its cap may stop anywhere, even between
+/// CR and LF), so that what is appended starts a line of its own.
+pub(crate) fn end_line(bytes: &mut Vec<u8>) {
+    match bytes.last() {
+        None | Some(b'\n') => {}
+        Some(b'\r') => bytes.push(b'\n'),
+        Some(_) => bytes.extend_from_slice(b"\r\n"),
+    }
+}
+
+/// Is this header block whole: does it end with the blank line (an empty header is that
+/// line alone)? One cut by its cap does not.
+pub(crate) fn header_complete(header: &[u8]) -> bool {
+    header.ends_with(b"\r\n\r\n")
+        || header.ends_with(b"\n\n")
+        || header == b"\r\n"
+        || header == b"\n"
+}
+
+/// A header block as read, ended with a line break and the blank line when its cap cut
+/// it, so that what follows it is read as the body and not as the rest of a field.
+pub(crate) fn ended(header: &[u8]) -> Cow<'_, [u8]> {
+    if header.is_empty() || header_complete(header) {
+        return Cow::Borrowed(header);
+    }
+    let mut out = header.to_vec();
+    end_line(&mut out);
+    out.extend_from_slice(b"\r\n");
+    Cow::Owned(out)
 }
 
 /// A destination as its backend names it, for people: `INBOX.SUPPORT.Night-Day Crew`
@@ -407,6 +440,29 @@ mod tests {
         // LF-only messages split the same way.
         assert_eq!(split_header(b"A: b\n\nbody").0, b"A: b");
         assert_eq!(split_header(b"A: b").1, b"");
+    }
+
+    /// Issue 19: a header cut by its cap (mid-line, or between CR and LF) is ended where it
+    /// was cut, so the text that follows is read as the body; a whole one is kept as it is.
+    #[test]
+    fn headers_cut_by_their_cap_are_ended() {
+        let cases: &[(&[u8], &[u8])] = &[
+            (b"A: b\r\n\r\n", b"A: b\r\n\r\n"),
+            (b"A: b\n\n", b"A: b\n\n"),
+            (b"\r\n", b"\r\n"),
+            (b"", b""),
+            (b"A: b\r\nX: aaa", b"A: b\r\nX: aaa\r\n\r\n"),
+            (b"A: b\r\nX: aaa\r", b"A: b\r\nX: aaa\r\n\r\n"),
+            (b"A: b\r\nX: aaa\r\n", b"A: b\r\nX: aaa\r\n\r\n"),
+        ];
+        for (header, want) in cases {
+            assert_eq!(
+                &*ended(header),
+                *want,
+                "{:?}",
+                String::from_utf8_lossy(header)
+            );
+        }
     }
 
     /// Issue 19: a header longer than the cap is read only in part (IMAP

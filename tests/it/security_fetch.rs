@@ -3,7 +3,9 @@
 //! 1. A header of any size costs bounded memory: it is fetched up to its cap
 //!    (`BODY.PEEK[HEADER]<0.N>`), and the message is still decided — on its text too,
 //!    decoded — and filed byte for byte, never marked `\Seen`.
-//! 2. A hostile server cannot make the response reader hold a literal it announces but
+//! 2. The same from a Maildir: the file is read up to its parse limit, the rest of an
+//!    oversized header read through without being kept, and the text read after it.
+//! 3. A hostile server cannot make the response reader hold a literal it announces but
 //!    the daemon never asked for: it is cut to the fetch's limit; the message is filed
 //!    once the server behaves.
 
@@ -38,8 +40,8 @@ fn vm_hwm_kib(pid: u32) -> Option<u64> {
 
 /// Runs `mailtriage run --once` to its end; its exit status and peak RSS in KiB (sampled
 /// until it exits: VmHWM only grows, so nothing but the last instant is missed).
-fn run_once_peak(s: &Setup) -> (bool, u64) {
-    let mut daemon = s.start_with(&["--once"], &[PW]);
+fn run_once_peak(s: &Setup, env: &[(&str, &str)]) -> (bool, u64) {
+    let mut daemon = s.start_with(&["--once"], env);
     let pid = daemon.pid();
     let mut peak = 0;
     let deadline = std::time::Instant::now() + Duration::from_secs(120);
@@ -94,12 +96,12 @@ fn regression_a_40_mb_header_line_is_filed_with_bounded_memory() {
     // The same daemon on a small message first: the memory any run needs.
     let small = message("small", "Heater", "The heater is broken, please repair it");
     d.deliver("alice", "INBOX", &small);
-    let (ok, baseline) = run_once_peak(&s);
+    let (ok, baseline) = run_once_peak(&s, &[PW]);
     assert!(ok, "{}", s.log_text());
     let huge = huge_header_message("huge", JUNK, false);
     let encoded = huge_header_message("encoded", 2 * 1024 * 1024, true);
     d.deliver_many("alice", "INBOX", &[huge.clone(), encoded.clone()]);
-    let (ok, peak) = run_once_peak(&s);
+    let (ok, peak) = run_once_peak(&s, &[PW]);
     let log = s.log_text();
     assert!(ok, "{log}");
     eprintln!(
@@ -130,6 +132,42 @@ fn regression_a_40_mb_header_line_is_filed_with_bounded_memory() {
     }
 }
 
+/// Issue 19, on the Maildir backend: a file was read up to its parse limit (1 MiB), so a
+/// 40 MB header line cost no memory, but its text was never read and the message was
+/// decided on its subject alone. The rest of the header is now read through without
+/// being kept, and the text read after it.
+#[test]
+fn regression_maildir_a_40_mb_header_line_hides_no_text() {
+    const JUNK: usize = 40 * 1024 * 1024;
+    let d = Dovecot::start(DovecotOptions::default());
+    let s = Setup::maildir(
+        &d.maildir("alice"),
+        &root().join("profiles/hottub.yaml"),
+        "    backfill: all\n",
+    );
+    let small = message("small", "Heater", "The heater is broken, please repair it");
+    d.deliver("alice", "INBOX", &small);
+    let (ok, baseline) = run_once_peak(&s, &[]);
+    assert!(ok, "{}", s.log_text());
+    let huge = huge_header_message("huge", JUNK, false);
+    d.deliver("alice", "INBOX", &huge);
+    let (ok, peak) = run_once_peak(&s, &[]);
+    let log = s.log_text();
+    assert!(ok, "{log}");
+    eprintln!(
+        "security_fetch: Maildir: peak RSS {baseline} KiB on a small message, {peak} KiB on a {} MiB header line",
+        JUNK >> 20
+    );
+    let delta = peak.saturating_sub(baseline);
+    assert!(delta < 8 * 1024, "the header line cost {delta} KiB of RSS");
+    let per_folder = assert_exactly_once(&d, "alice", &[small, huge]);
+    assert_eq!(
+        per_folder.get("SALES/Mark Johnson"),
+        Some(&1),
+        "decided on its text: {per_folder:?}\n{log}"
+    );
+}
+
 /// Regression (issue 19): the response reader took a literal's announced size on trust and
 /// made room for all of it, zero-filled, before one byte arrived: a server answering a
 /// fetch with `{400000000}` cost 400 MB of RSS at once (one of 2 GB ends the connection:
@@ -144,7 +182,7 @@ fn regression_a_hostile_server_announcing_a_huge_literal_costs_no_memory() {
     let s = setup(proxy.port(), "    backfill: all\n");
     let small = message("small", "Heater", "The heater is broken, please repair it");
     d.deliver("alice", "INBOX", &small);
-    let (ok, baseline) = run_once_peak(&s);
+    let (ok, baseline) = run_once_peak(&s, &[PW]);
     assert!(ok, "{}", s.log_text());
     let next = message("next", "Quote", "A quote for a new hot tub please");
     d.deliver("alice", "INBOX", &next);
@@ -152,7 +190,7 @@ fn regression_a_hostile_server_announcing_a_huge_literal_costs_no_memory() {
     let mut answer = format!("* 1 FETCH (UID 2 BODY[] {{{ANNOUNCED}}}\r\n").into_bytes();
     answer.extend(std::iter::repeat_n(b'x', 64 * 1024));
     proxy.forge_answer("BODY.PEEK[]", &answer, Duration::from_millis(1500));
-    let (ok, peak) = run_once_peak(&s);
+    let (ok, peak) = run_once_peak(&s, &[PW]);
     let log = s.log_text();
     assert!(!ok, "the cut connection must have failed that run: {log}");
     eprintln!(
@@ -168,7 +206,7 @@ fn regression_a_hostile_server_announcing_a_huge_literal_costs_no_memory() {
         "{log}"
     );
     // The server behaves again: nothing lost, nothing twice.
-    let (ok, _) = run_once_peak(&s);
+    let (ok, _) = run_once_peak(&s, &[PW]);
     assert!(ok, "{}", s.log_text());
     let per_folder = assert_exactly_once(&d, "alice", &[small, next]);
     assert_eq!(

@@ -9,7 +9,6 @@
 //! completion ([`Conn`]), so a connection cut mid-answer is an error, never a short
 //! answer.
 
-use std::borrow::Cow;
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -18,8 +17,8 @@ use async_imap::imap_proto::{BodyStructure, ContentEncoding};
 
 use super::command::{Conn, FetchItem};
 use crate::mailbox::{
-    uid_sets, Fetched, MessageKey, Signature, MAX_HEADER_BYTES, MAX_PART_HEADER_BYTES,
-    SIGNATURE_BODY_BYTES,
+    end_line, ended, header_complete, uid_sets, Fetched, MessageKey, Signature, MAX_HEADER_BYTES,
+    MAX_PART_HEADER_BYTES, SIGNATURE_BODY_BYTES,
 };
 
 /// Most bytes fetched in one batch of whole messages.
@@ -260,37 +259,6 @@ fn strip_content_headers(header: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Ends the last line of `bytes` (a header cut by its cap may stop anywhere, even between
-/// CR and LF), so that what is appended starts a line of its own.
-fn end_line(bytes: &mut Vec<u8>) {
-    match bytes.last() {
-        None | Some(b'\n') => {}
-        Some(b'\r') => bytes.push(b'\n'),
-        Some(_) => bytes.extend_from_slice(b"\r\n"),
-    }
-}
-
-/// Is this header block whole: does it end with the blank line (an empty header is that
-/// line alone)? One cut by its cap does not.
-fn header_complete(header: &[u8]) -> bool {
-    header.ends_with(b"\r\n\r\n")
-        || header.ends_with(b"\n\n")
-        || header == b"\r\n"
-        || header == b"\n"
-}
-
-/// A header block as read, ended with a line break and the blank line when its cap cut
-/// it, so that what follows it is read as the body and not as the rest of a field.
-fn ended(header: &[u8]) -> Cow<'_, [u8]> {
-    if header.is_empty() || header_complete(header) {
-        return Cow::Borrowed(header);
-    }
-    let mut out = header.to_vec();
-    end_line(&mut out);
-    out.extend_from_slice(b"\r\n");
-    Cow::Owned(out)
-}
-
 /// The Content-Type and Content-Transfer-Encoding fields of a single-part text message,
 /// from its BODYSTRUCTURE: they stand in for its own when its header was cut before them.
 /// Values that are not plain tokens are left out (the field then says less, never
@@ -476,29 +444,7 @@ mod tests {
         let h = b"From: a\r\nContent-Type: multipart/mixed;\r\n\tboundary=x\r\nSubject: s\r\nMIME-Version: 1.0\r\n\r\n";
         let out = String::from_utf8(strip_content_headers(h)).expect("utf-8");
         assert_eq!(out, "From: a\r\nSubject: s\r\n");
-    }
-
-    /// Issue 19: a header cut by its cap (mid-line, or between CR and LF) is ended where it
-    /// was cut, so the text that follows is read as the body; a whole one is kept as it is.
-    #[test]
-    fn headers_cut_by_their_cap_are_ended() {
-        let cases: &[(&[u8], &[u8])] = &[
-            (b"A: b\r\n\r\n", b"A: b\r\n\r\n"),
-            (b"A: b\n\n", b"A: b\n\n"),
-            (b"\r\n", b"\r\n"),
-            (b"", b""),
-            (b"A: b\r\nX: aaa", b"A: b\r\nX: aaa\r\n\r\n"),
-            (b"A: b\r\nX: aaa\r", b"A: b\r\nX: aaa\r\n\r\n"),
-            (b"A: b\r\nX: aaa\r\n", b"A: b\r\nX: aaa\r\n\r\n"),
-        ];
-        for (header, want) in cases {
-            assert_eq!(
-                &*ended(header),
-                *want,
-                "{:?}",
-                String::from_utf8_lossy(header)
-            );
-        }
+        // A header cut by its cap mid-line: its last line is ended.
         let cut = b"From: a\r\nContent-Type: text/plain;\r\n\tcharset=utf-8\r\nX-Junk: aaa";
         let out = String::from_utf8(strip_content_headers(cut)).expect("utf-8");
         assert_eq!(out, "From: a\r\nX-Junk: aaa\r\n");
