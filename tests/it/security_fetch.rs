@@ -5,7 +5,10 @@
 //!    decoded — and filed byte for byte, never marked `\Seen`.
 //! 2. The same from a Maildir: the file is read up to its parse limit, the rest of an
 //!    oversized header read through without being kept, and the text read after it.
-//! 3. A hostile server cannot make the response reader hold a literal it announces but
+//! 3. A message whose header passes the cap keeps one signature however it is read —
+//!    whole, through a capped fetch, in recovery — so a move the daemon never heard the
+//!    end of is still recognised as done: nothing lost, nothing filed twice.
+//! 4. A hostile server cannot make the response reader hold a literal it announces but
 //!    the daemon never asked for: it is cut to the fetch's limit; the message is filed
 //!    once the server behaves.
 
@@ -14,6 +17,7 @@ use std::time::Duration;
 use super::daemon::{assert_exactly_once, mailbox_contents, message, root, Conf, Setup};
 use super::harness::{Dovecot, DovecotOptions};
 use super::proxy::Proxy;
+use mailtriage::mailbox::MAX_HEADER_BYTES;
 
 const PW: (&str, &str) = ("MT_TEST_PASSWORD", "alicepw");
 
@@ -166,6 +170,71 @@ fn regression_maildir_a_40_mb_header_line_hides_no_text() {
         Some(&1),
         "decided on its text: {per_folder:?}\n{log}"
     );
+}
+
+/// A message without a Message-ID (recovery finds it by its signature alone) asking for a
+/// quote, whose header block — blank line included — is `header` bytes long, with `body`
+/// bytes of text.
+fn no_id(header: usize, body: usize) -> Vec<u8> {
+    let mut m = b"From: Pat Customer <pat@example.com>\r\nTo: info@hottubman.ca\r\nSubject: Quote\r\nX-Junk: ".to_vec();
+    m.resize(header - 4, b'a');
+    m.extend_from_slice(b"\r\n\r\nA quote for a new hot tub please.\r\n");
+    while m.len() < header + body {
+        m.extend_from_slice(b"We would like to buy one this spring.\r\n");
+    }
+    m
+}
+
+/// Issue 19: the header is hashed into the signature only up to its cap, so that the
+/// message read whole when it was decided, and its copy read through a capped fetch when
+/// recovery looks for it, agree — at the cap's very edge too (a header block 2 bytes past
+/// it, whose cut falls inside the blank line), and for one read as a large message. The
+/// server completes the move but its answer never arrives; the next run must find both
+/// messages where they went and record them as filed, not lost, not filed again.
+#[test]
+fn a_move_the_daemon_missed_is_recognised_for_headers_past_the_cap() {
+    let d = Dovecot::start(DovecotOptions::default());
+    let originals = vec![
+        // Read whole (within the scan cap below).
+        no_id(MAX_HEADER_BYTES + 2, 100),
+        // Read as a large message: its header and text capped.
+        no_id(MAX_HEADER_BYTES + 40_000, 1024 * 1024),
+    ];
+    d.deliver_many("alice", "INBOX", &originals);
+    let proxy = Proxy::start(d.port(), 7);
+    proxy.swallow_answers("UID MOVE", 1);
+    let s = setup(proxy.port(), "    backfill: all\nmax_scan_bytes: 1MiB\n");
+    let (first, _) = run_once_peak(&s, &[PW]);
+    assert!(
+        !first,
+        "the cut must have ended the first run: {}",
+        s.log_text()
+    );
+    assert_eq!(proxy.stats().cuts(), 1, "{}", s.log_text());
+    assert_eq!(
+        d.messages("alice", "SALES/Mark Johnson").len(),
+        2,
+        "the server did the move"
+    );
+    let (second, _) = run_once_peak(&s, &[PW]);
+    let log = s.log_text();
+    assert!(second, "{log}");
+    assert!(
+        !log.contains("left the folder before it was filed"),
+        "{log}"
+    );
+    let history = std::process::Command::new(env!("CARGO_BIN_EXE_mailtriage"))
+        .args(["history", "--format", "json", "--limit", "0", "--state"])
+        .arg(&s.state)
+        .output()
+        .expect("history runs");
+    let history = String::from_utf8_lossy(&history.stdout).into_owned();
+    assert_eq!(
+        history.matches("\"status\":\"filed\"").count(),
+        2,
+        "{history}"
+    );
+    assert_exactly_once(&d, "alice", &originals);
 }
 
 /// Regression (issue 19): the response reader took a literal's announced size on trust and
