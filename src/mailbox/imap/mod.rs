@@ -8,7 +8,9 @@
 //!   sync that nothing new interrupted ends without a further command;
 //! - fetch: `BODY.PEEK` only (never \Seen); a message within `max_scan_bytes` is fetched
 //!   whole in large UID batches; a bigger one gets its header plus only its text parts
-//!   (from BODYSTRUCTURE), each capped — attachments are never downloaded;
+//!   (from BODYSTRUCTURE), each capped, the header too — attachments are never
+//!   downloaded; and no literal the server announces is held beyond the parse limit
+//!   (`guard`);
 //! - file: `UID MOVE` (RFC 6851) one set per destination, its COPYUID kept; without
 //!   MOVE, `UID COPY` + `UID STORE +FLAGS.SILENT (\Deleted)` + `UID EXPUNGE` of exactly
 //!   those UIDs (UIDPLUS) — never a bare EXPUNGE;
