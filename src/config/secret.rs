@@ -99,7 +99,12 @@ impl Secret {
             Secret::Literal(v) => v.clone(),
             Secret::Env(var) => match std::env::var(var) {
                 Ok(v) => v,
-                Err(_) => bail!("environment variable {var} is not set"),
+                Err(std::env::VarError::NotPresent) => {
+                    bail!("environment variable {var} is not set")
+                }
+                Err(std::env::VarError::NotUnicode(_)) => {
+                    bail!("environment variable {var} is set but is not valid UTF-8")
+                }
             },
             Secret::File(path) => {
                 let path = path.clone();

@@ -236,22 +236,39 @@ impl Maildir {
             let rd =
                 fs::read_dir(&dir).with_context(|| format!("cannot read {}", dir.display()))?;
             for e in rd {
-                let Ok(e) = e else { continue };
+                let e = e.with_context(|| format!("cannot read {}", dir.display()))?;
                 let Ok(name) = e.file_name().into_string() else {
+                    // Maildir names are ASCII; a client wrote something else: say so.
+                    tracing::warn!(
+                        "skipping {}: its name is not UTF-8, not a Maildir message name",
+                        e.path().display()
+                    );
                     continue;
                 };
                 if name.starts_with('.') {
                     continue;
                 }
-                let Ok(meta) = e.metadata() else { continue };
+                let meta = match e.metadata() {
+                    Ok(m) => m,
+                    // Moved or deleted by someone else since the listing: not ours to see.
+                    Err(err) if err.kind() == std::io::ErrorKind::NotFound => continue,
+                    Err(err) => {
+                        return Err(anyhow::Error::new(err)
+                            .context(format!("cannot read {}", e.path().display())))
+                    }
+                };
                 if !meta.is_file() {
                     continue;
                 }
+                // A time we cannot read counts as now: new mail, triaged, rather than
+                // "older than the first start" and never looked at.
                 let mtime = meta
                     .modified()
                     .ok()
                     .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-                    .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+                    .map_or_else(crate::store::now, |d| {
+                        i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
+                    });
                 out.push(Entry {
                     key: MessageKey {
                         uid: 0,
@@ -305,20 +322,33 @@ impl Maildir {
         Ok(dir)
     }
 
-    /// Does this folder (levels) hold a file with this unique name?
-    fn folder_holds(&self, levels: &[String], key: &str) -> bool {
+    /// Does this folder (levels) hold a file with this unique name? A folder that does
+    /// not exist holds nothing; one that cannot be read is an error, not a "no" — a "no"
+    /// would make a second copy.
+    fn folder_holds(&self, levels: &[String], key: &str) -> Result<bool> {
         let dir = self.folder_dir(levels);
-        ["cur", "new"].iter().any(|sub| {
-            fs::read_dir(dir.join(sub))
-                .map(|rd| {
-                    rd.filter_map(|e| e.ok()).any(|e| {
-                        e.file_name()
-                            .to_str()
-                            .is_some_and(|n| unique_name(n) == key)
-                    })
-                })
-                .unwrap_or(false)
-        })
+        for sub in ["cur", "new"] {
+            let path = dir.join(sub);
+            let rd = match fs::read_dir(&path) {
+                Ok(rd) => rd,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => {
+                    return Err(
+                        anyhow::Error::new(e).context(format!("cannot read {}", path.display()))
+                    )
+                }
+            };
+            for e in rd {
+                let e = e.with_context(|| format!("cannot read {}", path.display()))?;
+                if e.file_name()
+                    .to_str()
+                    .is_some_and(|n| unique_name(n) == key)
+                {
+                    return Ok(true);
+                }
+            }
+        }
+        Ok(false)
     }
 }
 
@@ -562,13 +592,14 @@ impl MailSource for Maildir {
     ) -> Result<Vec<Option<Found>>> {
         // A rename is atomic and keeps the file's unique name: a message is in the
         // destination exactly when a file of that name is.
-        Ok(wanted
+        wanted
             .iter()
             .map(|w| {
-                self.folder_holds(dest, &w.key.key)
-                    .then_some(Found { position: None })
+                Ok(self
+                    .folder_holds(dest, &w.key.key)?
+                    .then_some(Found { position: None }))
             })
-            .collect())
+            .collect()
     }
 
     async fn file_remove_source(&mut self, _keys: &[MessageKey]) -> Result<(), FileError> {
@@ -631,7 +662,7 @@ impl MailSource for Maildir {
     async fn copy_to(&mut self, keys: &[MessageKey], dest: &[String]) -> Result<(), FileError> {
         let (index, dir, from_kw, mut to_kw) = self.destination(dest)?;
         for k in keys {
-            if self.folder_holds(dest, &k.key) {
+            if self.folder_holds(dest, &k.key).map_err(FileError::Broken)? {
                 continue;
             }
             let Some(src) = index.get(&k.key) else {

@@ -232,7 +232,7 @@ impl Conn {
             .session
             .run_command(command)
             .await
-            .map_err(|e| anyhow!("sending a command: {e}"))?;
+            .context("sending a command")?;
         self.outstanding.push(id.clone());
         Ok(id)
     }
@@ -399,7 +399,7 @@ impl Conn {
         self.session
             .run_command_untagged("DONE")
             .await
-            .map_err(|e| anyhow!("leaving IDLE: {e}"))?;
+            .context("leaving IDLE")?;
         self.pending = Some((id, "leaving IDLE"));
         Ok(woke)
     }
@@ -427,7 +427,7 @@ fn arrived<T>(read: std::io::Result<Option<T>>, news: &News) -> Result<T> {
                 .map(|b| format!(" (it said: {b})"))
                 .unwrap_or_default()
         )),
-        Err(e) => Err(anyhow!("reading the server's answer: {e}")),
+        Err(e) => Err(anyhow::Error::new(e).context("reading the server's answer")),
     }
 }
 
