@@ -45,7 +45,8 @@ fn drop_mail(tree: &Path, id: &str, subject: &str, body: &str) -> String {
 fn filed_in(tree: &Path, name: &str) -> Option<String> {
     for e in std::fs::read_dir(tree).ok()?.flatten() {
         let dir = e.file_name().to_string_lossy().into_owned();
-        if !dir.starts_with('.') {
+        // The escalation copy of URGENT mail (`copy_to: ESCALATED`) is not where it was filed.
+        if !dir.starts_with('.') || dir == ".ESCALATED" {
             continue;
         }
         if let Ok(rd) = std::fs::read_dir(e.path().join("cur")) {
